@@ -1,0 +1,83 @@
+# Herald's build. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+# The pinned control plane (hack/tools.sh) for envtest, the e2e lab and the demo.
+export KUBEBUILDER_ASSETS := $(BIN)
+export GONOSUMDB := k8s.io,go.etcd.io
+GO ?= go
+CONTROLLER_GEN := $(BIN)/controller-gen
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Main
+
+.PHONY: demo
+demo: build controlplane ## Run the demo: an embedded control plane, the controller, a pool and Services.
+	$(BIN)/herald-demo --bin $(BIN)
+
+.PHONY: test
+test: controlplane ## Run every test: unit, integration on the real API server, end-to-end.
+	$(GO) test -count=1 -timeout 25m ./...
+
+##@ Development
+
+.PHONY: build
+build: ## Build the herald and herald-demo binaries into bin/.
+	$(GO) build -o $(BIN)/herald ./cmd/herald
+	$(GO) build -o $(BIN)/herald-demo ./cmd/herald-demo
+
+.PHONY: unit
+unit: ## Run the tests that need no control plane.
+	$(GO) test -count=1 -short ./...
+
+.PHONY: bench
+bench: controlplane ## Run the benchmarks whose figures BENCHMARKS.md quotes.
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./internal/ipam/
+	$(GO) test -count=1 -run '^TestBench' -v -timeout 20m ./controllers/ HERALD_BENCH=1
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for a short while.
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s ./internal/ipam/
+
+.PHONY: generate
+generate: tools ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object paths=./api/...
+
+.PHONY: manifests
+manifests: tools ## Generate CRDs and RBAC under config/.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n $$out ]]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: verify
+verify: generate manifests lint ## Fail when generated code, CRDs or go.mod drift from the sources.
+	$(GO) mod tidy
+	@if [[ -n $$(git status --porcelain -- api config go.mod go.sum) ]]; then \
+		echo "generated files or go.mod are out of date; run 'make generate manifests' and 'go mod tidy' and commit:"; \
+		git status --porcelain -- api config go.mod go.sum; git --no-pager diff --stat -- api config go.mod go.sum; exit 1; fi
+
+##@ Tools
+
+.PHONY: tools
+tools: ## Build the pinned generators into bin/.
+	hack/tools.sh controller-gen
+
+.PHONY: controlplane
+controlplane: ## Build the pinned etcd, kube-apiserver and kubectl into bin/ (minutes the first time).
+	hack/tools.sh controlplane
+
+.PHONY: clean
+clean: ## Remove built binaries (keeps the cached control plane).
+	rm -f $(BIN)/herald $(BIN)/herald-demo

@@ -1,0 +1,88 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// L2AdvertisementSpec says which pools' addresses are announced on the local network, from which nodes and on
+// which interfaces.
+type L2AdvertisementSpec struct {
+	// ipAddressPools names the pools whose addresses are announced. When neither ipAddressPools nor
+	// ipAddressPoolSelectors is given, every pool is announced.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule=`self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,messageExpression=`'"' + self + '" is not a valid pool name: lower-case alphanumeric, \'-\' and \'.\''`
+	// +listType=set
+	IPAddressPools []string `json:"ipAddressPools,omitempty"`
+
+	// ipAddressPoolSelectors select pools, by their labels, whose addresses are announced.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	IPAddressPoolSelectors []Selector `json:"ipAddressPoolSelectors,omitempty"`
+
+	// nodeSelectors limit the nodes that may announce to those whose labels match one of the selectors.
+	// Without them every node may announce.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	NodeSelectors []Selector `json:"nodeSelectors,omitempty"`
+
+	// interfaces limits announcing to these network interfaces. Without them a node announces an address on
+	// the interfaces whose connected subnet holds it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=15
+	// +kubebuilder:validation:items:XValidation:rule=`self.matches('^[^/:\\s]{1,15}$') && self != '.' && self != '..'`,messageExpression=`'"' + self + '" is not a Linux interface name: 1 to 15 characters without \'/\', \':\' or spaces'`
+	// +listType=set
+	Interfaces []string `json:"interfaces,omitempty"`
+}
+
+// L2AdvertisementStatus reports whether the advertisement is valid.
+type L2AdvertisementStatus struct {
+	// observedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready is false, with the reason, when the advertisement names pools that do not exist.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// L2Advertisement makes Herald's speakers announce pools' addresses on the local network with ARP and NDP.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,categories=herald,shortName=l2adv
+// +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipAddressPools`
+// +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type L2Advertisement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says what is announced, from where.
+	// +optional
+	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+
+	// status reports whether the advertisement is valid.
+	// +optional
+	Status L2AdvertisementStatus `json:"status,omitempty"`
+}
+
+// L2AdvertisementList is a list of L2Advertisements.
+// +kubebuilder:object:root=true
+type L2AdvertisementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []L2Advertisement `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&L2Advertisement{}, &L2AdvertisementList{})
+}
