@@ -8,12 +8,11 @@ import (
 // matchExpressions, ANDed together) with bounded sizes, so that mistakes are refused with a readable message when
 // the resource is applied instead of surfacing later. An empty selector selects everything.
 // +kubebuilder:validation:XValidation:rule=`!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))`,message="matchLabels keys must be label keys such as 'zone' or 'example.com/zone': alphanumeric, '-', '_' or '.', at most 63 characters after an optional DNS prefix"
-// +kubebuilder:validation:XValidation:rule=`!has(self.matchLabels) || self.matchLabels.all(k, self.matchLabels[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))`,message="matchLabels values must be empty or label values: alphanumeric, '-', '_' or '.', at most 63 characters, starting and ending alphanumeric"
 type Selector struct {
 	// matchLabels selects objects whose labels hold every key with exactly the given value.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
-	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	MatchLabels map[string]LabelValue `json:"matchLabels,omitempty"`
 
 	// matchExpressions are label requirements that must all hold.
 	// +optional
@@ -47,7 +46,13 @@ type SelectorRequirement struct {
 
 // LabelSelector returns the selector in the form of a Kubernetes label selector.
 func (s *Selector) LabelSelector() *metav1.LabelSelector {
-	ls := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
+	ls := &metav1.LabelSelector{}
+	if len(s.MatchLabels) > 0 {
+		ls.MatchLabels = make(map[string]string, len(s.MatchLabels))
+		for k, v := range s.MatchLabels {
+			ls.MatchLabels[k] = string(v)
+		}
+	}
 	for _, r := range s.MatchExpressions {
 		ls.MatchExpressions = append(ls.MatchExpressions, metav1.LabelSelectorRequirement{
 			Key: r.Key, Operator: r.Operator, Values: r.Values,
@@ -55,3 +60,9 @@ func (s *Selector) LabelSelector() *metav1.LabelSelector {
 	}
 	return ls
 }
+
+// LabelValue is the value of a label: empty, or up to 63 alphanumerics, '-', '_' and '.', starting and ending
+// alphanumeric.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:XValidation:rule=`self.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$')`,messageExpression=`'"' + self + '" is not a valid label value: alphanumeric, \'-\', \'_\' or \'.\', at most 63 characters, starting and ending alphanumeric'`
+type LabelValue string

@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+)
+
+// Event reasons on pools.
+const (
+	EventAddressesOverlap = "AddressesOverlap"
+)
+
+// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools/status,verbs=get;update;patch
+
+// IPAddressPoolReconciler keeps each pool's status and metrics: counts per family, and conditions saying
+// whether it is usable and whether it overlaps an earlier pool.
+type IPAddressPoolReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+	Metrics  *Metrics
+	State    *allocations
+	// Changed receives pools whose use changed; the Service reconciler sends on it.
+	Changed chan event.TypedGenericEvent[*heraldv1.IPAddressPool]
+}
+
+// Reconcile refreshes one pool's status.
+func (r *IPAddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if err := r.State.ensureLoaded(ctx, r.Client); err != nil {
+		return ctrl.Result{}, err
+	}
+	pool := &heraldv1.IPAddressPool{}
+	if err := r.Get(ctx, req.NamespacedName, pool); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.forgetPool(req.Name)
+			return ctrl.Result{}, r.State.syncPools(ctx, r.Client)
+		}
+		return ctrl.Result{}, err
+	}
+	if err := r.State.syncPools(ctx, r.Client); err != nil {
+		return ctrl.Result{}, err
+	}
+	var info *poolInfo
+	for _, p := range r.State.snapshotPools() {
+		if p.Name == pool.Name {
+			info = p
+		}
+	}
+	stats := r.State.stats(pool.Name)
+	for fam, s := range stats {
+		r.Metrics.Capacity.WithLabelValues(pool.Name, fam.String()).Set(floatOf(s.Capacity))
+		r.Metrics.InUse.WithLabelValues(pool.Name, fam.String()).Set(floatOf(s.InUse))
+		r.Metrics.Available.WithLabelValues(pool.Name, fam.String()).Set(floatOf(s.Available))
+	}
+
+	st := poolStatus(pool, info, stats)
+	if equality.Semantic.DeepEqual(st, pool.Status) {
+		return ctrl.Result{}, nil
+	}
+	wasOverlapping := meta.IsStatusConditionTrue(pool.Status.Conditions, heraldv1.ConditionOverlapping)
+	patch := client.MergeFrom(pool.DeepCopy())
+	pool.Status = st
+	if err := r.Status().Patch(ctx, pool, patch); err != nil {
+		return ctrl.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", pool.Name, err)
+	}
+	if info != nil && len(info.Overlaps) > 0 && !wasOverlapping {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, EventAddressesOverlap, "Validate", "%s", info.overlapMessage())
+		log.FromContext(ctx).Info("pool overlaps earlier pools", "pool", pool.Name, "detail", describe(info))
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager registers the reconciler. A change to any pool can change every other pool's overlaps, so
+// every pool is re-examined.
+func (r *IPAddressPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ipaddresspool").
+		For(&heraldv1.IPAddressPool{}).
+		Watches(&heraldv1.IPAddressPool{}, handler.EnqueueRequestsFromMapFunc(r.allPools)).
+		WatchesRawSource(source.Channel(r.Changed, &handler.TypedEnqueueRequestForObject[*heraldv1.IPAddressPool]{})).
+		Complete(r)
+}
+
+func (r *IPAddressPoolReconciler) allPools(ctx context.Context, _ client.Object) []ctrl.Request {
+	var list heraldv1.IPAddressPoolList
+	if err := r.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "listing IPAddressPools")
+		return nil
+	}
+	out := make([]ctrl.Request, len(list.Items))
+	for i := range list.Items {
+		out[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return out
+}
+

@@ -1,0 +1,206 @@
+package controllers
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/ipam"
+)
+
+// poolInfo is a pool as the allocator sees it: its parsed ranges, the part of them it may hand out once
+// overlaps with earlier pools are removed, and what is wrong with it.
+type poolInfo struct {
+	Name       string
+	AutoAssign bool
+	AvoidBuggy bool
+	Priority   int
+	Allocation *heraldv1.ServiceAllocation
+	Ranges     []ipam.Range // as listed
+	Effective  []ipam.Range // Ranges minus every earlier pool's ranges
+	Overlaps   []poolOverlap
+	Invalid    []string // entries that do not parse (the schema refuses them; kept for defence)
+}
+
+// poolOverlap names an earlier pool and the addresses this pool shares with it.
+type poolOverlap struct {
+	Pool   string
+	Ranges []ipam.Range
+}
+
+// buildPools parses pools and gives each the addresses it owns: pools are ordered by creation time (then name)
+// and an address listed by several pools belongs to the earliest, so a pool added later never takes addresses
+// that an existing pool hands out.
+func buildPools(pools []heraldv1.IPAddressPool) []*poolInfo {
+	sorted := make([]*heraldv1.IPAddressPool, len(pools))
+	for i := range pools {
+		sorted[i] = &pools[i]
+	}
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	out := make([]*poolInfo, 0, len(sorted))
+	for _, p := range sorted {
+		pi := &poolInfo{
+			Name:       p.Name,
+			AutoAssign: p.Spec.AutoAssign == nil || *p.Spec.AutoAssign,
+			AvoidBuggy: p.Spec.AvoidBuggyIPs,
+			Priority:   poolPriority(p.Spec.ServiceAllocation),
+			Allocation: p.Spec.ServiceAllocation,
+		}
+		for _, a := range p.Spec.Addresses {
+			r, err := ipam.ParseRange(string(a))
+			if err != nil {
+				pi.Invalid = append(pi.Invalid, err.Error())
+				continue
+			}
+			pi.Ranges = append(pi.Ranges, r)
+		}
+		pi.Effective = pi.Ranges
+		for _, earlier := range out {
+			shared := ipam.Intersect(pi.Ranges, earlier.Ranges)
+			if len(shared) == 0 {
+				continue
+			}
+			pi.Overlaps = append(pi.Overlaps, poolOverlap{Pool: earlier.Name, Ranges: shared})
+			pi.Effective = ipam.Subtract(pi.Effective, earlier.Ranges)
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// poolPriority maps a pool's serviceAllocation to the allocator's order: pools with a priority first (lower
+// first), then pools with a serviceAllocation but no priority, then pools open to every Service.
+func poolPriority(sa *heraldv1.ServiceAllocation) int {
+	switch {
+	case sa == nil:
+		return 0
+	case sa.Priority > 0:
+		return int(sa.Priority)
+	default:
+		return math.MaxInt32
+	}
+}
+
+// ipamPools is the allocator's view of the pools.
+func ipamPools(pools []*poolInfo) []ipam.Pool {
+	out := make([]ipam.Pool, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, ipam.Pool{Name: p.Name, Priority: p.Priority, Ranges: p.Effective, AvoidBuggyIPs: p.AvoidBuggy})
+	}
+	return out
+}
+
+// overlapMessage describes a pool's overlaps for its condition and Event.
+func (p *poolInfo) overlapMessage() string {
+	var parts []string
+	for _, o := range p.Overlaps {
+		rs := make([]string, len(o.Ranges))
+		for i, r := range o.Ranges {
+			rs[i] = r.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s also belong to pool %q, created earlier", strings.Join(rs, ", "), o.Pool))
+	}
+	return strings.Join(parts, "; ") + ". Those addresses are handed out from the earlier pool only."
+}
+
+// allows reports whether a Service may take addresses from the pool, by its serviceAllocation; when it may not,
+// the reason says why.
+func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, string) {
+	sa := p.Allocation
+	if sa == nil {
+		return true, ""
+	}
+	if len(sa.Namespaces) > 0 || len(sa.NamespaceSelectors) > 0 {
+		ok := false
+		for _, ns := range sa.Namespaces {
+			if ns == svc.Namespace {
+				ok = true
+				break
+			}
+		}
+		for i := range sa.NamespaceSelectors {
+			if !ok && selectorMatches(&sa.NamespaceSelectors[i], nsLabels) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false, fmt.Sprintf("pool %q does not serve namespace %q", p.Name, svc.Namespace)
+		}
+	}
+	if len(sa.ServiceSelectors) > 0 {
+		ok := false
+		for i := range sa.ServiceSelectors {
+			if selectorMatches(&sa.ServiceSelectors[i], labels.Set(svc.Labels)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false, fmt.Sprintf("pool %q does not serve Services with these labels", p.Name)
+		}
+	}
+	return true, ""
+}
+
+// selectorMatches reports whether a selector matches a label set; a selector that does not convert (the schema
+// refuses those) matches nothing.
+func selectorMatches(s *heraldv1.Selector, set labels.Set) bool {
+	sel, err := metav1.LabelSelectorAsSelector(s.LabelSelector())
+	if err != nil {
+		return false
+	}
+	return sel.Matches(set)
+}
+
+// candidatePools lists the pools a Service may take addresses from. A pool named by annotation is the only
+// candidate. Otherwise every pool whose serviceAllocation admits the Service, less those with autoAssign off
+// when the Service asks for no particular address.
+func candidatePools(pools []*poolInfo, svc *corev1.Service, nsLabels labels.Set, want string, addressesRequested bool) ([]string, error) {
+	if want != "" {
+		for _, p := range pools {
+			if p.Name != want {
+				continue
+			}
+			if ok, why := p.allows(svc, nsLabels); !ok {
+				return nil, &ipam.Error{Reason: ipam.ReasonNoPool, Message: why}
+			}
+			return []string{p.Name}, nil
+		}
+		return nil, &ipam.Error{Reason: ipam.ReasonNoPool, Message: fmt.Sprintf("pool %q does not exist", want)}
+	}
+	var names []string
+	for _, p := range pools {
+		if !addressesRequested && !p.AutoAssign {
+			continue
+		}
+		if ok, _ := p.allows(svc, nsLabels); ok {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, &ipam.Error{Reason: ipam.ReasonNoPool, Message: "no IPAddressPool serves this Service"}
+	}
+	return names, nil
+}
+
+// needsNamespaceLabels reports whether any pool selects namespaces by label.
+func needsNamespaceLabels(pools []*poolInfo) bool {
+	for _, p := range pools {
+		if p.Allocation != nil && len(p.Allocation.NamespaceSelectors) > 0 {
+			return true
+		}
+	}
+	return false
+}

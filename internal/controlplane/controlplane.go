@@ -1,0 +1,117 @@
+// Package controlplane starts a real Kubernetes control plane (etcd and kube-apiserver, built by hack/tools.sh
+// into bin/) with Herald's CRDs installed, for integration tests and the demo.
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+)
+
+// Service address ranges of the control plane: documentation and benchmarking ranges, never put on an
+// interface, so that dual-stack Services can be created.
+const (
+	ServiceCIDRv4 = "198.19.0.0/16"
+	ServiceCIDRv6 = "2001:db8:ffff::/108"
+)
+
+// ControlPlane is a running etcd and kube-apiserver.
+type ControlPlane struct {
+	env    *envtest.Environment
+	Config *rest.Config
+	Scheme *runtime.Scheme
+	// Kubeconfig is the path of an admin kubeconfig for kubectl and the controller process.
+	Kubeconfig string
+	// Root is the repository root.
+	Root string
+	dir  string
+}
+
+// Start starts etcd and kube-apiserver from <repo>/bin and installs the CRDs under config/crd/bases.
+func Start() (*ControlPlane, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(root, "bin")
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, fmt.Errorf("control plane binary %s missing: run hack/tools.sh controlplane (or make controlplane): %w", b, err)
+		}
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := heraldv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: bin,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	cp := &ControlPlane{env: env, Config: cfg, Scheme: scheme, Root: root}
+	if err := cp.writeKubeconfig(); err != nil {
+		return nil, errors.Join(err, cp.Stop())
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) writeKubeconfig() error {
+	user, err := cp.env.AddUser(envtest.User{Name: "herald-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("adding the admin user: %w", err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("rendering the admin kubeconfig: %w", err)
+	}
+	if cp.dir, err = os.MkdirTemp("", "herald-controlplane-"); err != nil {
+		return err
+	}
+	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")
+	return os.WriteFile(cp.Kubeconfig, kc, 0o600)
+}
+
+// Stop stops the control plane and removes its files.
+func (cp *ControlPlane) Stop() error {
+	err := cp.env.Stop()
+	if cp.dir != "" {
+		err = errors.Join(err, os.RemoveAll(cp.dir))
+	}
+	return err
+}
+
+// RepoRoot finds the repository root: the nearest directory above the working directory holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from inside the Herald repository")
+		}
+		dir = parent
+	}
+}
