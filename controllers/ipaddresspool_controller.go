@@ -107,4 +107,3 @@ func (r *IPAddressPoolReconciler) allPools(ctx context.Context, _ client.Object)
 	}
 	return out
 }
-

@@ -23,7 +23,7 @@ func poolStatus(pool *heraldv1.IPAddressPool, info *poolInfo, stats map[ipam.Fam
 	ready := metav1.Condition{Type: heraldv1.ConditionReady, Status: metav1.ConditionTrue, Reason: heraldv1.ReasonValid,
 		Message: "the pool hands out addresses", ObservedGeneration: pool.Generation}
 	overlap := metav1.Condition{Type: heraldv1.ConditionOverlapping, Status: metav1.ConditionFalse, Reason: heraldv1.ReasonNoOverlap,
-		Message: "no address of this pool belongs to another pool", ObservedGeneration: pool.Generation}
+		Message: "no address of this pool is also in a pool created earlier", ObservedGeneration: pool.Generation}
 	switch {
 	case info == nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionUnknown, "Pending", "the controller has not read this pool yet"

@@ -39,21 +39,21 @@ func requestFor(svc *corev1.Service) (serviceRequest, error) {
 	var sr serviceRequest
 	sr.Key = svc.Namespace + "/" + svc.Name
 
-	ips, err := annotationValue(svc, ipsAnnotations, &sr.Foreign)
+	ips, ipsFrom, err := annotationValue(svc, ipsAnnotations, &sr.Foreign)
 	if err != nil {
 		return sr, err
 	}
 	if svc.Spec.LoadBalancerIP != "" { //nolint:staticcheck // deprecated upstream, still honoured
 		if ips != "" && !sameAddressList(ips, svc.Spec.LoadBalancerIP) { //nolint:staticcheck
 			return sr, invalid("spec.loadBalancerIP %s contradicts annotation %s=%q; set one of them",
-				svc.Spec.LoadBalancerIP, AnnotationLoadBalancerIPs, ips) //nolint:staticcheck
+				svc.Spec.LoadBalancerIP, ipsFrom, ips) //nolint:staticcheck
 		}
 		ips = svc.Spec.LoadBalancerIP //nolint:staticcheck
 	}
-	if sr.Pool, err = annotationValue(svc, poolAnnotations, &sr.Foreign); err != nil {
+	if sr.Pool, _, err = annotationValue(svc, poolAnnotations, &sr.Foreign); err != nil {
 		return sr, err
 	}
-	if sr.SharingKey, err = annotationValue(svc, sharedAnnotations, &sr.Foreign); err != nil {
+	if sr.SharingKey, _, err = annotationValue(svc, sharedAnnotations, &sr.Foreign); err != nil {
 		return sr, err
 	}
 
@@ -78,10 +78,9 @@ func requestFor(svc *corev1.Service) (serviceRequest, error) {
 	return sr, nil
 }
 
-// annotationValue returns the value of the first annotation of a group that is set, after checking that the
-// others agree with it. Use of a MetalLB annotation is recorded in foreign.
-func annotationValue(svc *corev1.Service, group []string, foreign *[][2]string) (string, error) {
-	var val, from string
+// annotationValue returns the value of the first annotation of a group that is set and its name, after
+// checking that the others agree with it. Use of a MetalLB annotation is recorded in foreign.
+func annotationValue(svc *corev1.Service, group []string, foreign *[][2]string) (val, from string, err error) {
 	for _, k := range group {
 		v, ok := svc.Annotations[k]
 		if !ok {
@@ -96,10 +95,10 @@ func annotationValue(svc *corev1.Service, group []string, foreign *[][2]string) 
 			continue
 		}
 		if v != val && !(group[0] == AnnotationLoadBalancerIPs && sameAddressList(v, val)) {
-			return "", invalid("annotations %s=%q and %s=%q disagree; keep one of them", from, val, k, v)
+			return "", "", invalid("annotations %s=%q and %s=%q disagree; keep one of them", from, val, k, v)
 		}
 	}
-	return val, nil
+	return val, from, nil
 }
 
 // serviceFamilies lists the families a Service wants, primary first, from spec.ipFamilies and its policy.

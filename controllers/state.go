@@ -26,8 +26,8 @@ type allocations struct {
 	mu       sync.Mutex // guards the fields below
 	alloc    *ipam.Allocator
 	loaded   bool
-	poolsKey string      // fingerprint of the pool specs last given to alloc
-	pools    []*poolInfo // in ownership order
+	poolsKey string            // fingerprint of the pool specs last given to alloc
+	pools    []*poolInfo       // in ownership order
 	failed   map[string]string // Service key -> last allocation failure, retried when addresses free up
 }
 

@@ -103,7 +103,7 @@ func zapLevel() zapcore.Level {
 	if os.Getenv("HERALD_TEST_VERBOSE") != "" {
 		return -1
 	}
-	return 2 // errors only
+	return zapcore.DPanicLevel // quiet: reconcile errors at shutdown are expected
 }
 
 // eventually polls cond until it returns true or the timeout passes, then fails with cond's last message.
@@ -130,7 +130,11 @@ func newNamespace(t *testing.T, labels map[string]string) string {
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	t.Cleanup(func() {
+		// envtest runs no namespace controller: delete the Services so no later test's controller sees them.
+		_ = k8s.DeleteAllOf(context.Background(), &corev1.Service{}, client.InNamespace(ns.Name))
+		_ = k8s.Delete(context.Background(), ns)
+	})
 	return ns.Name
 }
 
