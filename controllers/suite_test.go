@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,14 +68,20 @@ func needControlPlane(t *testing.T) {
 }
 
 // startController runs Herald's reconcilers against the control plane until the test ends or stop is called.
-func startController(t *testing.T) (stop func()) {
+func startController(t testing.TB) (stop func()) {
+	return startControllerWith(t, ctrl.Options{})
+}
+
+func startControllerB(b *testing.B) (stop func()) { return startController(b) }
+
+// startControllerWith is startController with manager options (leader election) set.
+func startControllerWith(t testing.TB, opts ctrl.Options) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
-		Scheme:                 cp.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	opts.Scheme = cp.Scheme
+	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	opts.HealthProbeBindAddress = "0"
+	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgr, err := ctrl.NewManager(cp.Config, opts)
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
@@ -84,16 +91,14 @@ func startController(t *testing.T) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	var once bool
+	var once sync.Once
 	stop = func() {
-		if once {
-			return
-		}
-		once = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
 	}
 	t.Cleanup(stop)
 	return stop
