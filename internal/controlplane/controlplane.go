@@ -64,7 +64,8 @@ func Start() (*ControlPlane, error) {
 		Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("starting the control plane: %w", err)
+		// Start may fail after etcd and kube-apiserver are up (a CRD refused): stop what did start.
+		return nil, errors.Join(fmt.Errorf("starting the control plane: %w", err), env.Stop())
 	}
 	cp := &ControlPlane{env: env, Config: cfg, Scheme: scheme, Root: root}
 	if err := cp.writeKubeconfig(); err != nil {
