@@ -67,6 +67,9 @@ func needControlPlane(t *testing.T) {
 	}
 }
 
+// testRegistry, when set, receives the metrics of the next controller a test starts.
+var testRegistry *prometheus.Registry
+
 // startController runs Herald's reconcilers against the control plane until the test ends or stop is called.
 func startController(t testing.TB) (stop func()) {
 	return startControllerWith(t, ctrl.Options{})
@@ -85,7 +88,11 @@ func startControllerWith(t testing.TB, opts ctrl.Options) (stop func()) {
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
-	if err := Setup(mgr, Options{Registerer: prometheus.NewRegistry()}); err != nil {
+	reg := testRegistry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := Setup(mgr, Options{Registerer: reg}); err != nil {
 		t.Fatalf("setting up reconcilers: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
