@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -199,6 +200,41 @@ func candidatePools(pools []*poolInfo, svc *corev1.Service, nsLabels labels.Set,
 func needsNamespaceLabels(pools []*poolInfo) bool {
 	for _, p := range pools {
 		if p.Allocation != nil && len(p.Allocation.NamespaceSelectors) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// retainingPools keeps a Service's addresses when overlapping pools moved them to another owner: an address the
+// Service holds that lies in the listed ranges of one of its candidate pools, but belongs to an earlier pool
+// that overlaps it, stays valid by adding that owner to the candidates. Nothing already allocated is taken away
+// by an overlap.
+func retainingPools(pools []*poolInfo, candidates []string, held []netip.Addr, owner func(netip.Addr) (string, bool)) []string {
+	isCandidate := make(map[string]bool, len(candidates))
+	for _, c := range candidates {
+		isCandidate[c] = true
+	}
+	out := candidates
+	for _, a := range held {
+		o, ok := owner(a)
+		if !ok || isCandidate[o] {
+			continue
+		}
+		for _, p := range pools {
+			if isCandidate[p.Name] && rangesContain(p.Ranges, a) {
+				out = append(out, o)
+				isCandidate[o] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+func rangesContain(rs []ipam.Range, a netip.Addr) bool {
+	for _, r := range rs {
+		if r.Contains(a) {
 			return true
 		}
 	}

@@ -99,6 +99,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 	// Decide.
 	before := r.State.addresses(key)
+	sr.Pools = retainingPools(pools, sr.Pools, before, r.State.poolOf)
 	addrs, err := r.State.allocate(sr.Request)
 	if err != nil {
 		r.fail(svc, key, err)

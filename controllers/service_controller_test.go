@@ -405,3 +405,25 @@ func waitEventCluster(t *testing.T, name, reason, text string) {
 	t.Helper()
 	waitEvent(t, metav1.NamespaceDefault, name, reason, text)
 }
+
+// TestOverlapTakesNothingAway widens an older pool over an address a Service already holds from a newer pool:
+// the Service keeps its address although the older pool now owns it.
+func TestOverlapTakesNothingAway(t *testing.T) {
+	needControlPlane(t)
+	createPool(t, "ov-old", heraldv1.IPAddressPoolSpec{Addresses: addresses("198.51.100.144/30")})
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	createPool(t, "ov-new", heraldv1.IPAddressPoolSpec{Addresses: addresses("198.51.100.148/30")})
+	startController(t)
+	ns := newNamespace(t, nil)
+	create(t, lbService(ns, "a", 80, inPool("ov-new")))
+	waitIngress(t, ns, "a", "198.51.100.148")
+
+	updatePool(t, "ov-old", func(p *heraldv1.IPAddressPool) { p.Spec.Addresses = addresses("198.51.100.144-198.51.100.149") })
+	waitPool(t, "ov-new", func(p *heraldv1.IPAddressPool) string {
+		return condition(p, heraldv1.ConditionOverlapping, metav1.ConditionTrue, heraldv1.ReasonAddressesShared)
+	})
+	// New Services get only what ov-new still owns; a keeps the address it had.
+	create(t, lbService(ns, "b", 80, inPool("ov-new")))
+	waitIngress(t, ns, "b", "198.51.100.150")
+	waitIngress(t, ns, "a", "198.51.100.148")
+}
