@@ -79,7 +79,7 @@ func (r *IPAddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if info != nil && len(info.Overlaps) > 0 && !wasOverlapping {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, EventAddressesOverlap, "Validate", "%s", info.overlapMessage())
-		log.FromContext(ctx).Info("pool overlaps earlier pools", "pool", pool.Name, "detail", describe(info))
+		log.FromContext(ctx).Info("pool overlaps earlier pools", "pool", pool.Name, "overlaps", len(info.Overlaps))
 	}
 	return ctrl.Result{}, nil
 }
@@ -90,20 +90,7 @@ func (r *IPAddressPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ipaddresspool").
 		For(&heraldv1.IPAddressPool{}).
-		Watches(&heraldv1.IPAddressPool{}, handler.EnqueueRequestsFromMapFunc(r.allPools)).
+		Watches(&heraldv1.IPAddressPool{}, enqueueAll(mgr.GetClient(), func() client.ObjectList { return &heraldv1.IPAddressPoolList{} })).
 		WatchesRawSource(source.Channel(r.Changed, &handler.TypedEnqueueRequestForObject[*heraldv1.IPAddressPool]{})).
 		Complete(r)
-}
-
-func (r *IPAddressPoolReconciler) allPools(ctx context.Context, _ client.Object) []ctrl.Request {
-	var list heraldv1.IPAddressPoolList
-	if err := r.List(ctx, &list); err != nil {
-		log.FromContext(ctx).Error(err, "listing IPAddressPools")
-		return nil
-	}
-	out := make([]ctrl.Request, len(list.Items))
-	for i := range list.Items {
-		out[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"math/big"
 	"strings"
 
@@ -64,9 +63,4 @@ func floatOf(b *big.Int) float64 {
 	}
 	f, _ := new(big.Float).SetInt(b).Float64()
 	return f
-}
-
-// describe summarises a pool for logs.
-func describe(info *poolInfo) string {
-	return fmt.Sprintf("%d ranges, %d effective, %d overlaps", len(info.Ranges), len(info.Effective), len(info.Overlaps))
 }

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -108,18 +106,6 @@ func (r *L2AdvertisementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("l2advertisement").
 		For(&heraldv1.L2Advertisement{}).
-		Watches(&heraldv1.IPAddressPool{}, handler.EnqueueRequestsFromMapFunc(
-			func(ctx context.Context, _ client.Object) []ctrl.Request {
-				var list heraldv1.L2AdvertisementList
-				if err := r.List(ctx, &list); err != nil {
-					log.FromContext(ctx).Error(err, "listing L2Advertisements")
-					return nil
-				}
-				out := make([]ctrl.Request, len(list.Items))
-				for i := range list.Items {
-					out[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-				}
-				return out
-			})).
+		Watches(&heraldv1.IPAddressPool{}, enqueueAll(mgr.GetClient(), func() client.ObjectList { return &heraldv1.L2AdvertisementList{} })).
 		Complete(r)
 }

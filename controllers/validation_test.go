@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -97,5 +96,4 @@ func TestPoolDefaults(t *testing.T) {
 	if p.Spec.AutoAssign == nil || !*p.Spec.AutoAssign {
 		t.Errorf("autoAssign = %v, want default true", p.Spec.AutoAssign)
 	}
-	_ = metav1.Now
 }
