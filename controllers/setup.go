@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -21,6 +22,9 @@ type Options struct {
 	LoadBalancerClass string
 	// Registerer receives the metrics.
 	Registerer prometheus.Registerer
+	// MemberlistSecret, when set, is the Secret holding the speakers' gossip key: the leader creates it with a
+	// random 32-byte key when it does not exist.
+	MemberlistSecret types.NamespacedName
 }
 
 // Setup adds Herald's reconcilers to a manager.
@@ -44,6 +48,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	adv := &L2AdvertisementReconciler{Client: mgr.GetClient(), Recorder: rec}
 	if err := adv.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the L2Advertisement reconciler: %w", err)
+	}
+	if opts.MemberlistSecret.Name != "" {
+		if err := mgr.Add(&memberlistSecret{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), name: opts.MemberlistSecret}); err != nil {
+			return fmt.Errorf("adding the memberlist Secret runnable: %w", err)
+		}
 	}
 	return nil
 }

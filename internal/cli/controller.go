@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +31,8 @@ type controllerConfig struct {
 	LeaseDuration     time.Duration
 	RenewDeadline     time.Duration
 	RetryPeriod       time.Duration
+	SecretNamespace   string
+	SecretName        string
 }
 
 func runController(fs *flag.FlagSet) func(ctx context.Context) error {
@@ -44,6 +47,8 @@ func runController(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.LeaseDuration, "leader-lease-duration", 15*time.Second, "how long a leader's Lease lasts without renewal")
 	fs.DurationVar(&c.RenewDeadline, "leader-renew-deadline", 10*time.Second, "how long the leader tries to renew before giving up")
 	fs.DurationVar(&c.RetryPeriod, "leader-retry-period", 2*time.Second, "how often candidates try to take the Lease")
+	fs.StringVar(&c.SecretNamespace, "memberlist-secret-namespace", "herald-system", "namespace of the speakers' gossip key Secret")
+	fs.StringVar(&c.SecretName, "memberlist-secret-name", "herald-memberlist", "name of the speakers' gossip key Secret, created with a random key when absent; empty disables")
 	return func(ctx context.Context) error { return c.run(ctx) }
 }
 
@@ -76,7 +81,11 @@ func (c *controllerConfig) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{LoadBalancerClass: c.LoadBalancerClass, Registerer: crmetrics.Registry}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		LoadBalancerClass: c.LoadBalancerClass,
+		Registerer:        crmetrics.Registry,
+		MemberlistSecret:  types.NamespacedName{Namespace: c.SecretNamespace, Name: c.SecretName},
+	}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

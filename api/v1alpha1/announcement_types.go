@@ -1,0 +1,71 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AnnouncementStatus says which node answers ARP and NDP for a Service's addresses, and on which interfaces.
+type AnnouncementStatus struct {
+	// node is the node whose speaker answers for the Service's addresses.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
+
+	// addresses are the Service's load-balancer addresses this node announces.
+	// +optional
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:MaxLength=45
+	// +listType=atomic
+	Addresses []string `json:"addresses,omitempty"`
+
+	// interfaces are the node's network interfaces the addresses are answered on. Empty when the node is
+	// elected but no interface suits (no connected subnet holds the address and the L2Advertisement names none).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=15
+	// +listType=atomic
+	Interfaces []string `json:"interfaces,omitempty"`
+
+	// since is when this node started announcing.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+
+	// conditions: Announced is true while the node answers on at least one interface.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// Announcement records, for one Service of type LoadBalancer, which node's speaker answers ARP and NDP for its
+// addresses. It has the Service's name and namespace and is written by the announcing speaker.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,categories=herald,shortName=hann
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.node`
+// +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.status.addresses`
+// +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.status.interfaces`
+// +kubebuilder:printcolumn:name="Announced",type=string,JSONPath=`.status.conditions[?(@.type=="Announced")].status`
+// +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
+type Announcement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// status is written by the announcing speaker.
+	// +optional
+	Status AnnouncementStatus `json:"status,omitempty"`
+}
+
+// AnnouncementList is a list of Announcements.
+// +kubebuilder:object:root=true
+type AnnouncementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Announcement `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Announcement{}, &AnnouncementList{})
+}
