@@ -5,6 +5,7 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -35,11 +36,28 @@ type ControlPlane struct {
 	dir  string
 }
 
+// Options configures StartWith. The zero value is what Start uses.
+type Options struct {
+	// ListenAddress is the host:port the API server serves on; its host also goes into the serving certificate
+	// and the kubeconfig's server URL. Default: a free port on 127.0.0.1.
+	ListenAddress string
+	// Root is the repository root (bin/ and config/crd/bases); default RepoRoot().
+	Root string
+}
+
 // Start starts etcd and kube-apiserver from <repo>/bin and installs the CRDs under config/crd/bases.
 func Start() (*ControlPlane, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return nil, err
+	return StartWith(Options{})
+}
+
+// StartWith is Start with options: for the network-namespace lab, an API server on a given address.
+func StartWith(opts Options) (*ControlPlane, error) {
+	root := opts.Root
+	if root == "" {
+		var err error
+		if root, err = RepoRoot(); err != nil {
+			return nil, err
+		}
 	}
 	bin := filepath.Join(root, "bin")
 	for _, b := range []string{"etcd", "kube-apiserver"} {
@@ -60,8 +78,15 @@ func Start() (*ControlPlane, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
-	env.ControlPlane.GetAPIServer().Configure().
-		Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
+	api := env.ControlPlane.GetAPIServer()
+	api.Configure().Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
+	if opts.ListenAddress != "" {
+		host, port, err := net.SplitHostPort(opts.ListenAddress)
+		if err != nil {
+			return nil, fmt.Errorf("control plane listen address %q: %w", opts.ListenAddress, err)
+		}
+		api.SecureServing.ListenAddr = envtest.ListenAddr{Address: host, Port: port}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		// Start may fail after etcd and kube-apiserver are up (a CRD refused): stop what did start.
