@@ -1,0 +1,128 @@
+package probe
+
+import (
+	"net"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Series records a Watch: one entry per request with the answers attributed to it. It tells outages (runs of
+// consecutive requests nobody answered) and split brain (requests answered by more than one MAC). The zero value
+// is an empty series. A Series may be read while Watch adds to it.
+type Series struct {
+	// Every is the request interval, used to close a run of unanswered requests that ends the series; when zero
+	// it is taken from the last two requests. Set it before use.
+	Every time.Duration
+
+	mu   sync.Mutex // guards reqs
+	reqs []request
+}
+
+// request is one Watch interval.
+type request struct {
+	seq  int
+	sent time.Time
+	macs []net.HardwareAddr // distinct, in order of first answer
+}
+
+// Add records request seq, sent at sent, and its replies. It has Watch's callback's signature.
+func (s *Series) Add(seq int, sent time.Time, replies []Reply) {
+	r := request{seq: seq, sent: sent}
+	for _, rep := range replies {
+		if !slices.ContainsFunc(r.macs, func(m net.HardwareAddr) bool { return macEqual(m, rep.MAC) }) {
+			r.macs = append(r.macs, rep.MAC)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs = append(s.reqs, r)
+}
+
+// Len is the number of requests recorded.
+func (s *Series) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+// Unanswered is the number of requests nobody answered.
+func (s *Series) Unanswered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.reqs {
+		if len(r.macs) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// LongestGap is the longest outage: over the runs of consecutive unanswered requests, the longest time from
+// the first request of a run to the next request, which was answered (for a run ending the series: to its last
+// request plus one interval). It is 0 when every request was answered.
+func (s *Series) LongestGap() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var longest time.Duration
+	start := -1 // index of the first request of the current run, -1 outside a run
+	for i, r := range s.reqs {
+		switch {
+		case len(r.macs) == 0 && start < 0:
+			start = i
+		case len(r.macs) > 0 && start >= 0:
+			longest = max(longest, r.sent.Sub(s.reqs[start].sent))
+			start = -1
+		}
+	}
+	if start >= 0 {
+		last := len(s.reqs) - 1
+		every := s.Every
+		if every == 0 && last > 0 {
+			every = s.reqs[last].sent.Sub(s.reqs[last-1].sent)
+		}
+		longest = max(longest, s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent))
+	}
+	return longest
+}
+
+// Duplicates is the number of requests answered by more than one distinct MAC.
+func (s *Series) Duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.reqs {
+		if len(r.macs) > 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// MACs are the distinct MACs that answered, in order of first answer.
+func (s *Series) MACs() []net.HardwareAddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []net.HardwareAddr
+	for _, r := range s.reqs {
+		for _, m := range r.macs {
+			if !slices.ContainsFunc(all, func(a net.HardwareAddr) bool { return macEqual(a, m) }) {
+				all = append(all, m)
+			}
+		}
+	}
+	return all
+}
+
+// Last is the MAC set of the latest answered request: who answers now.
+func (s *Series) Last() []net.HardwareAddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.reqs) - 1; i >= 0; i-- {
+		if len(s.reqs[i].macs) > 0 {
+			return slices.Clone(s.reqs[i].macs)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package probe
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSeries(t *testing.T) {
+	const ms = time.Millisecond
+	n, o := nodeMAC, otherMAC
+	// Each string is one request, 10 ms apart: "." no answer, "n" node, "o" other, "no" both.
+	tests := []struct {
+		name           string
+		every          time.Duration
+		requests       []string
+		wantGap        time.Duration
+		wantDuplicates int
+		wantMACs       []net.HardwareAddr
+		wantLast       []net.HardwareAddr
+	}{
+		{name: "empty"},
+		{name: "all answered", requests: []string{"n", "n", "n"}, wantMACs: []net.HardwareAddr{n},
+			wantLast: []net.HardwareAddr{n}},
+		{name: "one miss", requests: []string{"n", ".", "n"}, wantGap: 10 * ms, wantMACs: []net.HardwareAddr{n},
+			wantLast: []net.HardwareAddr{n}},
+		{name: "longest of two runs", requests: []string{"n", ".", "n", ".", ".", ".", "o"}, wantGap: 30 * ms,
+			wantMACs: []net.HardwareAddr{n, o}, wantLast: []net.HardwareAddr{o}},
+		{name: "leading run", requests: []string{".", ".", "n"}, wantGap: 20 * ms, wantMACs: []net.HardwareAddr{n},
+			wantLast: []net.HardwareAddr{n}},
+		{name: "trailing run, interval from the series", requests: []string{"n", ".", "."}, wantGap: 20 * ms,
+			wantMACs: []net.HardwareAddr{n}, wantLast: []net.HardwareAddr{n}},
+		{name: "trailing run, interval given", every: 10 * ms, requests: []string{"."}, wantGap: 10 * ms},
+		{name: "single unanswered request, interval unknown", requests: []string{"."}},
+		{name: "overlap", requests: []string{"n", "no", "on", "o"}, wantDuplicates: 2,
+			wantMACs: []net.HardwareAddr{n, o}, wantLast: []net.HardwareAddr{o}},
+		{name: "same MAC twice is no duplicate", requests: []string{"nn"}, wantMACs: []net.HardwareAddr{n},
+			wantLast: []net.HardwareAddr{n}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Series{Every: tt.every}
+			for i, r := range tt.requests {
+				sent := t0.Add(time.Duration(i) * 10 * ms)
+				var replies []Reply
+				for _, c := range r {
+					switch c {
+					case 'n':
+						replies = append(replies, Reply{MAC: n, At: sent.Add(ms), RTT: ms, Seq: i + 1})
+					case 'o':
+						replies = append(replies, Reply{MAC: o, At: sent.Add(ms), RTT: ms, Seq: i + 1})
+					}
+				}
+				s.Add(i+1, sent, replies)
+			}
+			if diff := cmp.Diff(tt.wantGap, s.LongestGap()); diff != "" {
+				t.Errorf("LongestGap (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantDuplicates, s.Duplicates()); diff != "" {
+				t.Errorf("Duplicates (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantMACs, s.MACs()); diff != "" {
+				t.Errorf("MACs (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantLast, s.Last()); diff != "" {
+				t.Errorf("Last (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(len(tt.requests), s.Len()); diff != "" {
+				t.Errorf("Len (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
