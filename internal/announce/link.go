@@ -1,0 +1,169 @@
+package announce
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/packet"
+)
+
+// readBufSize holds any frame up to a 9000-byte jumbo MTU; a longer one is
+// truncated and then fails parsing as malformed.
+const readBufSize = 9216
+
+// writeErrorLogEvery limits write-error logs to one per responder per period.
+const writeErrorLogEvery = 10 * time.Second
+
+// link is one open interface: its sockets and the two responder goroutines
+// (ARP and NDP) reading them. The link owns the goroutines; stop ends and
+// awaits them.
+type link struct {
+	ifi    Interface
+	mac    [6]byte
+	conns  Conns
+	opened time.Time
+
+	// vips is what the responders answer. Stores happen under Announcer.mu;
+	// the responders Load it once per frame, without a lock.
+	vips atomic.Pointer[vipSet]
+
+	// closing is set before the sockets are closed, so the read errors it
+	// causes are not reported.
+	closing atomic.Bool
+	// dead is set by the first responder whose read fails for another reason.
+	dead atomic.Bool
+
+	// up is set once the responders run; guarded by Announcer.mu.
+	up bool
+
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+
+	// Owned by the Run goroutine; no lock.
+	announced map[netip.Addr]bool // VIPs announced; true if the VIP holds a share of its solicited-node group
+	groups    map[[6]byte]int     // solicited-node groups joined, by number of VIPs holding a share
+}
+
+// start launches the responders.
+func (l *link) start(a *Announcer) {
+	l.wg.Add(1)
+	go l.serve(a, familyIPv4, l.conns.ARP)
+	if l.conns.NDP != nil {
+		l.wg.Add(1)
+		go l.serve(a, familyIPv6, l.conns.NDP)
+	}
+}
+
+// stop closes the sockets, which ends the responders, and waits for them.
+// It is idempotent.
+func (l *link) stop() {
+	l.stopOnce.Do(func() {
+		l.closing.Store(true)
+		l.conns.ARP.Close()
+		if l.conns.NDP != nil {
+			l.conns.NDP.Close()
+		}
+		l.wg.Wait()
+	})
+}
+
+// serve is a responder: it reads frames from conn until conn fails or is
+// closed, and answers those handle* accepts. Per frame it takes no lock and
+// allocates nothing: the read buffer, reply buffer and destination address
+// are reused, the VIP set is one atomic load, metrics are pre-resolved
+// counters.
+func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
+	defer l.wg.Done()
+	handle := handleARP
+	if fam == familyIPv6 {
+		handle = handleNS
+	}
+	rbuf := make([]byte, readBufSize)
+	wbuf := make([]byte, naFrameLen)
+	dst := &packet.Addr{HardwareAddr: make(net.HardwareAddr, 6)}
+	var lastLog time.Time
+	for {
+		n, _, err := conn.ReadFrom(rbuf)
+		if err != nil {
+			if l.closing.Load() {
+				return
+			}
+			if l.dead.CompareAndSwap(false, true) {
+				a.metrics.failed(opRead)
+				a.log.Error(err, "responder stopped; interface will be reopened", "interface", l.ifi.Name,
+					"index", l.ifi.Index, "family", fam.String())
+				a.wake()
+			}
+			return
+		}
+		m, r := handle(rbuf[:n], l.mac, l.vips.Load(), wbuf)
+		a.metrics.request(fam, r)
+		if r != resultAnswered {
+			continue
+		}
+		copy(dst.HardwareAddr, wbuf[:6])
+		if _, err := conn.WriteTo(wbuf[:m], dst); err != nil {
+			a.metrics.failed(opWrite)
+			if now := a.cfg.Clock.Now(); lastLog.IsZero() || now.Sub(lastLog) >= writeErrorLogEvery {
+				lastLog = now
+				a.log.Error(err, "cannot send reply", "interface", l.ifi.Name, "family", fam.String())
+			}
+		}
+	}
+}
+
+// joinGroup joins vip's solicited-node group if the NDP conn supports it
+// and reports whether vip now holds a share of the group. Several VIPs may
+// share one group; it is joined once.
+func (l *link) joinGroup(a *Announcer, vip netip.Addr) bool {
+	mm, ok := l.conns.NDP.(MulticastMembership)
+	if !ok {
+		return false
+	}
+	g := solicitedNodeMAC(vip.As16())
+	if l.groups == nil {
+		l.groups = map[[6]byte]int{}
+	}
+	if l.groups[g] == 0 {
+		if err := mm.JoinMulticast(net.HardwareAddr(g[:])); err != nil {
+			a.metrics.failed(opJoin)
+			a.log.Error(err, "cannot join solicited-node group; solicitations may be filtered by the NIC",
+				"interface", l.ifi.Name, "vip", vip.String(), "group", net.HardwareAddr(g[:]).String())
+			return false
+		}
+	}
+	l.groups[g]++
+	return true
+}
+
+// leaveGroup drops vip's share of its solicited-node group (vip must hold
+// one) and leaves the group when no VIP holds a share.
+func (l *link) leaveGroup(a *Announcer, vip netip.Addr) {
+	mm, ok := l.conns.NDP.(MulticastMembership)
+	if !ok {
+		return
+	}
+	g := solicitedNodeMAC(vip.As16())
+	if l.groups[g] == 0 {
+		return
+	}
+	l.groups[g]--
+	if l.groups[g] > 0 {
+		return
+	}
+	delete(l.groups, g)
+	if err := mm.LeaveMulticast(net.HardwareAddr(g[:])); err != nil && !errors.Is(err, net.ErrClosed) {
+		a.metrics.failed(opLeave)
+		a.log.Error(err, "cannot leave solicited-node group", "interface", l.ifi.Name, "vip", vip.String(),
+			"group", net.HardwareAddr(g[:]).String())
+	}
+}
+
+// packetAddr returns a fresh *packet.Addr for mac.
+func packetAddr(mac [6]byte) *packet.Addr {
+	return &packet.Addr{HardwareAddr: net.HardwareAddr(mac[:])}
+}
