@@ -54,7 +54,7 @@ type Refusal struct {
 // with an Ethernet MAC, not loopback, NOARP or point-to-point, and neither a
 // bond slave nor a bridge port. Structural reasons come before "down", which
 // is the only one bringing the link up would cure.
-func (l *Link) Unusable() Reason {
+func (l Link) Unusable() Reason {
 	switch {
 	case l.Loopback:
 		return ReasonLoopback
@@ -100,7 +100,8 @@ func isZero(b []byte) bool {
 // With allowed empty, the refusals are the unusable links with a prefix
 // containing addr, and the bond slaves and bridge ports of chosen links; when
 // nothing is chosen they end with a Refusal{Reason: "no-subnet"} with an empty
-// Name. Choices and the named refusals are sorted by name.
+// Name. Choices and the named refusals are sorted by name. A Choice's Link
+// shares its MAC and Prefixes with the element of links it was copied from.
 func Select(addr netip.Addr, links []Link, allowed []string) ([]Choice, []Refusal) {
 	addr = addr.Unmap().WithZone("")
 	var (
