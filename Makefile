@@ -55,6 +55,7 @@ generate: tools ## Generate deepcopy code.
 manifests: tools ## Generate CRDs and RBAC under config/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=herald-speaker paths=./speaker/... output:rbac:artifacts:config=config/speaker/rbac
 
 .PHONY: lint
 lint: ## gofmt and go vet.

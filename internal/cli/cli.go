@@ -16,6 +16,7 @@ const usage = `herald: bare-metal LoadBalancer addresses on a Layer-2 network.
 
 Usage:
   herald controller [flags]   allocate addresses from IPAddressPools to Services of type LoadBalancer
+  herald speaker [flags]      on every node: elect one node per address and answer ARP/NDP for it
 
 Run 'herald <command> -h' for the flags of a command.
 `
@@ -32,6 +33,8 @@ func Main(args []string) int {
 	switch args[0] {
 	case "controller":
 		return run(args[0], args[1:], os.Stderr, runController)
+	case "speaker":
+		return run(args[0], args[1:], os.Stderr, runSpeaker)
 	default:
 		fmt.Fprintf(os.Stderr, "herald: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/heraldlb/herald/controllers"
+	"github.com/heraldlb/herald/internal/membership"
+	"github.com/heraldlb/herald/speaker"
+)
+
+// speakerFlags is the command line of `herald speaker`.
+type speakerFlags struct {
+	kubeconfig, bind, secretNS, secretName string
+	cfg                                    speaker.Config
+}
+
+func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
+	var f speakerFlags
+	c := &f.cfg
+	t := membership.DefaultTimings()
+	c.Timings = t
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster, or $KUBECONFIG")
+	fs.StringVar(&c.NodeName, "node-name", "", "this node's name (required; in a DaemonSet, from spec.nodeName)")
+	fs.StringVar(&f.bind, "bind-address", "", "address memberlist binds to; empty means the Node's first InternalIP")
+	fs.IntVar(&c.Port, "memberlist-port", 7946, "memberlist UDP and TCP port, the same on every node")
+	fs.StringVar(&c.LoadBalancerClass, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass served besides Services that name none")
+	fs.StringVar(&f.secretNS, "memberlist-secret-namespace", "herald-system", "namespace of the gossip key Secret")
+	fs.StringVar(&f.secretName, "memberlist-secret-name", "herald-memberlist", "name of the gossip key Secret (field \"key\", 32 bytes)")
+	fs.DurationVar(&c.Timings.ProbeInterval, "memberlist-probe-interval", t.ProbeInterval, "how often each speaker probes another; failure detection scales with it")
+	fs.DurationVar(&c.Timings.ProbeTimeout, "memberlist-probe-timeout", t.ProbeTimeout, "how long a probe waits for an ack before asking others to probe indirectly")
+	fs.IntVar(&c.Timings.SuspicionMult, "memberlist-suspicion-mult", t.SuspicionMult, "suspicion timeout = this × probe interval × max(1, log10(members)); a suspect that does not refute it in time is declared dead")
+	fs.DurationVar(&c.Timings.GossipInterval, "memberlist-gossip-interval", t.GossipInterval, "how often state changes are gossiped")
+	fs.IntVar(&c.GratuitousRepeats, "gratuitous-repeats", 2, "gratuitous ARP / unsolicited NA sent after the first one when a node starts announcing")
+	fs.DurationVar(&c.GratuitousInterval, "gratuitous-interval", 500*time.Millisecond, "interval between those repeats")
+	fs.DurationVar(&c.Refresh, "gratuitous-refresh", 0, "re-send gratuitous ARP / unsolicited NA this often while announcing; 0 disables")
+	fs.DurationVar(&c.LeaveTimeout, "leave-timeout", 2*time.Second, "on SIGTERM, how long to wait for the leave message to go out")
+	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":9122", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":9123", "address of /healthz; 0 disables it")
+	return func(ctx context.Context) error {
+		if c.NodeName == "" {
+			return fmt.Errorf("--node-name is required")
+		}
+		if f.bind != "" {
+			a, err := netip.ParseAddr(f.bind)
+			if err != nil {
+				return fmt.Errorf("--bind-address %q: %w", f.bind, err)
+			}
+			c.BindAddr = a
+		}
+		c.Secret = types.NamespacedName{Namespace: f.secretNS, Name: f.secretName}
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		rules.ExplicitPath = f.kubeconfig
+		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+		if err != nil {
+			return fmt.Errorf("loading kubeconfig: %w", err)
+		}
+		c.RESTConfig = rc
+		c.Registerer = crmetrics.Registry
+		c.Logger = ctrl.Log.WithName("speaker")
+		return speaker.Run(ctx, *c)
+	}
+}

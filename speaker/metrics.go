@@ -1,0 +1,50 @@
+package speaker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the speaker's own Prometheus metrics (the announcer counts requests and gratuitous packets).
+type Metrics struct {
+	Members         prometheus.Gauge     // herald_speaker_members
+	Announced       prometheus.Gauge     // herald_speaker_announced_addresses
+	ElectionChanges prometheus.Counter   // herald_speaker_election_changes_total
+	AnnounceLatency prometheus.Histogram // herald_speaker_announce_latency_seconds
+	Decide          prometheus.Histogram // herald_speaker_decide_seconds
+	StatusWrites    *prometheus.CounterVec
+}
+
+// NewMetrics creates the speaker's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	m := &Metrics{
+		Members: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_speaker_members",
+			Help: "Live speakers this speaker sees in memberlist, itself included.",
+		}),
+		Announced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_speaker_announced_addresses",
+			Help: "Load-balancer addresses this node answers for.",
+		}),
+		ElectionChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_speaker_election_changes_total",
+			Help: "Addresses whose elected node changed, as this speaker saw it.",
+		}),
+		AnnounceLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_speaker_announce_latency_seconds",
+			Help:    "From the event that changed what this node announces (a member lost, a Service changed) to the new state handed to the responders.",
+			Buckets: buckets,
+		}),
+		Decide: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_speaker_decide_seconds",
+			Help:    "Time to gather the inputs and elect an announcer for every address.",
+			Buckets: buckets,
+		}),
+		StatusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_speaker_status_writes_total",
+			Help: "Announcement status writes by result (ok, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites)
+	return m
+}

@@ -1,0 +1,412 @@
+package speaker
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/ipam"
+)
+
+// ExcludeLabel keeps a node from announcing load-balancer addresses, as for cloud load balancers.
+const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// inputs is everything one decision needs, gathered from the informer cache, memberlist and netlink. The
+// objects are the cache's own: read, never written.
+type inputs struct {
+	Self      string
+	Class     string
+	Nodes     map[string]*corev1.Node
+	Pools     []*heraldv1.IPAddressPool
+	Advs      []*heraldv1.L2Advertisement
+	Services  []*corev1.Service
+	Endpoints map[types.NamespacedName][]*discoveryv1.EndpointSlice // by Service
+	Live      []string                                              // live members, self included
+	Links     []iface.Link
+}
+
+// group is a set of Services sharing one announcement: the same first load-balancer address, hence the same
+// election key and the same announcing node (MetalLB keys its election the same way).
+type group struct {
+	Key      string
+	Addrs    []netip.Addr // every address of the group's Services, sorted
+	Services []svcRef     // sorted by namespace/name
+	Pool     string       // pool holding the key address; "" when none does
+	// Winner is the announcing node; "" when no node is eligible.
+	Winner string
+	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NoEligibleNode".
+	Why string
+	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
+	Choices  map[netip.Addr][]iface.Choice
+	Refusals map[netip.Addr][]iface.Refusal
+}
+
+// svcRef is a Service of a group and its own addresses.
+type svcRef struct {
+	Name  types.NamespacedName
+	Addrs []netip.Addr
+	UID   types.UID
+}
+
+// plan is a decision: the groups, who announces each, and what this node answers on which interface.
+type plan struct {
+	Groups     map[string]*group
+	Assignment announce.Assignment
+}
+
+// advInfo is an L2Advertisement digested for matching.
+type advInfo struct {
+	name       string
+	pools      map[string]bool
+	poolSel    []labels.Selector
+	nodeSel    []labels.Selector
+	interfaces []string
+}
+
+func digestAdvs(advs []*heraldv1.L2Advertisement) []advInfo {
+	out := make([]advInfo, 0, len(advs))
+	for _, a := range advs {
+		ai := advInfo{name: a.Name, pools: map[string]bool{}, interfaces: a.Spec.Interfaces}
+		for _, p := range a.Spec.IPAddressPools {
+			ai.pools[p] = true
+		}
+		ok := true
+		for i := range a.Spec.IPAddressPoolSelectors {
+			s, err := metav1.LabelSelectorAsSelector(a.Spec.IPAddressPoolSelectors[i].LabelSelector())
+			if err != nil {
+				ok = false // the schema refuses such selectors; an advertisement we cannot read selects nothing
+				break
+			}
+			ai.poolSel = append(ai.poolSel, s)
+		}
+		for i := range a.Spec.NodeSelectors {
+			s, err := metav1.LabelSelectorAsSelector(a.Spec.NodeSelectors[i].LabelSelector())
+			if err != nil {
+				ok = false
+				break
+			}
+			ai.nodeSel = append(ai.nodeSel, s)
+		}
+		if ok {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
+// selectsPool: an advertisement naming neither pools nor selectors announces every pool.
+func (a *advInfo) selectsPool(p *heraldv1.IPAddressPool) bool {
+	if len(a.pools) == 0 && len(a.poolSel) == 0 {
+		return true
+	}
+	if a.pools[p.Name] {
+		return true
+	}
+	for _, s := range a.poolSel {
+		if s.Matches(labels.Set(p.Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectsNode: no node selectors means every node.
+func (a *advInfo) selectsNode(n *corev1.Node) bool {
+	if len(a.nodeSel) == 0 {
+		return true
+	}
+	for _, s := range a.nodeSel {
+		if s.Matches(labels.Set(n.Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// poolInfo is a pool's parsed ranges and the advertisements that announce it.
+type poolInfo struct {
+	pool   *heraldv1.IPAddressPool
+	ranges []ipam.Range
+	advs   []*advInfo
+}
+
+// nodeUsable: a node announces nothing while its network is unavailable or it is excluded from load balancers.
+func nodeUsable(n *corev1.Node) bool {
+	if _, excluded := n.Labels[ExcludeLabel]; excluded {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			return false
+		}
+	}
+	return true
+}
+
+// localNodes returns the nodes with a ready endpoint of the Service, or, when none is ready, a serving one
+// (an endpoint draining during a rolling update still takes traffic).
+func localNodes(slices []*discoveryv1.EndpointSlice) map[string]bool {
+	ready, serving := map[string]bool{}, map[string]bool{}
+	for _, s := range slices {
+		for _, ep := range s.Endpoints {
+			if ep.NodeName == nil {
+				continue
+			}
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				ready[*ep.NodeName] = true
+			}
+			if ep.Conditions.Serving != nil && *ep.Conditions.Serving {
+				serving[*ep.NodeName] = true
+			}
+		}
+	}
+	if len(ready) > 0 {
+		return ready
+	}
+	return serving
+}
+
+// isOurs reports whether Herald announces a Service: type LoadBalancer with no class or ours, not being deleted.
+func isOurs(svc *corev1.Service, class string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+		return false
+	}
+	return svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == class
+}
+
+func ingressAddrs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}
+
+// decide computes who announces every group and what this node answers where. It is pure but for the election
+// table, whose cache it updates.
+func decide(in *inputs, table *election.Table) *plan {
+	advs := digestAdvs(in.Advs)
+
+	// Pools in creation order: an address listed by several pools belongs to the earliest, as in the controller.
+	pools := make([]*poolInfo, 0, len(in.Pools))
+	for _, p := range in.Pools {
+		pi := &poolInfo{pool: p}
+		for _, s := range p.Spec.Addresses {
+			if r, err := ipam.ParseRange(string(s)); err == nil {
+				pi.ranges = append(pi.ranges, r)
+			}
+		}
+		for i := range advs {
+			if advs[i].selectsPool(p) {
+				pi.advs = append(pi.advs, &advs[i])
+			}
+		}
+		pools = append(pools, pi)
+	}
+	sort.SliceStable(pools, func(i, j int) bool {
+		ti, tj := pools[i].pool.CreationTimestamp, pools[j].pool.CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return pools[i].pool.Name < pools[j].pool.Name
+	})
+	poolOf := func(a netip.Addr) *poolInfo {
+		for _, p := range pools {
+			for _, r := range p.ranges {
+				if r.Contains(a) {
+					return p
+				}
+			}
+		}
+		return nil
+	}
+
+	// Groups of Services by their first address.
+	groups := map[string]*group{}
+	localOnly := map[string][]map[string]bool{} // group key -> node sets of its Local Services
+	for _, svc := range in.Services {
+		if !isOurs(svc, in.Class) {
+			continue
+		}
+		addrs := ingressAddrs(svc)
+		if len(addrs) == 0 {
+			continue
+		}
+		key := addrs[0].String()
+		g := groups[key]
+		if g == nil {
+			g = &group{Key: key}
+			groups[key] = g
+		}
+		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		g.Services = append(g.Services, svcRef{Name: name, Addrs: addrs, UID: svc.UID})
+		for _, a := range addrs {
+			if !slices.Contains(g.Addrs, a) {
+				g.Addrs = append(g.Addrs, a)
+			}
+		}
+		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+			localOnly[key] = append(localOnly[key], localNodes(in.Endpoints[name]))
+		}
+	}
+
+	live := make(map[string]bool, len(in.Live))
+	for _, m := range in.Live {
+		live[m] = true
+	}
+	universe := slices.Clone(in.Live)
+	for n := range in.Nodes {
+		if !live[n] {
+			universe = append(universe, n)
+		}
+	}
+	sort.Strings(universe)
+	table.SetNodes(universe)
+
+	// Node eligibility per pool, computed once per pool.
+	poolNodes := map[*poolInfo]map[string]bool{}
+	eligibleFor := func(p *poolInfo) map[string]bool {
+		if m, ok := poolNodes[p]; ok {
+			return m
+		}
+		m := map[string]bool{}
+		for name := range live {
+			n := in.Nodes[name]
+			if n == nil || !nodeUsable(n) {
+				continue
+			}
+			for _, a := range p.advs {
+				if a.selectsNode(n) {
+					m[name] = true
+					break
+				}
+			}
+		}
+		poolNodes[p] = m
+		return m
+	}
+
+	pl := &plan{Groups: groups, Assignment: announce.Assignment{}}
+	linkByName := map[string]iface.Link{}
+	for _, l := range in.Links {
+		linkByName[l.Name] = l
+	}
+	for key, g := range groups {
+		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		sort.Slice(g.Services, func(i, j int) bool { return g.Services[i].Name.String() < g.Services[j].Name.String() })
+		p := poolOf(netip.MustParseAddr(key))
+		if p == nil {
+			g.Why = "NoPool"
+			continue
+		}
+		g.Pool = p.pool.Name
+		if len(p.advs) == 0 {
+			g.Why = "NotAdvertised"
+			continue
+		}
+		nodes := eligibleFor(p)
+		locals := localOnly[key]
+		winner, ok := table.Elect(key, func(n string) bool {
+			if !nodes[n] {
+				return false
+			}
+			for _, l := range locals {
+				if !l[n] {
+					return false
+				}
+			}
+			return true
+		})
+		if !ok {
+			g.Why = "NoEligibleNode"
+			continue
+		}
+		g.Winner = winner
+		if winner != in.Self {
+			continue
+		}
+		allowed, auto := interfacesFor(p, in.Nodes[in.Self])
+		if auto {
+			allowed = nil
+		}
+		g.Choices = map[netip.Addr][]iface.Choice{}
+		g.Refusals = map[netip.Addr][]iface.Refusal{}
+		for _, a := range g.Addrs {
+			ch, ref := iface.Select(a, in.Links, allowed)
+			g.Choices[a], g.Refusals[a] = ch, ref
+			for _, c := range ch {
+				e := pl.Assignment[c.Link.Name]
+				e.Interface = announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
+				e.VIPs = append(e.VIPs, a)
+				pl.Assignment[c.Link.Name] = e
+			}
+		}
+	}
+	for name, e := range pl.Assignment {
+		slices.SortFunc(e.VIPs, func(a, b netip.Addr) int { return a.Compare(b) })
+		pl.Assignment[name] = e
+	}
+	return pl
+}
+
+// interfacesFor returns the interfaces the advertisements announcing pool p on node n allow: auto when one of
+// them names none (the connected-subnet rule), else the union of those named.
+func interfacesFor(p *poolInfo, n *corev1.Node) (names []string, auto bool) {
+	if n == nil {
+		return nil, true
+	}
+	set := map[string]bool{}
+	for _, a := range p.advs {
+		if !a.selectsNode(n) {
+			continue
+		}
+		if len(a.interfaces) == 0 {
+			return nil, true
+		}
+		for _, i := range a.interfaces {
+			set[i] = true
+		}
+	}
+	for i := range set {
+		names = append(names, i)
+	}
+	sort.Strings(names)
+	return names, len(names) == 0
+}
+
+// interfacesOf lists, sorted and without repeats, the interfaces a Service's addresses are answered on.
+func (g *group) interfacesOf(s svcRef) []string {
+	var out []string
+	for _, a := range s.Addrs {
+		for _, c := range g.Choices[a] {
+			if !slices.Contains(out, c.Link.Name) {
+				out = append(out, c.Link.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+func joinAddrs(as []netip.Addr) string { return strings.Join(addrStrings(as), ",") }

@@ -1,0 +1,299 @@
+package speaker
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/iface"
+)
+
+func ptNode(name string, mut ...func(*corev1.Node)) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+	for _, m := range mut {
+		m(n)
+	}
+	return n
+}
+
+func ptPool(name string, created int, addrs ...string) *heraldv1.IPAddressPool {
+	p := &heraldv1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pool": name},
+		CreationTimestamp: metav1.NewTime(time.Unix(int64(created), 0))}}
+	for _, a := range addrs {
+		p.Spec.Addresses = append(p.Spec.Addresses, heraldv1.AddressRange(a))
+	}
+	return p
+}
+
+func ptAdv(name string, mut ...func(*heraldv1.L2Advertisement)) *heraldv1.L2Advertisement {
+	a := &heraldv1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, m := range mut {
+		m(a)
+	}
+	return a
+}
+
+func ptSvc(name string, ips ...string) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+	for _, ip := range ips {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	return s
+}
+
+func ptLocal(s *corev1.Service) *corev1.Service {
+	s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	return s
+}
+
+func ptSlice(svc string, eps map[string][2]bool) *discoveryv1.EndpointSlice {
+	sl := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: svc + "-x",
+		Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
+	names := make([]string, 0, len(eps))
+	for n := range eps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := eps[n]
+		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{"198.18.0.1"}, NodeName: ptr.To(n),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(c[0]), Serving: ptr.To(c[1])}})
+	}
+	return sl
+}
+
+var ptLinks = []iface.Link{
+	{Index: 1, Name: "lo", Loopback: true, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+	{Index: 2, Name: "eth0", Up: true, Kind: "veth", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24"), netip.MustParsePrefix("2001:db8:100::11/64")}},
+	{Index: 3, Name: "eth1", Up: true, Kind: "veth", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.11/24")}},
+}
+
+func ptInputs(self string, live []string, nodes []*corev1.Node) *inputs {
+	in := &inputs{Self: self, Class: "herald.dev/l2", Nodes: map[string]*corev1.Node{}, Live: live, Links: ptLinks,
+		Endpoints: map[types.NamespacedName][]*discoveryv1.EndpointSlice{}}
+	for _, n := range nodes {
+		in.Nodes[n.Name] = n
+	}
+	return in
+}
+
+// winners maps each group key to its winner, or to "-"+why when there is none.
+func winners(pl *plan) map[string]string {
+	out := map[string]string{}
+	for k, g := range pl.Groups {
+		if g.Winner == "" {
+			out[k] = "-" + g.Why
+		} else {
+			out[k] = g.Winner
+		}
+	}
+	return out
+}
+
+func TestDecideWinners(t *testing.T) {
+	three := []string{"node1", "node2", "node3"}
+	allNodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	pool := ptPool("lab", 1, "198.51.100.100-198.51.100.150", "2001:db8:100::100-2001:db8:100::150")
+	vip := "198.51.100.100"
+	all := func(key string, nodes ...string) string { w, _ := election.Winner(key, nodes); return w }
+
+	tests := []struct {
+		name string
+		in   func() *inputs
+		want map[string]string
+	}{
+		{
+			name: "every live node eligible: the MetalLB order decides",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+				in.Services = []*corev1.Service{ptSvc("a", vip), ptSvc("b", "2001:db8:100::100"), ptSvc("c", "198.51.100.101", "2001:db8:100::101")}
+				return in
+			},
+			want: map[string]string{vip: all(vip, three...), "2001:db8:100::100": all("2001:db8:100::100", three...),
+				"198.51.100.101": all("198.51.100.101", three...)},
+		},
+		{
+			name: "a Service outside every pool and one whose pool no advertisement names",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool, ptPool("quiet", 2, "203.0.113.0/24")}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("lab-only", func(a *heraldv1.L2Advertisement) { a.Spec.IPAddressPools = []string{"lab"} })}
+				in.Services = []*corev1.Service{ptSvc("a", vip), ptSvc("out", "198.18.0.5"), ptSvc("quiet", "203.0.113.7")}
+				return in
+			},
+			want: map[string]string{vip: all(vip, three...), "198.18.0.5": "-NoPool", "203.0.113.7": "-NotAdvertised"},
+		},
+		{
+			name: "pool selector and node selector",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("sel", func(a *heraldv1.L2Advertisement) {
+					a.Spec.IPAddressPoolSelectors = []heraldv1.Selector{{MatchLabels: map[string]heraldv1.LabelValue{"pool": "lab"}}}
+					a.Spec.NodeSelectors = []heraldv1.Selector{{MatchLabels: map[string]heraldv1.LabelValue{"kubernetes.io/hostname": "node2"}}}
+				})}
+				in.Services = []*corev1.Service{ptSvc("a", vip), ptSvc("b", "198.51.100.101")}
+				return in
+			},
+			want: map[string]string{vip: "node2", "198.51.100.101": "node2"},
+		},
+		{
+			name: "excluded, network-unavailable and dead nodes never win",
+			in: func() *inputs {
+				nodes := []*corev1.Node{
+					ptNode("node1", func(n *corev1.Node) { n.Labels[ExcludeLabel] = "" }),
+					ptNode("node2", func(n *corev1.Node) {
+						n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeNetworkUnavailable, Status: corev1.ConditionTrue}}
+					}),
+					ptNode("node3"), ptNode("node4"),
+				}
+				in := ptInputs("node1", []string{"node1", "node2", "node3"}, nodes) // node4 is not a live member
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+				in.Services = []*corev1.Service{ptSvc("a", vip), ptSvc("b", "198.51.100.101"), ptSvc("c", "198.51.100.102")}
+				return in
+			},
+			want: map[string]string{vip: "node3", "198.51.100.101": "node3", "198.51.100.102": "node3"},
+		},
+		{
+			name: "externalTrafficPolicy Local follows ready endpoints, then serving ones; none means nobody",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+				in.Services = []*corev1.Service{ptLocal(ptSvc("ready", vip)), ptLocal(ptSvc("serving", "198.51.100.101")), ptLocal(ptSvc("none", "198.51.100.102"))}
+				in.Endpoints[types.NamespacedName{Namespace: "default", Name: "ready"}] = []*discoveryv1.EndpointSlice{
+					ptSlice("ready", map[string][2]bool{"node3": {true, true}, "node2": {false, true}})}
+				in.Endpoints[types.NamespacedName{Namespace: "default", Name: "serving"}] = []*discoveryv1.EndpointSlice{
+					ptSlice("serving", map[string][2]bool{"node2": {false, true}, "node1": {false, false}})}
+				return in
+			},
+			want: map[string]string{vip: "node3", "198.51.100.101": "node2", "198.51.100.102": "-NoEligibleNode"},
+		},
+		{
+			name: "Services sharing an address are one group; other classes and other types are ignored",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+				other := ptSvc("other", "198.51.100.120")
+				other.Spec.LoadBalancerClass = ptr.To("example.com/lb")
+				np := ptSvc("np", "198.51.100.121")
+				np.Spec.Type = corev1.ServiceTypeNodePort
+				in.Services = []*corev1.Service{ptSvc("web", vip), ptSvc("dns", vip), other, np}
+				return in
+			},
+			want: map[string]string{vip: all(vip, three...)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in()
+			got := winners(decide(in, election.NewTable()))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("winners (-want +got):\n%s", diff)
+			}
+			// Every speaker, whatever its name and table history, reaches the same verdict.
+			for _, self := range in.Live {
+				in2 := tt.in()
+				in2.Self = self
+				tab := election.NewTable()
+				decide(ptInputs(self, in2.Live[:1], nil), tab) // a different history
+				if diff := cmp.Diff(got, winners(decide(in2, tab))); diff != "" {
+					t.Errorf("speaker %s disagrees (-node1 +%s):\n%s", self, self, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideInterfaces(t *testing.T) {
+	nodes := []*corev1.Node{ptNode("node1")}
+	tests := []struct {
+		name string
+		adv  *heraldv1.L2Advertisement
+		ips  []string
+		want map[string][]string // interface -> VIPs
+	}{
+		{"connected subnet", ptAdv("all"), []string{"198.51.100.100", "2001:db8:100::100"},
+			map[string][]string{"eth0": {"198.51.100.100", "2001:db8:100::100"}}},
+		{"the other subnet", ptAdv("all"), []string{"203.0.113.50"}, map[string][]string{"eth1": {"203.0.113.50"}}},
+		{"no connected subnet: elected but silent", ptAdv("all"), []string{"198.18.0.9"}, map[string][]string{}},
+		{"advertisement names the interface", ptAdv("eth1", func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth1"} }),
+			[]string{"198.51.100.100"}, map[string][]string{"eth1": {"198.51.100.100"}}},
+		{"advertisement names a missing interface", ptAdv("gone", func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth9"} }),
+			[]string{"198.51.100.100"}, map[string][]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := ptInputs("node1", []string{"node1"}, nodes)
+			in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.51.100.0/24", "2001:db8:100::/64", "203.0.113.0/24", "198.18.0.0/24")}
+			in.Advs = []*heraldv1.L2Advertisement{tt.adv}
+			for i, ip := range tt.ips {
+				in.Services = append(in.Services, ptSvc(fmt.Sprintf("s%d", i), ip))
+			}
+			pl := decide(in, election.NewTable())
+			got := map[string][]string{}
+			for name, e := range pl.Assignment {
+				got[name] = addrStrings(e.VIPs)
+				if e.Interface.Name != name {
+					t.Errorf("assignment %s names interface %s", name, e.Interface.Name)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("assignment (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDecideEveryViewOneWinner: speakers with the same view elect exactly one announcer for each of many
+// addresses, and the announcements spread over the nodes.
+func TestDecideEveryViewOneWinner(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	var svcs []*corev1.Service
+	for i := range 200 {
+		svcs = append(svcs, ptSvc(fmt.Sprintf("s%d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	count := map[string]int{}
+	for _, self := range live {
+		in := ptInputs(self, live, nodes)
+		in.Links = []iface.Link{{Index: 2, Name: "eth0", Up: true, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/15")}}}
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.18.0.0/15")}
+		in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+		in.Services = svcs
+		pl := decide(in, election.NewTable())
+		for _, e := range pl.Assignment {
+			count[self] += len(e.VIPs)
+		}
+	}
+	total := 0
+	for _, n := range live {
+		total += count[n]
+		if count[n] < 40 {
+			t.Errorf("%s announces %d of 200 addresses; the election should spread them", n, count[n])
+		}
+	}
+	if total != 200 {
+		t.Errorf("%d announcements for 200 addresses, want exactly one each (per node: %v)", total, count)
+	}
+}

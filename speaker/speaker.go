@@ -1,0 +1,406 @@
+// Package speaker is Herald's node agent: it joins the speakers' memberlist cluster, elects one node per
+// load-balancer address, and answers ARP and NDP for the addresses this node wins. One event loop owns its state.
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/membership"
+)
+
+// Config configures a speaker.
+type Config struct {
+	// NodeName is this node's name: the memberlist member name and the Node object consulted for labels.
+	NodeName string
+	// BindAddr is the address memberlist binds to; the zero value means the Node's first InternalIP.
+	BindAddr netip.Addr
+	// Port is the memberlist port, on every node.
+	Port int
+	// LoadBalancerClass is the class Herald serves besides Services naming none.
+	LoadBalancerClass string
+	// Secret holds the 32-byte gossip key in its "key" field.
+	Secret types.NamespacedName
+	// Timings are memberlist's failure-detection timings.
+	Timings membership.Timings
+	// GratuitousRepeats, GratuitousInterval and Refresh schedule gratuitous ARP / unsolicited NA.
+	GratuitousRepeats  int
+	GratuitousInterval time.Duration
+	Refresh            time.Duration
+	// LeaveTimeout bounds the graceful leave on shutdown.
+	LeaveTimeout time.Duration
+	// RejoinInterval is how often a speaker that misses a Node among the members tries to join it again.
+	RejoinInterval time.Duration
+
+	RESTConfig  *rest.Config
+	MetricsAddr string // "0" disables
+	ProbeAddr   string // "0" disables
+	Registerer  prometheus.Registerer
+	Logger      logr.Logger
+	Clock       clock.WithTicker
+}
+
+func (c *Config) defaults() {
+	if c.Port == 0 {
+		c.Port = 7946
+	}
+	if c.LeaveTimeout == 0 {
+		c.LeaveTimeout = 2 * time.Second
+	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = 5 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.MetricsAddr == "" {
+		c.MetricsAddr = "0"
+	}
+	if c.ProbeAddr == "" {
+		c.ProbeAddr = "0"
+	}
+}
+
+// Scheme returns the scheme the speaker reads with.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := heraldv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// agent is a running speaker. Fields below "loop state" belong to the event loop alone.
+type agent struct {
+	cfg     Config
+	log     logr.Logger
+	client  client.Client // cached reads, direct writes
+	rec     recorder
+	members *membership.List
+	ann     *announce.Announcer
+	metrics *Metrics
+	status  *statusWriter
+
+	kick  chan struct{}     // informer events; capacity 1
+	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
+
+	// loop state
+	table     *election.Table
+	curLinks  []iface.Link
+	winners   map[string]string // group key -> winner at the last decision
+	mine      map[string]bool   // group keys this node announced at the last decision
+	lastJoin  time.Time
+	triggered time.Time // when the first unprocessed trigger arrived
+}
+
+// Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if cfg.NodeName == "" {
+		return errors.New("speaker: the node name is required")
+	}
+	if cfg.Secret.Name == "" || cfg.Secret.Namespace == "" {
+		return errors.New("speaker: the gossip key Secret's namespace and name are required")
+	}
+	log := cfg.Logger.WithValues("node", cfg.NodeName)
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg.RESTConfig, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.ProbeAddr,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Namespaces: map[string]cache.Config{cfg.Secret.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", cfg.Secret.Name),
+			},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("speaker: creating the manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	a := &agent{
+		cfg:     cfg,
+		log:     log,
+		client:  mgr.GetClient(),
+		rec:     mgr.GetEventRecorder("herald-speaker"),
+		metrics: NewMetrics(cfg.Registerer),
+		kick:    make(chan struct{}, 1),
+		links:   make(chan []iface.Link, 1),
+		table:   election.NewTable(),
+		winners: map[string]string{},
+		mine:    map[string]bool{},
+	}
+	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&heraldv1.IPAddressPool{}, &heraldv1.L2Advertisement{}, &corev1.Secret{}, &heraldv1.Announcement{}} {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("speaker: informer for %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { a.poke() },
+			UpdateFunc: func(any, any) { a.poke() },
+			DeleteFunc: func(any) { a.poke() },
+		}); err != nil {
+			return fmt.Errorf("speaker: event handler for %T: %w", obj, err)
+		}
+	}
+
+	// The manager (informers, metrics, health) outlives ctx by the graceful leave, so it runs on its own context.
+	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMgr()
+	var wg sync.WaitGroup
+	mgrErr := make(chan error, 1)
+	wg.Go(func() { mgrErr <- mgr.Start(mgrCtx) })
+	defer wg.Wait()
+	defer stopMgr()
+
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		select {
+		case err := <-mgrErr:
+			return fmt.Errorf("speaker: the manager stopped: %w", err)
+		default:
+			return ctx.Err()
+		}
+	}
+	log.Info("caches synced")
+
+	key, err := a.waitKey(ctx)
+	if err != nil {
+		return err
+	}
+	links, err := iface.List(0)
+	if err != nil {
+		return fmt.Errorf("speaker: listing interfaces: %w", err)
+	}
+	a.curLinks = links
+	bind := cfg.BindAddr
+	if !bind.IsValid() {
+		if bind, err = a.nodeAddress(ctx); err != nil {
+			return err
+		}
+	}
+	a.members, err = membership.New(membership.Config{
+		NodeName: cfg.NodeName,
+		BindAddr: bind,
+		Port:     cfg.Port,
+		Key:      key,
+		MACs:     candidateMACs(links),
+		Timings:  cfg.Timings,
+		Logger:   log.WithName("memberlist"),
+	})
+	if err != nil {
+		return fmt.Errorf("speaker: starting memberlist on %s: %w", net.JoinHostPort(bind.String(), strconv.Itoa(cfg.Port)), err)
+	}
+	defer a.members.Close()
+	// Join before deciding anything: a speaker alone would elect itself for every address and answer beside
+	// the real announcers until gossip caught up.
+	a.join(ctx)
+
+	a.ann = announce.New(announce.Config{
+		GratuitousRepeats:  cfg.GratuitousRepeats,
+		GratuitousInterval: cfg.GratuitousInterval,
+		Refresh:            cfg.Refresh,
+		Clock:              cfg.Clock,
+		Logger:             log.WithName("announce"),
+		Metrics:            announce.NewMetrics(cfg.Registerer),
+	})
+	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAnn()
+	wg.Go(func() {
+		if err := a.ann.Run(annCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error(err, "announcer stopped")
+		}
+	})
+	defer a.ann.Close()
+
+	watcher := iface.NewWatcher(iface.WatcherOptions{Logger: log.WithName("iface")})
+	wg.Go(func() {
+		if err := watcher.Run(ctx, func(ls []iface.Link) {
+			select {
+			case <-a.links:
+			default:
+			}
+			a.links <- ls
+		}); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error(err, "interface watcher stopped")
+		}
+	})
+
+	a.status = newStatusWriter(a.client, cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
+	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStatus()
+	wg.Go(func() { a.status.run(statusCtx) })
+
+	a.loop(ctx)
+
+	// Hand over: stop answering first, then tell the others, who take over as soon as the leave reaches them.
+	a.ann.Set(announce.Assignment{})
+	a.metrics.Announced.Set(0)
+	log.Info("leaving the cluster", "timeout", cfg.LeaveTimeout)
+	if err := a.members.Leave(cfg.LeaveTimeout); err != nil {
+		log.Error(err, "leaving memberlist")
+	}
+	stopStatus()
+	stopAnn()
+	return nil
+}
+
+// poke tells the loop that its inputs changed; it never blocks (informer callbacks must not).
+func (a *agent) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitKey reads the gossip key from the Secret, waiting for the controller to create it.
+func (a *agent) waitKey(ctx context.Context) ([]byte, error) {
+	t := a.cfg.Clock.NewTicker(time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		key, err := a.readKey(ctx)
+		if err == nil {
+			return key, nil
+		}
+		if !warned {
+			a.log.Info("waiting for the gossip key", "reason", err.Error())
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("speaker: no gossip key: %w", err)
+		case <-t.C():
+		}
+	}
+}
+
+func (a *agent) readKey(ctx context.Context) ([]byte, error) {
+	var s corev1.Secret
+	if err := a.client.Get(ctx, a.cfg.Secret, &s); err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", a.cfg.Secret, err)
+	}
+	key := s.Data["key"]
+	if len(key) != 32 {
+		return nil, fmt.Errorf("secret %s: field \"key\" holds %d bytes; the gossip key must be exactly 32 bytes (AES-256)", a.cfg.Secret, len(key))
+	}
+	return key, nil
+}
+
+// nodeAddress returns the first InternalIP of this node's Node object.
+func (a *agent) nodeAddress(ctx context.Context) (netip.Addr, error) {
+	var n corev1.Node
+	if err := a.client.Get(ctx, types.NamespacedName{Name: a.cfg.NodeName}, &n); err != nil {
+		return netip.Addr{}, fmt.Errorf("speaker: no --bind-address and Node %s unreadable: %w", a.cfg.NodeName, err)
+	}
+	for _, ad := range n.Status.Addresses {
+		if ad.Type == corev1.NodeInternalIP {
+			if ip, err := netip.ParseAddr(ad.Address); err == nil {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("speaker: no --bind-address and Node %s has no InternalIP", a.cfg.NodeName)
+}
+
+// join joins the Nodes that are not members yet, through their InternalIPs.
+func (a *agent) join(ctx context.Context) {
+	a.lastJoin = a.cfg.Clock.Now()
+	var nodes corev1.NodeList
+	if err := a.client.List(ctx, &nodes); err != nil {
+		a.log.Error(err, "listing Nodes to join")
+		return
+	}
+	known := map[string]bool{}
+	for _, m := range a.members.Members() {
+		known[m.Name] = true
+	}
+	var peers []string
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if n.Name == a.cfg.NodeName || known[n.Name] {
+			continue
+		}
+		for _, ad := range n.Status.Addresses {
+			if ad.Type == corev1.NodeInternalIP {
+				peers = append(peers, net.JoinHostPort(ad.Address, strconv.Itoa(a.cfg.Port)))
+				break
+			}
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	n, err := a.members.Join(peers)
+	if err != nil {
+		a.log.V(1).Info("joining peers", "peers", peers, "joined", n, "error", err.Error())
+		return
+	}
+	a.log.Info("joined peers", "peers", peers, "contacted", n)
+}
+
+// candidateMACs are the MACs of the interfaces this node may announce on, published for the guard.
+func candidateMACs(links []iface.Link) []net.HardwareAddr {
+	var out []net.HardwareAddr
+	for _, l := range links {
+		if l.Up && len(l.MAC) == 6 && !l.Loopback && !l.NoARP && !l.PointToPoint && l.MasterIndex == 0 {
+			if !slices.ContainsFunc(out, func(m net.HardwareAddr) bool { return m.String() == l.MAC.String() }) {
+				out = append(out, l.MAC)
+			}
+		}
+		if len(out) == 32 {
+			break
+		}
+	}
+	return out
+}
+
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools;l2advertisements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=herald.dev,resources=announcements,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=herald.dev,resources=announcements/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups="",namespace=herald-system,resources=secrets,verbs=get;list;watch

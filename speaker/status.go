@@ -1,0 +1,203 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+)
+
+// ConditionAnnounced is the Announcement condition saying whether a node answers for the Service.
+const ConditionAnnounced = "Announced"
+
+// announcementState is what one Announcement's status should say.
+type announcementState struct {
+	UID        types.UID
+	Node       string
+	Addresses  []string
+	Interfaces []string
+	Announced  bool
+	Reason     string
+	Message    string
+}
+
+func (s announcementState) equal(o announcementState) bool {
+	return s.UID == o.UID && s.Node == o.Node && slices.Equal(s.Addresses, o.Addresses) &&
+		slices.Equal(s.Interfaces, o.Interfaces) && s.Announced == o.Announced && s.Reason == o.Reason && s.Message == o.Message
+}
+
+// statusWants is the whole set of Announcements a speaker is responsible for.
+type statusWants struct {
+	Set    map[types.NamespacedName]announcementState
+	Delete []types.NamespacedName
+}
+
+// statusWriter writes Announcements in the background, so that a slow or unreachable API server never delays
+// answering. It keeps only the latest wants and retries what failed.
+type statusWriter struct {
+	client  client.Client
+	node    string
+	log     logr.Logger
+	clock   clock.WithTicker
+	metrics *Metrics
+	in      chan statusWants // capacity 1: the latest wants replace unread ones
+
+	written map[types.NamespacedName]announcementState // owned by run
+}
+
+func newStatusWriter(c client.Client, node string, log logr.Logger, clk clock.WithTicker, m *Metrics) *statusWriter {
+	return &statusWriter{client: c, node: node, log: log, clock: clk, metrics: m, in: make(chan statusWants, 1),
+		written: map[types.NamespacedName]announcementState{}}
+}
+
+// update hands the writer new wants; it never blocks.
+func (w *statusWriter) update(s statusWants) {
+	for {
+		select {
+		case w.in <- s:
+			return
+		default:
+		}
+		select {
+		case <-w.in:
+		default:
+		}
+	}
+}
+
+func (w *statusWriter) run(ctx context.Context) {
+	retry := w.clock.NewTicker(time.Second)
+	defer retry.Stop()
+	var cur *statusWants
+	failed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-w.in:
+			cur = &s
+		case <-retry.C():
+			if !failed {
+				continue
+			}
+		}
+		if cur != nil {
+			failed = w.apply(ctx, cur) != nil
+		}
+	}
+}
+
+// apply writes what differs from what was last written; it returns the first error after trying everything.
+func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
+	var errs []error
+	for name, st := range s.Set {
+		if prev, ok := w.written[name]; ok && prev.equal(st) {
+			continue
+		}
+		if err := w.write(ctx, name, st); err != nil {
+			w.metrics.StatusWrites.WithLabelValues("error").Inc()
+			errs = append(errs, err)
+			continue
+		}
+		w.metrics.StatusWrites.WithLabelValues("ok").Inc()
+		w.written[name] = st
+	}
+	for name := range w.written {
+		if _, ok := s.Set[name]; !ok {
+			delete(w.written, name) // someone else's now; write again if it comes back
+		}
+	}
+	for _, name := range s.Delete {
+		an := &heraldv1.Announcement{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}}
+		if err := w.client.Delete(ctx, an); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting Announcement %s: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		w.log.Error(err, "writing Announcements; retrying")
+		return err
+	}
+	return nil
+}
+
+func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st announcementState) error {
+	var an heraldv1.Announcement
+	err := w.client.Get(ctx, name, &an)
+	if apierrors.IsNotFound(err) {
+		an = heraldv1.Announcement{ObjectMeta: metav1.ObjectMeta{
+			Namespace: name.Namespace, Name: name.Name,
+			Labels: map[string]string{"app.kubernetes.io/part-of": "herald"},
+			// Owned by the Service, so the garbage collector removes it with the Service.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: name.Name, UID: st.UID,
+				BlockOwnerDeletion: ptr.To(false)}},
+		}}
+		if err := w.client.Create(ctx, &an); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating Announcement %s: %w", name, err)
+		} else if apierrors.IsAlreadyExists(err) {
+			if err := w.client.Get(ctx, name, &an); err != nil {
+				return fmt.Errorf("reading Announcement %s: %w", name, err)
+			}
+		}
+	} else if err != nil {
+		return fmt.Errorf("reading Announcement %s: %w", name, err)
+	}
+	if len(an.OwnerReferences) > 0 && an.OwnerReferences[0].UID != st.UID {
+		// The Service was deleted and made again under the same name: the old Announcement is stale.
+		if err := w.client.Delete(ctx, &an); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting stale Announcement %s: %w", name, err)
+		}
+		return fmt.Errorf("announcement %s belonged to an earlier Service; recreating", name)
+	}
+	before := an.Status.DeepCopy()
+	if an.Status.Node != st.Node || an.Status.Since == nil {
+		an.Status.Since = &metav1.Time{Time: w.clock.Now()}
+	}
+	an.Status.Node = st.Node
+	an.Status.Addresses = st.Addresses
+	an.Status.Interfaces = st.Interfaces
+	status := metav1.ConditionFalse
+	if st.Announced {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&an.Status.Conditions, metav1.Condition{Type: ConditionAnnounced, Status: status,
+		Reason: st.Reason, Message: st.Message, ObservedGeneration: an.Generation})
+	if equalStatus(before, &an.Status) {
+		return nil
+	}
+	if err := w.client.Status().Update(ctx, &an); err != nil {
+		return fmt.Errorf("updating Announcement %s status: %w", name, err)
+	}
+	return nil
+}
+
+func equalStatus(a, b *heraldv1.AnnouncementStatus) bool {
+	if a.Node != b.Node || !slices.Equal(a.Addresses, b.Addresses) || !slices.Equal(a.Interfaces, b.Interfaces) {
+		return false
+	}
+	if (a.Since == nil) != (b.Since == nil) || (a.Since != nil && !a.Since.Equal(b.Since)) {
+		return false
+	}
+	if len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return false
+		}
+	}
+	return true
+}
+
