@@ -1,0 +1,289 @@
+package membership
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hashicorp/memberlist"
+)
+
+var (
+	testKey  = []byte("herald-test-key-0123456789abcdef") // 32 bytes
+	otherKey = []byte("herald-other-key-0123456789abcde") // 32 bytes
+)
+
+// testLogger discards logs unless HERALD_TEST_LOG is set. It writes to
+// stderr rather than t.Log: memberlist goroutines may log after a test ends.
+func testLogger() logr.Logger {
+	if os.Getenv("HERALD_TEST_LOG") == "" {
+		return logr.Discard()
+	}
+	v := 0
+	if os.Getenv("HERALD_TEST_LOG") == "debug" {
+		v = 1
+	}
+	return funcr.New(func(prefix, args string) {
+		fmt.Fprintf(os.Stderr, "%s %s %s\n", time.Now().Format("15:04:05.000"), prefix, args)
+	}, funcr.Options{Verbosity: v})
+}
+
+// macFor returns a MAC derived from a member name.
+func macFor(name string) net.HardwareAddr {
+	var s byte
+	for _, c := range []byte(name) {
+		s = s*31 + c
+	}
+	return net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x53, s}
+}
+
+// pumpTransport is a memberlist.MockTransport whose inbound packets and
+// streams are moved by a goroutine into buffered channels. MockTransport
+// delivers on unbuffered channels, and memberlist answers a ping from the
+// goroutine that reads packets, so two members pinging each other at the
+// same moment block each other forever; a real UDP socket has a buffer and
+// drops when it is full, and so does this. A dead pumpTransport (a crashed
+// host) drops packets and closes incoming streams.
+type pumpTransport struct {
+	*memberlist.MockTransport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	dead    atomic.Bool
+}
+
+func (t *pumpTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+func (t *pumpTransport) StreamCh() <-chan net.Conn           { return t.streams }
+
+func (t *pumpTransport) pump(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case p := <-t.MockTransport.PacketCh():
+			if t.dead.Load() {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			default: // buffer full: dropped, as UDP would be
+			}
+		case conn := <-t.MockTransport.StreamCh():
+			if t.dead.Load() {
+				conn.Close()
+				continue
+			}
+			select {
+			case t.streams <- conn:
+			default:
+				conn.Close()
+			}
+		}
+	}
+}
+
+// cluster is a set of members on one memberlist.MockNetwork. MockNetwork's
+// maps are not locked, so every transport is created up front, before any
+// member starts.
+type cluster struct {
+	t     testing.TB
+	net   *memberlist.MockNetwork
+	tr    map[string]*pumpTransport
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex // guards lists, raw
+	lists map[string]*List
+	raw   map[string]*memberlist.Memberlist
+	once  sync.Once
+}
+
+func newCluster(t testing.TB, names ...string) *cluster {
+	c := &cluster{
+		t:     t,
+		net:   &memberlist.MockNetwork{},
+		tr:    make(map[string]*pumpTransport),
+		stop:  make(chan struct{}),
+		lists: make(map[string]*List),
+		raw:   make(map[string]*memberlist.Memberlist),
+	}
+	for _, n := range names {
+		tr := &pumpTransport{
+			MockTransport: c.net.NewTransport(n),
+			packets:       make(chan *memberlist.Packet, 1024),
+			streams:       make(chan net.Conn, 64),
+		}
+		c.tr[n] = tr
+		c.wg.Go(func() { tr.pump(c.stop) })
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// config returns the configuration of member name with default timings.
+func (c *cluster) config(name string) Config {
+	tr, ok := c.tr[name]
+	if !ok {
+		c.t.Fatalf("no transport for %q", name)
+	}
+	return Config{
+		NodeName:  name,
+		Key:       testKey,
+		MACs:      []net.HardwareAddr{macFor(name)},
+		Logger:    testLogger().WithValues("self", name),
+		Transport: tr,
+	}
+}
+
+func (c *cluster) start(cfg Config) *List {
+	c.t.Helper()
+	l, err := New(cfg)
+	if err != nil {
+		c.t.Fatalf("New(%s): %v", cfg.NodeName, err)
+	}
+	c.mu.Lock()
+	c.lists[cfg.NodeName] = l
+	c.mu.Unlock()
+	return l
+}
+
+// startAll starts the named members with default configurations and joins
+// all but the first through the first, then waits until everyone sees
+// everyone.
+func (c *cluster) startAll(names ...string) []*List {
+	c.t.Helper()
+	var ls []*List
+	for _, n := range names {
+		ls = append(ls, c.start(c.config(n)))
+	}
+	for _, l := range ls[1:] {
+		if n, err := l.Join([]string{c.addr(names[0])}); err != nil || n != 1 {
+			c.t.Fatalf("Join: %d, %v", n, err)
+		}
+	}
+	want := c.members(names...)
+	for i, l := range ls {
+		eventually(c.t, 10*time.Second, func() string {
+			return cmp.Diff(want, l.Members(), cmpAddr)
+		}, "%s sees all members", names[i])
+	}
+	return ls
+}
+
+// addr returns the "host:port" of member name on the mock network.
+func (c *cluster) addr(name string) string {
+	ip, port, err := c.tr[name].FinalAdvertiseAddr("", 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(port))
+}
+
+// member returns what the others should see of member name.
+func (c *cluster) member(name string, macs ...net.HardwareAddr) Member {
+	ip, port, err := c.tr[name].FinalAdvertiseAddr("", 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	if len(macs) == 0 {
+		macs = []net.HardwareAddr{macFor(name)}
+	}
+	return Member{Name: name, Addr: a.Unmap(), Port: port, MACs: macs}
+}
+
+func (c *cluster) members(names ...string) []Member {
+	var out []Member
+	for _, n := range names {
+		out = append(out, c.member(n))
+	}
+	return out
+}
+
+// crash shuts member name down without leaving.
+func (c *cluster) crash(name string) {
+	c.mu.Lock()
+	l := c.lists[name]
+	c.mu.Unlock()
+	c.kill(name)
+	if err := l.shutdown(false); err != nil {
+		c.t.Errorf("crash %s: %v", name, err)
+	}
+}
+
+// closeMember closes member name gracefully.
+func (c *cluster) closeMember(name string) {
+	c.mu.Lock()
+	l := c.lists[name]
+	c.mu.Unlock()
+	if err := l.Close(); err != nil {
+		c.t.Errorf("Close %s: %v", name, err)
+	}
+	c.kill(name)
+}
+
+// kill makes member name's transport behave like a crashed host.
+func (c *cluster) kill(name string) { c.tr[name].dead.Store(true) }
+
+func (c *cluster) close() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		lists := make(map[string]*List, len(c.lists))
+		for n, l := range c.lists {
+			lists[n] = l
+		}
+		raw := make(map[string]*memberlist.Memberlist, len(c.raw))
+		for n, m := range c.raw {
+			raw[n] = m
+		}
+		c.mu.Unlock()
+		for n, l := range lists {
+			if err := l.shutdown(false); err != nil {
+				c.t.Errorf("close %s: %v", n, err)
+			}
+			c.kill(n)
+		}
+		for n, m := range raw {
+			m.Shutdown()
+			c.kill(n)
+		}
+		close(c.stop)
+		c.wg.Wait()
+	})
+}
+
+// eventually polls diff until it returns "" or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, diff func() string, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := diff()
+		if d == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, not true: %s:\n%s", timeout, fmt.Sprintf(format, args...), d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// memberNames returns the member names in ms.
+func memberNames(ms []Member) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, m.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+// cmpAddr lets cmp compare netip.Addr values with ==.
+var cmpAddr = cmpopts.EquateComparable(netip.Addr{})

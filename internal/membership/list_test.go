@@ -1,0 +1,693 @@
+package membership
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func TestNewRejects(t *testing.T) {
+	c := newCluster(t, "a")
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no key", func(c *Config) { c.Key = nil }, "gossip key is 0 bytes, want exactly 32"},
+		{"16-byte key", func(c *Config) { c.Key = make([]byte, 16) }, "gossip key is 16 bytes, want exactly 32"},
+		{"31-byte key", func(c *Config) { c.Key = make([]byte, 31) }, "gossip key is 31 bytes, want exactly 32"},
+		{"33-byte key", func(c *Config) { c.Key = make([]byte, 33) }, "gossip key is 33 bytes, want exactly 32"},
+		{"no name", func(c *Config) { c.NodeName = "" }, "empty node name"},
+		{"port", func(c *Config) { c.Port = 70000 }, "port 70000 out of range"},
+		{"timings", func(c *Config) { c.Timings.ProbeTimeout = time.Second }, "ProbeTimeout 1s must be shorter than ProbeInterval 100ms"},
+		{"too many MACs", func(c *Config) { c.MACs = macs(100) }, ErrMetaTooLarge.Error()},
+		{"real transport needs an address", func(c *Config) { c.Transport = nil }, "bind address required"},
+		{"unspecified address", func(c *Config) { c.Transport = nil; c.BindAddr = netip.IPv4Unspecified() }, "is unspecified"},
+		{"zone", func(c *Config) { c.Transport = nil; c.BindAddr = netip.MustParseAddr("fe80::1%eth0") }, "has a zone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := c.config("a")
+			tc.mod(&cfg)
+			l, err := New(cfg)
+			if err == nil {
+				l.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFiveMembersJoinThroughOneSeed(t *testing.T) {
+	all := []string{"n1", "n2", "n3", "n4", "n5"}
+	c := newCluster(t, all...)
+	ls := c.startAll(all...) // asserts that everyone sees all five, with MACs
+
+	for i, l := range ls {
+		if diff := cmp.Diff(c.member(all[i]), l.LocalMember(), cmpAddr); diff != "" {
+			t.Errorf("%s LocalMember (-want +got):\n%s", all[i], diff)
+		}
+		if got := l.NumMembers(); got != 5 {
+			t.Errorf("%s NumMembers = %d", all[i], got)
+		}
+		if diff := cmp.Diff(l.Members(), l.Live(), cmpAddr); diff != "" {
+			t.Errorf("%s Live differs from Members (-want +got):\n%s", all[i], diff)
+		}
+	}
+
+	// n3 publishes new MACs; everyone sees them.
+	newMACs := []net.HardwareAddr{mustMAC(t, "02:00:5e:00:53:aa"), mustMAC(t, "02:00:5e:00:53:bb")}
+	if err := ls[2].UpdateMACs(newMACs); err != nil {
+		t.Fatal(err)
+	}
+	want := c.members(all...)
+	want[2].MACs = newMACs
+	for i, l := range ls {
+		eventually(t, 5*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "%s sees n3's new MACs", all[i])
+	}
+
+	// Too many MACs: refused, nothing changes.
+	if err := ls[2].UpdateMACs(macs(100)); !errors.Is(err, ErrMetaTooLarge) {
+		t.Fatalf("UpdateMACs(100 MACs) = %v, want ErrMetaTooLarge", err)
+	}
+	if diff := cmp.Diff(newMACs, ls[2].LocalMember().MACs, cmpAddr); diff != "" {
+		t.Errorf("MACs after refused update (-want +got):\n%s", diff)
+	}
+}
+
+func TestMembersReturnsCopies(t *testing.T) {
+	c := newCluster(t, "a")
+	l := c.start(c.config("a"))
+	m := l.Members()
+	m[0].MACs[0][0] = 0xff
+	if diff := cmp.Diff(macFor("a"), l.Members()[0].MACs[0], cmpAddr); diff != "" {
+		t.Errorf("caller's change leaked into the list (-want +got):\n%s", diff)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	a := c.start(c.config("a"))
+	b := c.start(c.config("b"))
+	for _, tc := range []struct {
+		name    string
+		addrs   []string
+		wantN   int
+		wantErr string // "" = no error
+	}{
+		{name: "nothing to join", addrs: nil},
+		{name: "only self", addrs: []string{c.addr("a")}},
+		{name: "unreachable", addrs: []string{"127.0.0.1:999"}, wantErr: "127.0.0.1:999"},
+		{name: "invalid only", addrs: []string{"x:y:z"}, wantErr: "x:y:z"},
+		{name: "invalid, self and one good", addrs: []string{"x:y:z", c.addr("a"), c.addr("b")}, wantN: 1},
+		{name: "unreachable and one good", addrs: []string{"127.0.0.1:999", c.addr("b")}, wantN: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := a.Join(tc.addrs)
+			if n != tc.wantN {
+				t.Errorf("Join contacted %d, want %d", n, tc.wantN)
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Join: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Join error = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("a", "b"), b.Members(), cmpAddr) }, "b sees a")
+}
+
+func TestJoinTarget(t *testing.T) {
+	self := netip.MustParseAddrPort("198.51.100.1:7946")
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		want     string
+		wantSelf bool
+		wantErr  bool
+	}{
+		{name: "IPv4 without port", addr: "198.51.100.7", want: "198.51.100.7:7946"},
+		{name: "IPv4 with port", addr: "198.51.100.7:8000", want: "198.51.100.7:8000"},
+		{name: "IPv6 without port", addr: "2001:db8::7", want: "[2001:db8::7]:7946"},
+		{name: "IPv6 in brackets", addr: "[2001:db8::7]", want: "[2001:db8::7]:7946"},
+		{name: "IPv6 with port", addr: "[2001:db8::7]:8000", want: "[2001:db8::7]:8000"},
+		{name: "host name", addr: "node-b.example", want: "node-b.example:7946"},
+		{name: "host name with port", addr: "node-b.example:8000", want: "node-b.example:8000"},
+		{name: "spaces", addr: " 198.51.100.7 ", want: "198.51.100.7:7946"},
+		{name: "self", addr: "198.51.100.1", wantSelf: true},
+		{name: "self with port", addr: "198.51.100.1:7946", wantSelf: true},
+		{name: "self IPv4-mapped", addr: "[::ffff:198.51.100.1]:7946", wantSelf: true},
+		{name: "own address, other port", addr: "198.51.100.1:7000", want: "198.51.100.1:7000"},
+		{name: "empty", addr: "", wantErr: true},
+		{name: "port zero", addr: "198.51.100.7:0", wantErr: true},
+		{name: "port not a number", addr: "198.51.100.7:http", wantErr: true},
+		{name: "port too large", addr: "198.51.100.7:65536", wantErr: true},
+		{name: "too many colons", addr: "a:b:c", wantErr: true},
+		{name: "empty host", addr: ":7946", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, isSelf, err := joinTarget(tc.addr, 7946, self)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("joinTarget(%q) error = %v, want error %v", tc.addr, err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpAddr); diff != "" {
+				t.Errorf("target (-want +got):\n%s", diff)
+			}
+			if isSelf != tc.wantSelf {
+				t.Errorf("self = %v, want %v", isSelf, tc.wantSelf)
+			}
+		})
+	}
+}
+
+// recv waits for a signal on ch.
+func recv(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no Changed signal for %s", what)
+	}
+}
+
+// drainSignal empties ch and reports whether it held a signal.
+func drainSignal(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestChanged(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	a := c.start(c.config("a"))
+	if !drainSignal(a.Changed()) {
+		t.Error("no signal for a joining itself")
+	}
+
+	b := c.start(c.config("b"))
+	if _, err := b.Join([]string{c.addr("a")}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, a.Changed(), "b joining")
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("a", "b"), a.Members(), cmpAddr) }, "a sees b")
+	drainSignal(a.Changed())
+
+	if err := b.UpdateMACs([]net.HardwareAddr{mustMAC(t, "02:00:5e:00:53:cc")}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, a.Changed(), "b's update")
+
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("a"), a.Members(), cmpAddr) }, "a sees b leave")
+	recv(t, a.Changed(), "b leaving")
+
+	// Nobody reads a.Changed from here on: memberlist must keep going.
+	cl := c.start(c.config("c"))
+	if _, err := cl.Join([]string{c.addr("a")}); err != nil {
+		t.Fatal(err)
+	}
+	var last []net.HardwareAddr
+	for i := range 10 {
+		last = []net.HardwareAddr{{0x02, 0x00, 0x5e, 0x00, 0x54, byte(i)}}
+		if err := cl.UpdateMACs(last); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	want := []Member{c.member("a"), c.member("c", last...)}
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(want, a.Members(), cmpAddr) }, "a sees c's last MACs")
+	if got := len(a.Changed()); got != 1 {
+		t.Errorf("%d pending signals, want exactly 1", got)
+	}
+}
+
+// measureRemoval stops member victim (by stop) and returns how long until
+// every other member sees len(names)-1 members.
+func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim string)) time.Duration {
+	c := newCluster(t, names...)
+	ls := c.startAll(names...)
+	defer c.close()
+	victim := names[len(names)-1]
+	survivors := ls[:len(ls)-1]
+	want := c.members(names[:len(names)-1]...)
+
+	start := time.Now()
+	stop(c, victim)
+	seen := make([]time.Duration, len(survivors))
+	deadline := start.Add(10 * time.Second)
+	for {
+		done := true
+		for i, l := range survivors {
+			if seen[i] == 0 {
+				if l.NumMembers() == len(names)-1 {
+					seen[i] = time.Since(start)
+				} else {
+					done = false
+				}
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s, survivors still see %v members", func() []string {
+				var s []string
+				for _, l := range survivors {
+					s = append(s, memberNames(l.Members()))
+				}
+				return s
+			}())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i, l := range survivors {
+		if diff := cmp.Diff(want, l.Members(), cmpAddr); diff != "" {
+			t.Errorf("%s members after removal (-want +got):\n%s", names[i], diff)
+		}
+	}
+	var last time.Duration
+	for _, d := range seen {
+		last = max(last, d)
+	}
+	t.Logf("%s removed; first survivor noticed after %v, last after %v (each: %v)", victim, minDuration(seen...), last, seen)
+	return last
+}
+
+func minDuration(ds ...time.Duration) time.Duration {
+	m := ds[0]
+	for _, d := range ds[1:] {
+		if d < m {
+			m = d
+		}
+	}
+	return m
+}
+
+func crashMember(c *cluster, victim string) { c.crash(victim) }
+
+func leaveMember(c *cluster, victim string) {
+	c.mu.Lock()
+	l := c.lists[victim]
+	c.mu.Unlock()
+	if err := l.Leave(time.Second); err != nil {
+		c.t.Errorf("Leave: %v", err)
+	}
+}
+
+var five = []string{"n1", "n2", "n3", "n4", "n5"}
+
+// TestCrashDetection shuts a member down without leaving (a crash) and
+// measures, with DefaultTimings, how long until all others drop it.
+func TestCrashDetection(t *testing.T) {
+	d := measureRemoval(t, five, crashMember)
+	typical, upper := DefaultTimings().DetectionTime(len(five))
+	t.Logf("crash detection with DefaultTimings, 5 members: %v (estimate: typical %v, upper %v)", d, typical, upper)
+}
+
+// TestGracefulLeave measures how long until the others drop a member that
+// leaves.
+func TestGracefulLeave(t *testing.T) {
+	d := measureRemoval(t, five, leaveMember)
+	t.Logf("graceful leave with DefaultTimings, 5 members: %v", d)
+}
+
+// BenchmarkDetection reports crash and leave detection in a 5-member
+// cluster with DefaultTimings. Run with -benchtime=Nx; each iteration takes
+// about a second.
+func BenchmarkDetection(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		stop func(*cluster, string)
+	}{
+		{"crash", crashMember},
+		{"leave", leaveMember},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var total, worst time.Duration
+			for range b.N {
+				d := measureRemoval(b, five, bc.stop)
+				total += d
+				worst = max(worst, d)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/detection")
+			b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
+		})
+	}
+}
+
+func TestLeaveAndClose(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	ls := c.startAll("a", "b")
+	a := ls[0]
+	if err := a.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Leave(time.Second); err != nil {
+		t.Errorf("second Leave: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close after Leave: %v", err)
+	}
+	c.kill("a")
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	select {
+	case <-a.done:
+	default:
+		t.Error("key goroutine still running after Close")
+	}
+	if err := a.Leave(time.Second); !errors.Is(err, ErrClosed) {
+		t.Errorf("Leave after Close = %v, want ErrClosed", err)
+	}
+	if err := a.UpdateMACs(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateMACs after Close = %v, want ErrClosed", err)
+	}
+	// Close without a prior Leave still leaves: b sees a go at once, not
+	// after a suspicion timeout (which would also work, but later).
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("b"), ls[1].Members(), cmpAddr) }, "b sees a leave")
+}
+
+func TestDifferentKeysCannotJoin(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	a := c.start(c.config("a"))
+	cfg := c.config("b")
+	cfg.Key = otherKey
+	b := c.start(cfg)
+	if n, err := b.Join([]string{c.addr("a")}); err == nil {
+		t.Fatalf("join with a different key succeeded (%d contacted)", n)
+	}
+	if got := a.NumMembers(); got != 1 {
+		t.Errorf("a sees %d members (%s) after b's failed join", got, memberNames(a.Members()))
+	}
+	if got := b.NumMembers(); got != 1 {
+		t.Errorf("b sees %d members (%s) after its failed join", got, memberNames(b.Members()))
+	}
+	// The same key joins.
+	cl := c.start(c.config("c"))
+	if n, err := cl.Join([]string{c.addr("a")}); err != nil || n != 1 {
+		t.Fatalf("join with the same key: %d, %v", n, err)
+	}
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("a", "c"), a.Members(), cmpAddr) }, "a sees c")
+}
+
+// startRaw starts a plain memberlist whose keyring is built by memberlist
+// itself from key.
+func (c *cluster) startRaw(name string, key []byte) *memberlist.Memberlist {
+	c.t.Helper()
+	kr, err := memberlist.NewKeyring(nil, key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = name
+	mc.Transport = c.tr[name]
+	mc.Keyring = kr
+	mc.Logger = log.New(newLogWriter(testLogger().WithValues("self", name), clock.RealClock{}), "", 0)
+	DefaultTimings().apply(mc)
+	m, err := memberlist.Create(mc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.raw[name] = m
+	c.mu.Unlock()
+	return m
+}
+
+// TestKeyUsedAsIs shows that the configured bytes are the AES key: a plain
+// memberlist with a Keyring made from the same 32 bytes talks to a List,
+// and one made from a hash of them does not.
+func TestKeyUsedAsIs(t *testing.T) {
+	c := newCluster(t, "a", "raw", "hashed")
+	a := c.start(c.config("a"))
+	raw := c.startRaw("raw", bytes.Clone(testKey))
+	if n, err := raw.Join([]string{c.addr("a")}); err != nil || n != 1 {
+		t.Fatalf("memberlist with Keyring(key) joining: %d, %v", n, err)
+	}
+	want := []Member{c.member("a"), c.member("raw")}
+	want[1].MACs = nil // a plain memberlist publishes no Herald metadata
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(want, a.Members(), cmpAddr) }, "a sees raw")
+
+	sum := sha256.Sum256(testKey)
+	hashed := c.startRaw("hashed", sum[:])
+	if n, err := hashed.Join([]string{c.addr("a")}); err == nil {
+		t.Fatalf("memberlist with Keyring(sha256(key)) joined (%d contacted)", n)
+	}
+	if diff := cmp.Diff(want, a.Members(), cmpAddr); diff != "" {
+		t.Errorf("members after the hashed-key join attempt (-want +got):\n%s", diff)
+	}
+}
+
+func keysOf(l *List) [][]byte {
+	l.keyMu.Lock()
+	defer l.keyMu.Unlock()
+	return append([][]byte(nil), l.keyring.GetKeys()...)
+}
+
+func waitWaiters(t *testing.T, fc *clocktesting.FakeClock, n int) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() string {
+		if got := fc.Waiters(); got != n {
+			return fmt.Sprintf("%d timers armed, want %d", got, n)
+		}
+		return ""
+	}, "key timers")
+}
+
+// updateSeen has from publish a fresh MAC and waits until to sees it:
+// proof that from's gossip decrypts at to.
+func updateSeen(t *testing.T, c *cluster, from *List, to *List, b byte) {
+	t.Helper()
+	mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x55, b}
+	if err := from.UpdateMACs([]net.HardwareAddr{mac}); err != nil {
+		t.Fatal(err)
+	}
+	name := from.LocalMember().Name
+	eventually(t, 5*time.Second, func() string {
+		for _, m := range to.Members() {
+			if m.Name == name {
+				return cmp.Diff([]net.HardwareAddr{mac}, m.MACs, cmpAddr)
+			}
+		}
+		return name + " missing"
+	}, "%s's update reaches %s", name, to.LocalMember().Name)
+}
+
+func TestSetKey(t *testing.T) {
+	k1, k2 := testKey, otherKey
+	fc := clocktesting.NewFakeClock(time.Now())
+	c := newCluster(t, "a", "b", "old", "new")
+	var ls []*List
+	for _, n := range []string{"a", "b"} {
+		cfg := c.config(n)
+		cfg.Clock = fc
+		cfg.KeyGrace = time.Minute
+		ls = append(ls, c.start(cfg))
+	}
+	a, b := ls[0], ls[1]
+	if _, err := b.Join([]string{c.addr("a")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 16), make([]byte, 31), make([]byte, 33)} {
+		if err := a.SetKey(bad); err == nil || !strings.Contains(err.Error(), "want exactly 32") {
+			t.Errorf("SetKey(%d bytes) = %v", len(bad), err)
+		}
+	}
+	if err := a.SetKey(k1); err != nil {
+		t.Fatal(err)
+	}
+	if got := fc.Waiters(); got != 0 {
+		t.Errorf("SetKey with the current key armed %d timers", got)
+	}
+
+	for _, l := range ls {
+		if err := l.SetKey(k2); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([][]byte{k2, k1}, keysOf(l), cmpAddr); diff != "" {
+			t.Errorf("keys after SetKey (-want +got):\n%s", diff)
+		}
+	}
+	waitWaiters(t, fc, 2)
+	updateSeen(t, c, a, b, 1) // both encrypt with k2 now
+	updateSeen(t, c, b, a, 2)
+
+	fc.Step(time.Minute - time.Millisecond)
+	if got := fc.Waiters(); got != 2 {
+		t.Errorf("%d timers left before the grace period ended, want 2", got)
+	}
+	for _, l := range ls {
+		if diff := cmp.Diff([][]byte{k2, k1}, keysOf(l), cmpAddr); diff != "" {
+			t.Errorf("keys before the grace period ended (-want +got):\n%s", diff)
+		}
+	}
+	fc.Step(time.Millisecond)
+	for _, l := range ls {
+		eventually(t, 5*time.Second, func() string { return cmp.Diff([][]byte{k2}, keysOf(l), cmpAddr) }, "old key removed")
+	}
+
+	// A member with only the old key can no longer join; one with the new
+	// key can.
+	cfg := c.config("old")
+	old := c.start(cfg)
+	if n, err := old.Join([]string{c.addr("a")}); err == nil {
+		t.Errorf("member with the retired key joined (%d)", n)
+	}
+	cfg = c.config("new")
+	cfg.Key = k2
+	nw := c.start(cfg)
+	if n, err := nw.Join([]string{c.addr("a")}); err != nil || n != 1 {
+		t.Errorf("member with the new key: %d, %v", n, err)
+	}
+}
+
+func TestSetKeysCancelsPendingRemoval(t *testing.T) {
+	k1, k2 := testKey, otherKey
+	fc := clocktesting.NewFakeClock(time.Now())
+	c := newCluster(t, "a")
+	cfg := c.config("a")
+	cfg.Clock = fc
+	a := c.start(cfg)
+	if err := a.SetKey(k2); err != nil {
+		t.Fatal(err)
+	}
+	waitWaiters(t, fc, 1)
+	if err := a.SetKeys(k2, k1); err != nil {
+		t.Fatal(err)
+	}
+	waitWaiters(t, fc, 0)
+	fc.Step(time.Hour)
+	if diff := cmp.Diff([][]byte{k2, k1}, keysOf(a), cmpAddr); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	if err := a.SetKeys(k1, make([]byte, 16)); err == nil {
+		t.Error("SetKeys accepted a 16-byte key")
+	}
+}
+
+func TestSetKeysExact(t *testing.T) {
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
+	c := newCluster(t, "a")
+	cfg := c.config("a")
+	cfg.Key = key(1)
+	a := c.start(cfg)
+	for _, tc := range []struct {
+		name    string
+		primary []byte
+		others  [][]byte
+		want    [][]byte
+	}{
+		{"add two", key(1), [][]byte{key(2), key(3)}, [][]byte{key(1), key(2), key(3)}},
+		{"switch primary, drop middle", key(3), [][]byte{key(1)}, [][]byte{key(3), key(1)}},
+		{"replace all", key(4), [][]byte{key(5)}, [][]byte{key(4), key(5)}},
+		{"single", key(5), nil, [][]byte{key(5)}},
+		{"duplicates", key(5), [][]byte{key(5), key(6), key(6)}, [][]byte{key(5), key(6)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := a.SetKeys(tc.primary, tc.others...); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, keysOf(a), cmpAddr); diff != "" {
+				t.Errorf("keys (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPhasedRotation rotates the key with SetKeys in three steps, one member
+// at a time, and checks both members hear each other after every step.
+func TestPhasedRotation(t *testing.T) {
+	k1, k2 := testKey, otherKey
+	c := newCluster(t, "a", "b")
+	ls := c.startAll("a", "b")
+	a, b := ls[0], ls[1]
+	var n byte
+	check := func(step string) {
+		t.Helper()
+		n++
+		updateSeen(t, c, a, b, n)
+		n++
+		updateSeen(t, c, b, a, n)
+	}
+	for _, step := range []struct {
+		name string
+		keys [][]byte
+	}{
+		{"install new", [][]byte{k1, k2}},
+		{"use new", [][]byte{k2, k1}},
+		{"drop old", [][]byte{k2}},
+	} {
+		for _, l := range ls {
+			if err := l.SetKeys(step.keys[0], step.keys[1:]...); err != nil {
+				t.Fatal(err)
+			}
+			check(fmt.Sprintf("%s on %s", step.name, l.LocalMember().Name))
+		}
+	}
+}
+
+// TestRealUDP runs two members on 127.0.0.1 with memberlist's own UDP/TCP
+// transport and kernel-chosen ports.
+func TestRealUDP(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	var ls []*List
+	for _, n := range []string{"udp-a", "udp-b"} {
+		l, err := New(Config{
+			NodeName: n,
+			BindAddr: lo,
+			Port:     0,
+			Key:      testKey,
+			MACs:     []net.HardwareAddr{macFor(n)},
+			Logger:   testLogger().WithValues("self", n),
+		})
+		if err != nil {
+			t.Fatalf("New(%s): %v", n, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		ls = append(ls, l)
+	}
+	a, b := ls[0], ls[1]
+	pa, pb := a.LocalMember().Port, b.LocalMember().Port
+	if pa == 0 || pb == 0 || pa == pb {
+		t.Fatalf("bound ports %d and %d", pa, pb)
+	}
+	// "127.0.0.1" without a port means b's own port, that is b itself.
+	if n, err := b.Join([]string{"127.0.0.1"}); n != 0 || err != nil {
+		t.Errorf("joining self: %d, %v", n, err)
+	}
+	if n, err := b.Join([]string{fmt.Sprintf("127.0.0.1:%d", pa)}); err != nil || n != 1 {
+		t.Fatalf("Join: %d, %v", n, err)
+	}
+	want := []Member{
+		{Name: "udp-a", Addr: lo, Port: pa, MACs: []net.HardwareAddr{macFor("udp-a")}},
+		{Name: "udp-b", Addr: lo, Port: pb, MACs: []net.HardwareAddr{macFor("udp-b")}},
+	}
+	for _, l := range ls {
+		eventually(t, 5*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "both members")
+	}
+	// b leaves through Close; a drops it.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string { return cmp.Diff(want[:1], a.Members(), cmpAddr) }, "a sees b leave")
+}
