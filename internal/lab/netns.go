@@ -1,0 +1,192 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where `ip netns` keeps the bind mounts that name network namespaces.
+const netnsDir = "/run/netns"
+
+// stalePrefix matches the namespaces of a lab with a default prefix, hl<pid> or hl<pid>x<k>, and captures the pid.
+var stalePrefix = regexp.MustCompile(`^hl([0-9]+)(x[0-9]+)?-`)
+
+// addNetns creates the named network namespace with `ip netns add` and opens a handle to it.
+func addNetns(ctx context.Context, name string) (netns.NsHandle, error) {
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return netns.None(), fmt.Errorf("creating network namespace %s: %w: %s", name, err, out)
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return netns.None(), errors.Join(fmt.Errorf("opening network namespace %s: %w", name, err), delNetns(name))
+	}
+	return h, nil
+}
+
+// delNetns removes the name of a network namespace; the kernel frees it once no process or socket uses it.
+func delNetns(name string) error {
+	if _, err := os.Stat(filepath.Join(netnsDir, name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("deleting network namespace %s: %w: %s", name, err, out)
+	}
+	return nil
+}
+
+// listNetns lists the named network namespaces.
+func listNetns() ([]string, error) {
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing network namespaces: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// nsPids lists the processes, other than this one, whose network namespace is the named one.
+func nsPids(name string) ([]int, error) {
+	var ns unix.Stat_t
+	if err := unix.Stat(filepath.Join(netnsDir, name), &ns); err != nil {
+		return nil, fmt.Errorf("looking up network namespace %s: %w", name, err)
+	}
+	return pidsInNetns(ns.Dev, ns.Ino)
+}
+
+// pidsInNetns lists the processes, other than this one, in the network namespace of the nsfs inode dev/ino.
+func pidsInNetns(dev uint64, ino uint64) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) == nil && st.Dev == dev && st.Ino == ino {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// killNetns kills every process in the named namespace with SIGKILL and waits up to wait for them to go.
+func killNetns(name string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		pids, err := nsPids(name)
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v in network namespace %s survive SIGKILL", pids, name)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond) // the kernel tears killed processes down asynchronously
+	}
+}
+
+// CleanStale removes the namespaces a lab with a default name (hl<pid>) left behind when its process died
+// without closing it, after killing the processes still in them. New calls it first.
+func CleanStale() error {
+	names, err := listNetns()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		m := stalePrefix.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() || processExists(pid) {
+			continue
+		}
+		if err := killNetns(name, 5*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, delNetns(name))
+	}
+	return errors.Join(errs...)
+}
+
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// inNetns runs fn on a locked OS thread switched into ns. Sockets fn opens stay in ns. The thread is discarded
+// afterwards, so that nothing else runs in ns by accident; the main thread, which the Go runtime cannot discard,
+// is switched back to back instead.
+func inNetns(ns, back netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Deliberately no UnlockOSThread: the goroutine's end terminates the thread.
+		if unix.Gettid() == unix.Getpid() {
+			defer func() {
+				if err := netns.Set(back); err == nil {
+					runtime.UnlockOSThread()
+				}
+			}()
+		}
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("entering network namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// dialIn opens a connection from inside ns.
+func dialIn(ctx context.Context, ns, back netns.NsHandle, network, address string) (net.Conn, error) {
+	var c net.Conn
+	err := inNetns(ns, back, func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, network, address)
+		return err
+	})
+	return c, err
+}
+
+// writeSysctls sets sysctls (paths under /proc/sys) inside ns.
+func writeSysctls(ns, back netns.NsHandle, values map[string]string) error {
+	return inNetns(ns, back, func() error { return setSysctls(values) })
+}
+
+// setSysctls sets sysctls (paths under /proc/sys) in the calling thread's network namespace.
+func setSysctls(values map[string]string) error {
+	for path, v := range values {
+		if err := os.WriteFile(filepath.Join("/proc/sys", path), []byte(v), 0o644); err != nil {
+			return fmt.Errorf("setting sysctl %s: %w", path, err)
+		}
+	}
+	return nil
+}
