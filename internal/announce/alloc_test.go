@@ -1,0 +1,94 @@
+package announce
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+)
+
+// manyVIPs returns n IPv4 and n IPv6 VIPs plus the test VIPs.
+func manyVIPs(n int) *vipSet {
+	addrs := []netip.Addr{vip4, vip6}
+	for i := 1; len(addrs) < n+2 && i < 1<<20; i++ {
+		addrs = append(addrs,
+			netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
+			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 1, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}))
+	}
+	return newVIPSet(addrs[:n])
+}
+
+// TestHandlersDoNotAllocate checks the per-frame work of a responder
+// (handler, VIP lookup, metrics) allocates nothing, answered or dropped.
+func TestHandlersDoNotAllocate(t *testing.T) {
+	m := NewMetrics(nil)
+	vips := manyVIPs(10000)
+	if !vips.has(vip4) || !vips.has(vip6) {
+		t.Fatal("VIP set lacks the test VIPs")
+	}
+	tests := []struct {
+		name   string
+		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		fam    family
+		frame  []byte
+		want   result
+	}{
+		{name: "ARP answered", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPRequestKernel), want: resultAnswered},
+		{name: "ARP probe answered", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPProbe), want: resultAnswered},
+		{name: "ARP not ours", handle: handleARP, fam: familyIPv4, frame: arpRequest(broadcastMAC, macB, ipB4, ipB4), want: resultNotOurs},
+		{name: "ARP malformed", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPRequestKernel)[:30], want: resultMalformed},
+		{name: "NS answered", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSKernel), want: resultAnswered},
+		{name: "NS DAD answered", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSDAD), want: resultAnswered},
+		{name: "NS NUD answered", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSNUD), want: resultAnswered},
+		{name: "NS not ours", handle: handleNS, fam: familyIPv6, frame: fixNSChecksum(patch(t, vecNSKernel, 77, 0x11)), want: resultNotOurs},
+		{name: "NS bad checksum", handle: handleNS, fam: familyIPv6, frame: patch(t, vecNSKernel, 77, 0x11), want: resultBadChecksum},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := make([]byte, naFrameLen)
+			var r result
+			allocs := testing.AllocsPerRun(1000, func() {
+				_, r = tt.handle(tt.frame, macA, vips, out)
+				m.request(tt.fam, r)
+			})
+			if r != tt.want {
+				t.Fatalf("result %v, want %v", r, tt.want)
+			}
+			if allocs != 0 {
+				t.Errorf("%v allocations per frame, want 0", allocs)
+			}
+		})
+	}
+}
+
+func benchmarkHandler(b *testing.B, handle func([]byte, [6]byte, *vipSet, []byte) (int, result), frame []byte, want result) {
+	for _, n := range []int{1, 10000} {
+		vips := manyVIPs(n)
+		if n == 1 {
+			vips = newVIPSet([]netip.Addr{vip4, vip6}) // one VIP per family
+		}
+		b.Run(fmt.Sprintf("vips=%d", n), func(b *testing.B) {
+			out := make([]byte, naFrameLen)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if _, r := handle(frame, macA, vips, out); r != want {
+					b.Fatalf("result %v, want %v", r, want)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHandleARP(b *testing.B) {
+	b.Run("answered", func(b *testing.B) { benchmarkHandler(b, handleARP, unhex(b, vecARPRequestKernel), resultAnswered) })
+	b.Run("not_ours", func(b *testing.B) {
+		benchmarkHandler(b, handleARP, arpRequest(broadcastMAC, macB, ipB4, ipB4), resultNotOurs)
+	})
+}
+
+func BenchmarkHandleNS(b *testing.B) {
+	b.Run("answered", func(b *testing.B) { benchmarkHandler(b, handleNS, unhex(b, vecNSKernel), resultAnswered) })
+	b.Run("not_ours", func(b *testing.B) {
+		benchmarkHandler(b, handleNS, fixNSChecksum(patch(b, vecNSKernel, 77, 0x11)), resultNotOurs)
+	})
+}
