@@ -141,6 +141,9 @@ type fakeConn struct {
 }
 
 func newFakeConn(clk clock.PassiveClock) *fakeConn {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
 	return &fakeConn{
 		clk:     clk,
 		in:      make(chan []byte, 64),
@@ -433,4 +436,17 @@ func (h *harness) errorCount(o op) float64    { return testutil.ToFloat64(h.metr
 
 func iface(name string, index int, mac [6]byte) Interface {
 	return Interface{Index: index, Name: name, MAC: net.HardwareAddr(mac[:])}
+}
+
+// errorsLogged counts Error-level lines (funcr gives them no "level") with msg.
+func (s *logSink) errorsLogged(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines {
+		if strings.Contains(l, `"msg"="`+msg+`"`) && !strings.Contains(l, `"level"=`) {
+			n++
+		}
+	}
+	return n
 }
