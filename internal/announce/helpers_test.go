@@ -199,10 +199,10 @@ func (c *fakeConn) isClosed() bool {
 	}
 }
 
-func (c *fakeConn) LocalAddr() net.Addr                { return &packet.Addr{} }
-func (c *fakeConn) SetDeadline(time.Time) error        { return nil }
-func (c *fakeConn) SetReadDeadline(time.Time) error    { return nil }
-func (c *fakeConn) SetWriteDeadline(time.Time) error   { return nil }
+func (c *fakeConn) LocalAddr() net.Addr              { return &packet.Addr{} }
+func (c *fakeConn) SetDeadline(time.Time) error      { return nil }
+func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *fakeConn) JoinMulticast(m net.HardwareAddr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -281,7 +281,7 @@ type fakeListener struct {
 	clk    clock.PassiveClock
 	opened chan *fakePair
 
-	mu    sync.Mutex // guards fail and calls
+	mu    sync.Mutex     // guards fail and calls
 	fail  map[string]int // interface name -> Listen calls still to fail
 	calls []string
 }
@@ -432,7 +432,7 @@ func (h *harness) requests(f family, r result) float64 {
 	return testutil.ToFloat64(h.metrics.requests[f][r])
 }
 func (h *harness) gratuitous(f family) float64 { return testutil.ToFloat64(h.metrics.gratuitous[f]) }
-func (h *harness) errorCount(o op) float64    { return testutil.ToFloat64(h.metrics.errors[o]) }
+func (h *harness) errorCount(o op) float64     { return testutil.ToFloat64(h.metrics.errors[o]) }
 
 func iface(name string, index int, mac [6]byte) Interface {
 	return Interface{Index: index, Name: name, MAC: net.HardwareAddr(mac[:])}
