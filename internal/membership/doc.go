@@ -43,10 +43,11 @@
 //
 // A crashed process and a frozen one look the same from outside, so the
 // detection time is also how long a speaker may stall before it is declared
-// dead. A member that does not answer for about PI + min (here 0.3 to 0.4s;
-// up to PI + max = 0.7s without confirmations) — a stop-the-world pause,
-// CPU starvation under a CFS quota, a SIGSTOP, a saturated link — is
-// declared dead and its VIPs move to other nodes. When it resumes it sees
+// dead. A member that does not answer for longer than about PI + min (here
+// 0.4s; PI + max = 0.7s when no confirmation arrives), minus the gossip time
+// its refutation needs, is declared dead and its VIPs move to other nodes:
+// a stop-the-world pause, CPU starvation under a CFS quota, a SIGSTOP, a
+// saturated link. When it resumes it sees
 // the suspect or dead message about itself, refutes it with a higher
 // incarnation, rejoins and may get its VIPs back: a false suspicion costs two
 // failovers. Give the speaker a CPU request and no CPU limit (or a generous
@@ -56,11 +57,13 @@
 // The detector costs traffic that does not depend on cluster size: each
 // member sends one ping per PI and answers, on average, one ping per PI, so
 // with PI = 100ms a member sends about 20 and receives about 20 UDP packets
-// per second (about 120 to 160 bytes each with encryption), ten times
-// memberlist's LAN default of PI = 1s. Indirect probes add 2*IndirectChecks
-// packets per failed probe only. Gossip is sent only while there are updates
-// to spread, so the 20ms GossipInterval costs timer wake-ups, not packets,
-// when nothing changes. Push/pull anti-entropy opens one TCP connection per
+// per second (measured: 20.0/s received per member in an idle 5-member
+// cluster, 74 bytes of encrypted payload each, about 100 bytes on the wire
+// over IPv4, so about 2 kB/s each way), ten times memberlist's LAN default
+// of PI = 1s. A failed probe adds 2*IndirectChecks indirect packets and a
+// TCP connection attempt. Gossip is sent only while there are updates to
+// spread, so the 20ms GossipInterval costs timer wake-ups, not packets, when
+// nothing changes. Push/pull anti-entropy opens one TCP connection per
 // member per PushPullInterval (10s).
 //
 // Lifeguard's local health awareness protects the cluster from a struggling

@@ -241,7 +241,10 @@ func TestChanged(t *testing.T) {
 }
 
 // measureRemoval stops member victim (by stop) and returns how long until
-// every other member sees len(names)-1 members.
+// no other member lists it any more. It then checks that the survivors
+// agree on the rest: under heavy CPU contention (the race detector on a
+// shared machine) a survivor may be falsely suspected for a while, the
+// trade-off the package documentation describes, so that check waits.
 func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim string)) time.Duration {
 	c := newCluster(t, names...)
 	ls := c.startAll(names...)
@@ -249,6 +252,14 @@ func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim s
 	victim := names[len(names)-1]
 	survivors := ls[:len(ls)-1]
 	want := c.members(names[:len(names)-1]...)
+	lists := func(l *List, name string) bool {
+		for _, m := range l.Members() {
+			if m.Name == name {
+				return true
+			}
+		}
+		return false
+	}
 
 	start := time.Now()
 	stop(c, victim)
@@ -258,7 +269,7 @@ func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim s
 		done := true
 		for i, l := range survivors {
 			if seen[i] == 0 {
-				if l.NumMembers() == len(names)-1 {
+				if !lists(l, victim) {
 					seen[i] = time.Since(start)
 				} else {
 					done = false
@@ -269,7 +280,7 @@ func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim s
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s, survivors still see %v members", func() []string {
+			t.Fatalf("after 10s, survivors still see %v", func() []string {
 				var s []string
 				for _, l := range survivors {
 					s = append(s, memberNames(l.Members()))
@@ -280,9 +291,7 @@ func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim s
 		time.Sleep(time.Millisecond)
 	}
 	for i, l := range survivors {
-		if diff := cmp.Diff(want, l.Members(), cmpAddr); diff != "" {
-			t.Errorf("%s members after removal (-want +got):\n%s", names[i], diff)
-		}
+		eventually(t, 20*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "%s sees the survivors", names[i])
 	}
 	var last time.Duration
 	for _, d := range seen {
@@ -318,9 +327,50 @@ var five = []string{"n1", "n2", "n3", "n4", "n5"}
 // TestCrashDetection shuts a member down without leaving (a crash) and
 // measures, with DefaultTimings, how long until all others drop it.
 func TestCrashDetection(t *testing.T) {
-	d := measureRemoval(t, five, crashMember)
-	typical, upper := DefaultTimings().DetectionTime(len(five))
-	t.Logf("crash detection with DefaultTimings, 5 members: %v (estimate: typical %v, upper %v)", d, typical, upper)
+	for _, n := range []int{3, 5, 10} {
+		t.Run(fmt.Sprintf("%d members", n), func(t *testing.T) {
+			var names []string
+			for i := range n {
+				names = append(names, fmt.Sprintf("n%02d", i+1))
+			}
+			d := measureRemoval(t, names, crashMember)
+			typical, upper := DefaultTimings().DetectionTime(n)
+			t.Logf("crash detection with DefaultTimings, %d members: %v (estimate: typical %v, upper %v)", n, d, typical, upper)
+		})
+	}
+}
+
+// TestProbeTraffic counts the packets each member of an idle 5-member
+// cluster receives: one ping from a peer and one ack for its own ping per
+// ProbeInterval, about 20 per second with DefaultTimings, whatever the
+// cluster size. Gossip adds nothing when nothing changes.
+func TestProbeTraffic(t *testing.T) {
+	c := newCluster(t, five...)
+	c.startAll(five...)
+	time.Sleep(200 * time.Millisecond) // let join gossip finish
+	before := make(map[string]int64)
+	beforeBytes := make(map[string]int64)
+	for _, n := range five {
+		before[n] = c.tr[n].packetsIn.Load()
+		beforeBytes[n] = c.tr[n].bytesIn.Load()
+	}
+	start := time.Now()
+	time.Sleep(time.Second) // the measurement window, not a synchronisation
+	elapsed := time.Since(start).Seconds()
+	var total, totalBytes float64
+	for _, n := range five {
+		packets := c.tr[n].packetsIn.Load() - before[n]
+		bytes := c.tr[n].bytesIn.Load() - beforeBytes[n]
+		total += float64(packets) / elapsed
+		totalBytes += float64(bytes)
+		t.Logf("%s received %.1f packets/s", n, float64(packets)/elapsed)
+	}
+	avg := total / float64(len(five))
+	t.Logf("average %.1f packets/s received per member, %.0f bytes per packet (encrypted memberlist payload, before UDP/IP headers)",
+		avg, totalBytes/(total*elapsed))
+	if avg < 10 || avg > 30 {
+		t.Errorf("average %.1f packets/s per member, want about 20 (2 per ProbeInterval)", avg)
+	}
 }
 
 // TestGracefulLeave measures how long until the others drop a member that
@@ -355,36 +405,52 @@ func BenchmarkDetection(b *testing.B) {
 }
 
 func TestLeaveAndClose(t *testing.T) {
-	c := newCluster(t, "a", "b")
-	ls := c.startAll("a", "b")
-	a := ls[0]
-	if err := a.Leave(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Leave(time.Second); err != nil {
-		t.Errorf("second Leave: %v", err)
-	}
+	c := newCluster(t, "a", "b", "c")
+	// A suspicion timeout of 5s: within the 3s waited below, members can
+	// only disappear by leaving, not by being detected as failed.
+	c.mod = func(cfg *Config) { cfg.Timings.SuspicionMult = 50 }
+	ls := c.startAll("a", "b", "c")
+	a, b, cl := ls[0], ls[1], ls[2]
+
+	// Close without Leave still leaves.
 	if err := a.Close(); err != nil {
-		t.Errorf("Close after Leave: %v", err)
+		t.Fatalf("Close: %v", err)
 	}
 	c.kill("a")
-	if err := a.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
+	for _, l := range []*List{b, cl} {
+		eventually(t, 3*time.Second, func() string { return cmp.Diff(c.members("b", "c"), l.Members(), cmpAddr) }, "a's Close seen as a leave")
 	}
-	select {
-	case <-a.done:
-	default:
-		t.Error("key goroutine still running after Close")
+
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
 	}
-	if err := a.Leave(time.Second); !errors.Is(err, ErrClosed) {
-		t.Errorf("Leave after Close = %v, want ErrClosed", err)
+	eventually(t, 3*time.Second, func() string { return cmp.Diff(c.members("c"), cl.Members(), cmpAddr) }, "b's Leave seen")
+	if err := b.Leave(time.Second); err != nil {
+		t.Errorf("second Leave: %v", err)
 	}
-	if err := a.UpdateMACs(nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("UpdateMACs after Close = %v, want ErrClosed", err)
+	if diff := cmp.Diff(c.member("b"), b.LocalMember(), cmpAddr); diff != "" {
+		t.Errorf("LocalMember after Leave (-want +got):\n%s", diff)
 	}
-	// Close without a prior Leave still leaves: b sees a go at once, not
-	// after a suspicion timeout (which would also work, but later).
-	eventually(t, 5*time.Second, func() string { return cmp.Diff(c.members("b"), ls[1].Members(), cmpAddr) }, "b sees a leave")
+	if err := b.Close(); err != nil {
+		t.Errorf("Close after Leave: %v", err)
+	}
+	c.kill("b")
+	for _, l := range []*List{a, b} {
+		if err := l.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		select {
+		case <-l.done:
+		default:
+			t.Error("key goroutine still running after Close")
+		}
+		if err := l.Leave(time.Second); !errors.Is(err, ErrClosed) {
+			t.Errorf("Leave after Close = %v, want ErrClosed", err)
+		}
+		if err := l.UpdateMACs(nil); !errors.Is(err, ErrClosed) {
+			t.Errorf("UpdateMACs after Close = %v, want ErrClosed", err)
+		}
+	}
 }
 
 func TestDifferentKeysCannotJoin(t *testing.T) {
