@@ -289,7 +289,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 		}
 	}()
 	dirty := true
-	for {
+	for ctx.Err() == nil {
 		// Due announcements first, so a kick that lands together with a
 		// timer never reorders them; they re-check the live VIP set, so a
 		// VIP removed by Set but not yet reconciled is not announced.
@@ -305,7 +305,13 @@ func (a *Announcer) Run(ctx context.Context) error {
 			timer = nil
 		}
 		if at, ok := a.nextWake(); ok {
-			timer = a.cfg.Clock.NewTimer(at.Sub(a.cfg.Clock.Now()))
+			d := at.Sub(a.cfg.Clock.Now())
+			if d <= 0 {
+				// Came due while working (a timer of d <= 0 may not fire
+				// on every clock): handle it now.
+				continue
+			}
+			timer = a.cfg.Clock.NewTimer(d)
 			timerC = timer.C()
 		}
 		select {
@@ -316,6 +322,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 		case <-timerC:
 		}
 	}
+	return nil
 }
 
 // Close stops Run (if running), which closes every socket, and waits for it.

@@ -202,9 +202,13 @@ func TestAnnouncementSchedule(t *testing.T) {
 			h.a.Set(Assignment{"eth0": {Interface: ifi, VIPs: []netip.Addr{vip4, vip6, vip4b, vip6b}}})
 			sameFrame(t, "next ARP frame", p.arp.next(t), garp(macA, vip4b))
 			sameFrame(t, "next NDP frame", p.ndp.next(t), unsolicitedNA(macA, vip6b))
-			for f, name := range map[family]string{familyIPv4: "ipv4", familyIPv6: "ipv6"} {
-				if got, want := h.gratuitous(f), float64(len(tt.want)+1); got != want {
-					t.Errorf("gratuitous_total{family=%s} = %v, want %v", name, got, want)
+			// Counted after the write returns: wait for the count to reach
+			// what is expected, then check it did not pass it.
+			for _, f := range []family{familyIPv4, familyIPv6} {
+				want := float64(len(tt.want) + 1)
+				eventually(t, "gratuitous_total counted", func() bool { return h.gratuitous(f) >= want })
+				if got := h.gratuitous(f); got != want {
+					t.Errorf("gratuitous_total{family=%s} = %v, want %v", f, got, want)
 				}
 			}
 		})
@@ -244,6 +248,7 @@ func TestRemovalCancelsPendingAnnouncements(t *testing.T) {
 			}
 			sameFrame(t, "next ARP frame", p.arp.next(t), garp(macA, vip4b))
 			sameFrame(t, "next NDP frame", p.ndp.next(t), unsolicitedNA(macA, vip6b))
+			eventually(t, "gratuitous_total counted", func() bool { return h.gratuitous(familyIPv4)+h.gratuitous(familyIPv6) >= 4 })
 			if got := h.gratuitous(familyIPv4) + h.gratuitous(familyIPv6); got != 4 {
 				t.Errorf("gratuitous_total = %v, want 4 (no repeat of removed VIPs)", got)
 			}

@@ -450,3 +450,6 @@ func (s *logSink) errorsLogged(msg string) int {
 	}
 	return n
 }
+
+// testutilValue reads a counter.
+func testutilValue(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }

@@ -89,13 +89,19 @@ func (s *schedule) nextDue() (time.Time, bool) {
 }
 
 // popDue removes and returns the earliest announcement due at or before now,
-// rescheduling what follows it per c; ok is false when none is due.
+// rescheduling what follows it per c; ok is false when none is due. What
+// follows is timed from the due time, or from now if that would already be
+// past (the clock jumped or Run was late), so a late schedule never sends a
+// burst of catch-up announcements.
 func (s *schedule) popDue(now time.Time, c cadence) (announceKey, bool) {
 	if len(s.items) == 0 || s.items[0].due.After(now) {
 		return announceKey{}, false
 	}
 	it := s.items[0]
 	due, left, ok := c.next(it.due, it.left)
+	if ok && !due.After(now) {
+		due, left, ok = c.next(now, it.left)
+	}
 	if !ok {
 		heap.Pop((*schedHeap)(s))
 		delete(s.index, it.key)

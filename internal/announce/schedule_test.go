@@ -91,3 +91,27 @@ func TestScheduleOrderAndRemoval(t *testing.T) {
 		t.Errorf("restart: %d pending due %v, want 1 due %v", sch.len(), due, t0.Add(time.Minute+time.Second))
 	}
 }
+
+func TestScheduleLateDoesNotBurst(t *testing.T) {
+	c := cadence{repeats: 3, interval: time.Second, refresh: time.Minute}
+	var sch schedule
+	key := announceKey{"eth0", vip4}
+	sch.start(key, t0, c)
+	late := t0.Add(time.Hour)
+	if _, ok := sch.popDue(late, c); !ok {
+		t.Fatal("nothing due an hour later")
+	}
+	if k, ok := sch.popDue(late, c); ok {
+		t.Fatalf("second announcement %v at the same late time, want the rest spaced from it", k)
+	}
+	var got []time.Duration
+	for range 4 {
+		due, _ := sch.nextDue()
+		sch.popDue(due, c)
+		got = append(got, due.Sub(late))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, time.Minute + 2*time.Second, 2*time.Minute + 2*time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("offsets after a late start (-want +got):\n%s", diff)
+	}
+}

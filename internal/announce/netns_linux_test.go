@@ -1,0 +1,360 @@
+//go:build linux
+
+package announce
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+var nsSeq atomic.Int64
+
+// lab is two network namespaces joined by veth pairs: the announcer runs
+// on the "a" side, the kernel of the "b" side resolves its VIPs.
+type lab struct {
+	a, b string         // namespace names
+	aNS  netns.NsHandle // handle of a
+	bNS  netns.NsHandle // handle of b
+}
+
+// newLab creates the namespaces, removed when t ends.
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	needRoot(t)
+	for _, tool := range []string{"ip", "arping", "ndisc6", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed: %v", tool, err)
+		}
+	}
+	n := nsSeq.Add(1)
+	l := &lab{a: fmt.Sprintf("htest-%d-%d-a", os.Getpid(), n), b: fmt.Sprintf("htest-%d-%d-b", os.Getpid(), n)}
+	for _, ns := range []string{l.a, l.b} {
+		mustRun(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+			}
+		})
+		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	var err error
+	if l.aNS, err = netns.GetFromName(l.a); err != nil {
+		t.Fatalf("netns.GetFromName(%s): %v", l.a, err)
+	}
+	t.Cleanup(func() { l.aNS.Close() })
+	if l.bNS, err = netns.GetFromName(l.b); err != nil {
+		t.Fatalf("netns.GetFromName(%s): %v", l.b, err)
+	}
+	t.Cleanup(func() { l.bNS.Close() })
+	return l
+}
+
+// veth joins a and b with a veth pair named aName/bName, gives them the
+// MACs, puts prefixes (with nodad for IPv6) on the b side only and returns
+// the a side as an Interface.
+func (l *lab) veth(t *testing.T, aName, bName string, aMAC, bMAC [6]byte, bAddrs ...string) Interface {
+	t.Helper()
+	mustRun(t, "ip", "link", "add", aName, "netns", l.a, "type", "veth", "peer", "name", bName, "netns", l.b)
+	mustRun(t, "ip", "-n", l.a, "link", "set", aName, "address", net.HardwareAddr(aMAC[:]).String(), "up")
+	mustRun(t, "ip", "-n", l.b, "link", "set", bName, "address", net.HardwareAddr(bMAC[:]).String(), "up")
+	for _, p := range bAddrs {
+		args := []string{"-n", l.b, "addr", "add", p, "dev", bName}
+		if strings.Contains(p, ":") {
+			args = append(args, "nodad")
+		}
+		mustRun(t, "ip", args...)
+	}
+	h, err := netlink.NewHandleAt(l.aNS)
+	if err != nil {
+		t.Fatalf("netlink.NewHandleAt: %v", err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(aName)
+	if err != nil {
+		t.Fatalf("LinkByName(%s) in %s: %v", aName, l.a, err)
+	}
+	return Interface{Index: link.Attrs().Index, Name: aName, MAC: link.Attrs().HardwareAddr}
+}
+
+// inNamespace runs fn on a fresh OS thread switched to ns. The thread is
+// never unlocked, so it ends with the goroutine and no other code ever runs
+// in ns by accident; sockets opened by fn stay in ns.
+func inNamespace(ns netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// listenIn is a Config.Listen opening the real sockets inside ns.
+func listenIn(ns netns.NsHandle) func(Interface) (Conns, error) {
+	return func(ifi Interface) (Conns, error) {
+		var c Conns
+		err := inNamespace(ns, func() error {
+			var err error
+			c, err = ListenInterface(ifi)
+			return err
+		})
+		return c, err
+	}
+}
+
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := run(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// startAnnouncer runs an Announcer whose sockets live in ns.
+func startAnnouncer(t *testing.T, ns netns.NsHandle, cfg Config) (*Announcer, *Metrics, *logSink) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry())
+	logs := &logSink{}
+	cfg.Listen = listenIn(ns)
+	cfg.Metrics = m
+	cfg.Logger = logs.logger()
+	a := New(cfg)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(context.Background()) }()
+	t.Cleanup(func() {
+		a.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return a, m, logs
+}
+
+var neighRE = regexp.MustCompile(`lladdr ([0-9a-f:]+) .*\b(REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|PERMANENT|NOARP)\b`)
+
+// neigh returns the MAC and state of ip in namespace ns's neighbour table.
+func neigh(t *testing.T, ns, dev string, ip netip.Addr) (string, string) {
+	t.Helper()
+	out := mustRun(t, "ip", "-n", ns, "neigh", "show", ip.String(), "dev", dev)
+	m := neighRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", strings.TrimSpace(out)
+	}
+	return m[1], m[2]
+}
+
+func TestKernelResolvesVIPs(t *testing.T) {
+	l := newLab(t)
+	ifi := l.veth(t, "va", "vb", macA, macB, "198.51.100.2/24", "2001:db8::2/64")
+	a, m, _ := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: -1})
+	a.Set(Assignment{"va": {Interface: ifi, VIPs: []netip.Addr{vip4, vip6}}})
+	eventually(t, "sockets open", func() bool { return len(a.Announced()) == 2 })
+	ourMAC := net.HardwareAddr(macA[:]).String()
+
+	// ping fails (nobody answers ICMP for the VIP here) but resolves it.
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		run("ip", "netns", "exec", l.b, "ping", "-c1", "-W1", vip.String())
+		mac, state := neigh(t, l.b, "vb", vip)
+		if mac != ourMAC || !(state == "REACHABLE" || state == "STALE" || state == "DELAY" || state == "PROBE") {
+			t.Errorf("neighbour entry of %v in %s: lladdr %q state %q, want %s REACHABLE/STALE/DELAY", vip, l.b, mac, state, ourMAC)
+		}
+	}
+	// The NDP socket joined the VIP's solicited-node group on va.
+	if out := mustRun(t, "ip", "-n", l.a, "maddr", "show", "dev", "va"); !strings.Contains(out, "33:33:ff:00:00:10") {
+		t.Errorf("va's multicast list lacks 33:33:ff:00:00:10:\n%s", out)
+	}
+	upper := strings.ToUpper(ourMAC)
+	out := mustRun(t, "ip", "netns", "exec", l.b, "arping", "-c", "2", "-I", "vb", vip4.String())
+	if !strings.Contains(out, "["+upper+"]") || !strings.Contains(out, "Received 2 response(s)") {
+		t.Errorf("arping: want 2 replies from %s, got:\n%s", upper, out)
+	}
+	out = mustRun(t, "ip", "netns", "exec", l.b, "ndisc6", vip6.String(), "vb")
+	if !strings.Contains(out, "Target link-layer address: "+upper) {
+		t.Errorf("ndisc6: want target link-layer address %s, got:\n%s", upper, out)
+	}
+	// An RFC 5227 probe for the VIP is answered: arping -D exits 1 on a duplicate.
+	out, err := run("ip", "netns", "exec", l.b, "arping", "-D", "-c", "1", "-w", "2", "-I", "vb", vip4.String())
+	if code := exitCode(err); code != 1 || !strings.Contains(out, "Received 1 response(s)") {
+		t.Errorf("arping -D: exit %d, want 1 with one reply:\n%s", code, out)
+	}
+	// Duplicate address detection in b fails for the VIP.
+	mustRun(t, "ip", "-n", l.b, "addr", "add", "2001:db8::10/64", "dev", "vb")
+	eventually(t, "DAD of 2001:db8::10 in b fails", func() bool {
+		out := mustRun(t, "ip", "-n", l.b, "-6", "addr", "show", "dev", "vb", "to", "2001:db8::10/128")
+		return strings.Contains(out, "dadfailed")
+	})
+	mustRun(t, "ip", "-n", l.b, "addr", "del", "2001:db8::10/64", "dev", "vb")
+
+	// Only what may be answered reached user space: the BPF filters kept out
+	// replies, advertisements, router solicitations, MLD and our own frames.
+	for _, f := range []family{familyIPv4, familyIPv6} {
+		for _, r := range []result{resultWrongType, resultWrongOpcode, resultOwnFrame, resultOtherHost} {
+			if got := testutilValue(m.requests[f][r]); got != 0 {
+				t.Errorf("requests_total{family=%s,result=%s} = %v, want 0", f, r, got)
+			}
+		}
+	}
+	if got := testutilValue(m.requests[familyIPv4][resultAnswered]); got < 4 {
+		t.Errorf("ARP answered = %v, want at least 4 (ping, 2 arping, arping -D)", got)
+	}
+	if got := testutilValue(m.requests[familyIPv6][resultAnswered]); got < 3 {
+		t.Errorf("NS answered = %v, want at least 3 (ping, ndisc6, DAD)", got)
+	}
+
+	// Removed: no answers any more.
+	a.Set(Assignment{"va": {Interface: ifi}})
+	out, err = run("ip", "netns", "exec", l.b, "arping", "-c", "1", "-w", "1", "-I", "vb", vip4.String())
+	if err == nil || !strings.Contains(out, "Received 0 response(s)") {
+		t.Errorf("arping after removal: want no reply, got (err %v):\n%s", err, out)
+	}
+	out, err = run("ip", "netns", "exec", l.b, "ndisc6", "-r", "1", "-w", "500", vip6.String(), "vb")
+	if err == nil || strings.Contains(out, "Target link-layer address") {
+		t.Errorf("ndisc6 after removal: want no reply, got (err %v):\n%s", err, out)
+	}
+	eventually(t, "va leaves 33:33:ff:00:00:10", func() bool {
+		return !strings.Contains(mustRun(t, "ip", "-n", l.a, "maddr", "show", "dev", "va"), "33:33:ff:00:00:10")
+	})
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestKernelAcceptsAnnouncements(t *testing.T) {
+	l := newLab(t)
+	ifi := l.veth(t, "va", "vb", macA, macB, "198.51.100.2/24", "2001:db8::2/64")
+	// b has stale entries pointing elsewhere: only a valid gratuitous ARP /
+	// unsolicited NA with the Override flag makes its kernel switch.
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		mustRun(t, "ip", "-n", l.b, "neigh", "replace", vip.String(), "lladdr", "02:00:5e:10:00:99", "dev", "vb", "nud", "stale")
+	}
+	a, m, _ := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: 1, GratuitousInterval: 300 * time.Millisecond})
+	a.Set(Assignment{"va": {Interface: ifi, VIPs: []netip.Addr{vip4, vip6}}})
+	ourMAC := net.HardwareAddr(macA[:]).String()
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		eventually(t, fmt.Sprintf("b learns %v from the announcement", vip), func() bool {
+			mac, _ := neigh(t, l.b, "vb", vip)
+			return mac == ourMAC
+		})
+	}
+	eventually(t, "both repeats sent", func() bool {
+		return testutilValue(m.gratuitous[familyIPv4]) == 2 && testutilValue(m.gratuitous[familyIPv6]) == 2
+	})
+}
+
+func TestDeletedLinkStopsOnlyItsResponder(t *testing.T) {
+	l := newLab(t)
+	ifi1 := l.veth(t, "va", "vb", macA, macB, "198.51.100.2/24")
+	ifi2 := l.veth(t, "va2", "vb2", macC, mustMAC("02:00:5e:10:00:0d"), "203.0.113.2/24")
+	a, m, logs := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: -1, RetryInterval: 200 * time.Millisecond})
+	a.Set(Assignment{
+		"va":  {Interface: ifi1, VIPs: []netip.Addr{vip4}},
+		"va2": {Interface: ifi2, VIPs: []netip.Addr{vip4b}},
+	})
+	eventually(t, "both open", func() bool { return len(a.Announced()) == 2 })
+	mustRun(t, "ip", "-n", l.a, "link", "del", "va2")
+	eventually(t, "read error counted", func() bool { return testutilValue(m.errors[opRead]) == 1 })
+	eventually(t, "reopening fails", func() bool { return testutilValue(m.errors[opListen]) >= 2 })
+	if got := logs.errorsLogged("responder stopped; interface will be reopened"); got != 1 {
+		t.Errorf("logged the stop %d times, want once", got)
+	}
+	if got := logs.errorsLogged("cannot open interface; retrying"); got != 1 {
+		t.Errorf("logged %d errors for repeated open failures, want 1", got)
+	}
+	out := mustRun(t, "ip", "netns", "exec", l.b, "arping", "-c", "1", "-I", "vb", vip4.String())
+	if !strings.Contains(out, "Received 1 response(s)") {
+		t.Errorf("va stopped answering after va2 was deleted:\n%s", out)
+	}
+	if diff := a.Announced(); len(diff) != 1 || diff[vip4] == nil {
+		t.Errorf("Announced = %v, want only %v on va", diff, vip4)
+	}
+}
+
+// TestRealPacketPathDoesNotAllocate measures, process-wide, the allocations
+// of one ARP exchange through real sockets: the peer's write, the
+// responder's read, handling and reply, and the peer's read.
+func TestRealPacketPathDoesNotAllocate(t *testing.T) {
+	l := newLab(t)
+	ifi := l.veth(t, "va", "vb", macA, macB)
+	a, m, _ := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: -1})
+	a.Set(Assignment{"va": {Interface: ifi, VIPs: []netip.Addr{vip4}}})
+	eventually(t, "socket open", func() bool { return len(a.Announced()) == 1 })
+
+	var peer *frameConn
+	err := inNamespace(l.bNS, func() error {
+		ifb, err := net.InterfaceByName("vb")
+		if err != nil {
+			return err
+		}
+		pc, err := packet.Listen(ifb, packet.Raw, unix.ETH_P_ARP, nil) // no filter: sees replies
+		if err != nil {
+			return err
+		}
+		peer, err = newFrameConn(pc, ifb.Index)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("peer socket: %v", err)
+	}
+	defer peer.Close()
+	peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+	req := unhex(t, vecARPRequestKernel)
+	want := unhex(t, vecARPReply)
+	buf := make([]byte, 1514)
+	exchange := func() {
+		if _, err := peer.WriteTo(req, nil); err != nil {
+			t.Fatalf("peer write: %v", err)
+		}
+		for {
+			n, _, err := peer.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("peer read: %v", err)
+			}
+			if string(buf[:n]) == string(want) {
+				return
+			}
+		}
+	}
+	exchange() // warm up
+	allocs := testing.AllocsPerRun(200, exchange)
+	t.Logf("allocations per real ARP exchange (process-wide): %v", allocs)
+	if allocs != 0 && !raceEnabled {
+		t.Errorf("%v allocations per exchange, want 0", allocs)
+	}
+	if got := testutilValue(m.requests[familyIPv4][resultAnswered]); got < 201 {
+		t.Errorf("answered %v requests, want at least 201", got)
+	}
+}
