@@ -128,6 +128,7 @@ func New(cfg Config) (*List, error) {
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("membership: port %d out of range", cfg.Port)
 	}
+	cfg.BindAddr = cfg.BindAddr.Unmap()
 	if cfg.Transport == nil || cfg.BindAddr.IsValid() {
 		switch {
 		case !cfg.BindAddr.IsValid():
@@ -173,7 +174,7 @@ func New(cfg Config) (*List, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	if cfg.BindAddr.IsValid() {
-		mc.BindAddr = cfg.BindAddr.Unmap().String()
+		mc.BindAddr = cfg.BindAddr.String()
 		mc.AdvertiseAddr = mc.BindAddr
 	}
 	mc.BindPort = cfg.Port

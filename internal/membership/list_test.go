@@ -35,6 +35,7 @@ func TestNewRejects(t *testing.T) {
 		{"too many MACs", func(c *Config) { c.MACs = macs(100) }, ErrMetaTooLarge.Error()},
 		{"real transport needs an address", func(c *Config) { c.Transport = nil }, "bind address required"},
 		{"unspecified address", func(c *Config) { c.Transport = nil; c.BindAddr = netip.IPv4Unspecified() }, "is unspecified"},
+		{"IPv4-mapped unspecified address", func(c *Config) { c.Transport = nil; c.BindAddr = netip.MustParseAddr("::ffff:0.0.0.0") }, "is unspecified"},
 		{"zone", func(c *Config) { c.Transport = nil; c.BindAddr = netip.MustParseAddr("fe80::1%eth0") }, "has a zone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -712,48 +713,56 @@ func TestPhasedRotation(t *testing.T) {
 	}
 }
 
-// TestRealUDP runs two members on 127.0.0.1 with memberlist's own UDP/TCP
-// transport and kernel-chosen ports.
+// TestRealUDP runs two members on the loopback address with memberlist's
+// own UDP/TCP transport and kernel-chosen ports.
 func TestRealUDP(t *testing.T) {
-	lo := netip.MustParseAddr("127.0.0.1")
-	var ls []*List
-	for _, n := range []string{"udp-a", "udp-b"} {
-		l, err := New(Config{
-			NodeName: n,
-			BindAddr: lo,
-			Port:     0,
-			Key:      testKey,
-			MACs:     []net.HardwareAddr{macFor(n)},
-			Logger:   testLogger().WithValues("self", n),
+	for _, lo := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")} {
+		t.Run(lo.String(), func(t *testing.T) {
+			if pc, err := net.ListenPacket("udp", netip.AddrPortFrom(lo, 0).String()); err != nil {
+				t.Skipf("no %s here: %v", lo, err)
+			} else {
+				pc.Close()
+			}
+			var ls []*List
+			for _, n := range []string{"udp-a", "udp-b"} {
+				l, err := New(Config{
+					NodeName: n,
+					BindAddr: lo,
+					Port:     0,
+					Key:      testKey,
+					MACs:     []net.HardwareAddr{macFor(n)},
+					Logger:   testLogger().WithValues("self", n),
+				})
+				if err != nil {
+					t.Fatalf("New(%s): %v", n, err)
+				}
+				t.Cleanup(func() { l.Close() })
+				ls = append(ls, l)
+			}
+			a, b := ls[0], ls[1]
+			pa, pb := a.LocalMember().Port, b.LocalMember().Port
+			if pa == 0 || pb == 0 || pa == pb {
+				t.Fatalf("bound ports %d and %d", pa, pb)
+			}
+			// An address without a port means b's own port: b itself.
+			if n, err := b.Join([]string{lo.String()}); n != 0 || err != nil {
+				t.Errorf("joining self: %d, %v", n, err)
+			}
+			if n, err := b.Join([]string{netip.AddrPortFrom(lo, uint16(pa)).String()}); err != nil || n != 1 {
+				t.Fatalf("Join: %d, %v", n, err)
+			}
+			want := []Member{
+				{Name: "udp-a", Addr: lo, Port: pa, MACs: []net.HardwareAddr{macFor("udp-a")}},
+				{Name: "udp-b", Addr: lo, Port: pb, MACs: []net.HardwareAddr{macFor("udp-b")}},
+			}
+			for _, l := range ls {
+				eventually(t, 5*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "both members")
+			}
+			// b leaves through Close; a drops it.
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, func() string { return cmp.Diff(want[:1], a.Members(), cmpAddr) }, "a sees b leave")
 		})
-		if err != nil {
-			t.Fatalf("New(%s): %v", n, err)
-		}
-		t.Cleanup(func() { l.Close() })
-		ls = append(ls, l)
 	}
-	a, b := ls[0], ls[1]
-	pa, pb := a.LocalMember().Port, b.LocalMember().Port
-	if pa == 0 || pb == 0 || pa == pb {
-		t.Fatalf("bound ports %d and %d", pa, pb)
-	}
-	// "127.0.0.1" without a port means b's own port, that is b itself.
-	if n, err := b.Join([]string{"127.0.0.1"}); n != 0 || err != nil {
-		t.Errorf("joining self: %d, %v", n, err)
-	}
-	if n, err := b.Join([]string{fmt.Sprintf("127.0.0.1:%d", pa)}); err != nil || n != 1 {
-		t.Fatalf("Join: %d, %v", n, err)
-	}
-	want := []Member{
-		{Name: "udp-a", Addr: lo, Port: pa, MACs: []net.HardwareAddr{macFor("udp-a")}},
-		{Name: "udp-b", Addr: lo, Port: pb, MACs: []net.HardwareAddr{macFor("udp-b")}},
-	}
-	for _, l := range ls {
-		eventually(t, 5*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "both members")
-	}
-	// b leaves through Close; a drops it.
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, func() string { return cmp.Diff(want[:1], a.Members(), cmpAddr) }, "a sees b leave")
 }
