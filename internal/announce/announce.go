@@ -101,8 +101,7 @@ type Announcer struct {
 	// kick wakes Run after Set or when a responder stops; capacity 1.
 	kick chan struct{}
 
-	// mu guards desired, links (the map and each link's up field), running,
-	// closed, cancel and done, and serializes stores to every link's vips
+	// mu guards desired, links, running, closed, cancel and done, and serializes stores to every link's vips
 	// pointer. It is never held across a syscall or a wait, and the packet
 	// path never takes it.
 	mu      sync.Mutex
@@ -247,7 +246,7 @@ func (a *Announcer) Announced() map[netip.Addr][]string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for name, l := range a.links {
-		if !l.up || l.dead.Load() {
+		if l.dead.Load() {
 			continue
 		}
 		for _, v := range l.vips.Load().list {
@@ -475,7 +474,6 @@ func (a *Announcer) openLink(d *entry, now time.Time) {
 	} else {
 		l.vips.Store(emptyVIPs) // changed meanwhile; the pending kick reconciles again
 	}
-	l.up = true
 	a.links[name] = l
 	a.mu.Unlock()
 	l.start(a)

@@ -37,9 +37,6 @@ type link struct {
 	// dead is set by the first responder whose read fails for another reason.
 	dead atomic.Bool
 
-	// up is set once the responders run; guarded by Announcer.mu.
-	up bool
-
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
