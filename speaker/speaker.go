@@ -267,7 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	})
 
-	a.status = newStatusWriter(a.client, cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
+	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	wg.Go(func() { a.status.run(statusCtx) })

@@ -48,6 +48,7 @@ type statusWants struct {
 // answering. It keeps only the latest wants and retries what failed.
 type statusWriter struct {
 	client  client.Client
+	reader  client.Reader // uncached: the cache may lag behind this writer's own writes
 	node    string
 	log     logr.Logger
 	clock   clock.WithTicker
@@ -57,8 +58,8 @@ type statusWriter struct {
 	written map[types.NamespacedName]announcementState // owned by run
 }
 
-func newStatusWriter(c client.Client, node string, log logr.Logger, clk clock.WithTicker, m *Metrics) *statusWriter {
-	return &statusWriter{client: c, node: node, log: log, clock: clk, metrics: m, in: make(chan statusWants, 1),
+func newStatusWriter(c client.Client, r client.Reader, node string, log logr.Logger, clk clock.WithTicker, m *Metrics) *statusWriter {
+	return &statusWriter{client: c, reader: r, node: node, log: log, clock: clk, metrics: m, in: make(chan statusWants, 1),
 		written: map[types.NamespacedName]announcementState{}}
 }
 
@@ -134,7 +135,7 @@ func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
 
 func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st announcementState) error {
 	var an heraldv1.Announcement
-	err := w.client.Get(ctx, name, &an)
+	err := w.reader.Get(ctx, name, &an)
 	if apierrors.IsNotFound(err) {
 		an = heraldv1.Announcement{ObjectMeta: metav1.ObjectMeta{
 			Namespace: name.Namespace, Name: name.Name,
@@ -146,7 +147,7 @@ func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st 
 		if err := w.client.Create(ctx, &an); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating Announcement %s: %w", name, err)
 		} else if apierrors.IsAlreadyExists(err) {
-			if err := w.client.Get(ctx, name, &an); err != nil {
+			if err := w.reader.Get(ctx, name, &an); err != nil {
 				return fmt.Errorf("reading Announcement %s: %w", name, err)
 			}
 		}
