@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -355,6 +353,27 @@ func (c *cluster) waitResponder(addr netip.Addr, want net.HardwareAddr) {
 	})
 }
 
+// settled waits until the node the Service's Announcement names is the only one answering for addr on the
+// wire, and returns it.
+func (c *cluster) settled(s *corev1.Service, addr netip.Addr) string {
+	c.t.Helper()
+	var node string
+	c.eventually(30*time.Second, "the announcer of "+s.Name+" alone on the wire", func() (bool, string) {
+		var an heraldv1.Announcement
+		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(s), &an); err != nil {
+			return false, err.Error()
+		}
+		node = an.Status.Node
+		h := c.hosts[node]
+		if h == nil {
+			return false, fmt.Sprintf("status %+v", an.Status)
+		}
+		got := c.responders(addr)
+		return len(got) == 1 && got[0] == h.MAC.String(), fmt.Sprintf("Announcement says %s, responders %v", node, got)
+	})
+	return node
+}
+
 // nodeOfMAC names the node whose interface has mac.
 func (c *cluster) nodeOfMAC(mac string) string {
 	for name, h := range c.hosts {
@@ -439,7 +458,3 @@ func (c *cluster) clientNeighbour(addr netip.Addr) (mac, state string) {
 	}
 	return mac, state
 }
-
-var errNoReply = errors.New("no reply")
-
-var _ = logr.Discard

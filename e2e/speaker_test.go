@@ -391,8 +391,7 @@ func testFailover(t *testing.T, c *cluster, sig syscall.Signal) {
 	c = withT(c, t)
 	svc, addrs := c.service("failover", "web", "lab")
 	defer c.delete(svc)
-	old, _ := c.announcer(svc, "")
-	c.waitResponder(addrs[0], c.hosts[old].MAC)
+	old := c.settled(svc, addrs[0])
 	gap, series := c.measureOutage(addrs[0], old, sig)
 	t.Logf("%v of the announcer %s: %s dark for %v; %d of %d requests unanswered; answered by two MACs %d times",
 		sig, old, addrs[0], gap, series.Unanswered(), series.Len(), series.Duplicates())

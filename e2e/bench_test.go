@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/lab"
+	"github.com/heraldlb/herald/internal/probe"
+)
+
+// trials is the number of failovers per lab size; HERALD_BENCH_TRIALS overrides it.
+func trials() int {
+	if n, err := strconv.Atoi(os.Getenv("HERALD_BENCH_TRIALS")); err == nil && n > 0 {
+		return n
+	}
+	return 10
+}
+
+// percentile of sorted durations, nearest rank.
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkFailover measures, in 3- and 10-node labs, how long a Service's address stays dark for a client
+// probing every 10 ms when its announcing speaker is killed (SIGKILL) or stopped gracefully (SIGTERM). The
+// stopped speaker is restarted after each trial (and takes the address back, as the election says).
+func BenchmarkFailover(b *testing.B) {
+	for _, nodes := range []int{3, 10} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			c := newCluster(b, nodes)
+			c.pool("lab", []string{poolV4})
+			svc, addrs := c.service("bench", "web", "lab")
+			for range b.N {
+				results := map[syscall.Signal][]time.Duration{}
+				dups := map[syscall.Signal]int{}
+				for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+					for range trials() {
+						old := c.settled(svc, addrs[0])
+						gap, series := c.measureOutage(addrs[0], old, sig)
+						results[sig] = append(results[sig], gap)
+						dups[sig] += series.Duplicates()
+						c.startSpeaker(old)
+						c.waitMembers(nodes)
+					}
+				}
+				for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+					name := map[syscall.Signal]string{syscall.SIGKILL: "crash", syscall.SIGTERM: "handover"}[sig]
+					r := results[sig]
+					b.ReportMetric(ms(percentile(r, .5)), name+"-p50-ms")
+					b.ReportMetric(ms(percentile(r, .99)), name+"-p99-ms")
+					b.Logf("%d nodes, %s, %d trials: p50 %v, p99 %v, max %v; probes answered by two MACs: %d; all: %v",
+						nodes, name, len(r), percentile(r, .5), percentile(r, .99), slices.Max(r), dups[sig], r)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReplyLatency compares, on one lab link, how fast Herald's responder answers ARP and Neighbor
+// Solicitations with 1 and with 10,000 addresses per family announced, against the node's kernel answering for
+// its own address, probed alternately from the client so both see the same machine load.
+func BenchmarkReplyLatency(b *testing.B) {
+	needLab(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := lab.New(ctx, lab.Config{Nodes: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	node := l.Nodes[0]
+	ifi, err := node.Interface(node.Link)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ann := announce.New(announce.Config{GratuitousRepeats: -1, Listen: func(i announce.Interface) (announce.Conns, error) {
+		var cs announce.Conns
+		err := node.Do(func() error {
+			var err error
+			cs, err = announce.ListenInterface(i)
+			return err
+		})
+		return cs, err
+	}})
+	go ann.Run(ctx)
+	defer ann.Close()
+	var p4, p6 *probe.Prober
+	if err := l.Client.Do(func() error {
+		ci, err := net.InterfaceByName(l.Client.Link)
+		if err != nil {
+			return err
+		}
+		if p4, err = probe.New(ci, l.Client.IPv4); err != nil {
+			return err
+		}
+		p6, err = probe.New(ci, l.Client.IPv6)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	defer p4.Close()
+	defer p6.Close()
+
+	vip4, vip6 := netip.MustParseAddr("198.51.100.100"), netip.MustParseAddr("2001:db8:100::100")
+	for _, n := range []int{1, 10000} {
+		vips := []netip.Addr{vip4, vip6}
+		for i := 1; i < n; i++ {
+			vips = append(vips, netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
+				netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 13: 1, 14: byte(i >> 8), 15: byte(i)}))
+		}
+		ann.Set(announce.Assignment{node.Link: {Interface: announce.Interface{Index: ifi.Index, Name: ifi.Name, MAC: ifi.HardwareAddr}, VIPs: vips}})
+		time.Sleep(500 * time.Millisecond)
+		b.Run(fmt.Sprintf("vips=%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, fam := range []struct {
+					name           string
+					p              *probe.Prober
+					kernel, herald netip.Addr
+				}{{"arp", p4, node.IPv4, vip4}, {"ndp", p6, node.IPv6, vip6}} {
+					var kern, herald []time.Duration
+					for round := 0; round < 6; round++ {
+						kern = append(kern, watchRTTs(b, fam.p, fam.kernel, node.MAC)...)
+						herald = append(herald, watchRTTs(b, fam.p, fam.herald, node.MAC)...)
+					}
+					b.ReportMetric(float64(percentile(herald, .5).Microseconds()), fam.name+"-herald-p50-us")
+					b.ReportMetric(float64(percentile(herald, .99).Microseconds()), fam.name+"-herald-p99-us")
+					b.ReportMetric(float64(percentile(kern, .5).Microseconds()), fam.name+"-kernel-p50-us")
+					b.ReportMetric(float64(percentile(kern, .99).Microseconds()), fam.name+"-kernel-p99-us")
+					b.Logf("%s with %d VIPs per family: herald p50 %v p99 %v (%d replies); kernel p50 %v p99 %v (%d replies); p99 ratio %.2f",
+						fam.name, n, percentile(herald, .5), percentile(herald, .99), len(herald),
+						percentile(kern, .5), percentile(kern, .99), len(kern), float64(percentile(herald, .99))/float64(percentile(kern, .99)))
+				}
+			}
+		})
+	}
+}
+
+// watchRTTs probes target every 5 ms for half a second and returns the round-trip times of replies from mac.
+func watchRTTs(b *testing.B, p *probe.Prober, target netip.Addr, mac net.HardwareAddr) []time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var mu sync.Mutex
+	var out []time.Duration
+	_ = p.Watch(ctx, target, 5*time.Millisecond, func(_ int, _ time.Time, replies []probe.Reply) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range replies {
+			if r.MAC.String() == mac.String() {
+				out = append(out, r.RTT)
+			}
+		}
+	})
+	if len(out) == 0 {
+		b.Fatalf("no replies for %s", target)
+	}
+	return out
+}
+
+// BenchmarkSpeaker10k announces 10,000 Services from a one-node lab and reports the speaker's resident memory,
+// its CPU use while idle, and its decision time.
+func BenchmarkSpeaker10k(b *testing.B) {
+	const n = 10000
+	c := newCluster(b, 1)
+	c.pool("bulk", []string{"198.18.0.0/18"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
+	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: fmt.Sprintf("s%05d", i),
+					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+				if err := c.c.Create(c.ctx, s); err != nil {
+					b.Errorf("creating %s: %v", s.Name, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.Logf("created %d Services in %v", n, time.Since(start))
+	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
+		v, err := c.metric("node1", "herald_speaker_announced_addresses")
+		if err != nil {
+			return false, err.Error()
+		}
+		return v == n, fmt.Sprintf("%v announced", v)
+	})
+	b.Logf("all %d announced %v after the first create", n, time.Since(start))
+	time.Sleep(10 * time.Second) // let the status writes finish
+	pid := c.speaker["node1"].Pid()
+	for range b.N {
+		cpu0 := procCPU(b, pid)
+		t0 := time.Now()
+		time.Sleep(30 * time.Second)
+		idle := (procCPU(b, pid) - cpu0).Seconds() / time.Since(t0).Seconds()
+		rss, hwm := procMem(b, pid)
+		sum, _ := c.metric("node1", "herald_speaker_decide_seconds_sum")
+		count, _ := c.metric("node1", "herald_speaker_decide_seconds_count")
+		b.ReportMetric(rss/1024, "rss-MiB")
+		b.ReportMetric(idle*100, "idle-cpu-%")
+		b.Logf("speaker with %d addresses: RSS %.0f MiB (peak %.0f MiB), idle CPU %.2f%% of one core over 30 s, mean decision %.1f ms over %v decisions",
+			n, rss/1024, hwm/1024, idle*100, 1000*sum/max(count, 1), count)
+	}
+}
+
+// procCPU is the user+system CPU time of a process.
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// procMem returns VmRSS and VmHWM in KiB.
+func procMem(b *testing.B, pid int) (rss, hwm float64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "VmRSS:":
+				rss = v
+			case "VmHWM:":
+				hwm = v
+			}
+		}
+	}
+	return rss, hwm
+}
