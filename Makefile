@@ -24,7 +24,7 @@ demo: build controlplane ## Run the demo: an embedded control plane, the control
 	$(BIN)/herald-demo --bin $(BIN)
 
 .PHONY: test
-test: verify controlplane ## Run every check and test: generated code, lint, unit, integration on the real API server, end-to-end.
+test: verify controlplane lab-deps ## Run every check and test: generated code, lint, unit, integration on the real API server, end-to-end.
 	$(GO) test -count=1 -timeout 25m ./...
 
 ##@ Development
@@ -39,9 +39,12 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: controlplane ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 6 minutes).
+bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 20 minutes; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/
+	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m -v ./e2e/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for a short while.
@@ -71,6 +74,10 @@ verify: lint tools controlplane ## Fail when generated code, CRDs, RBAC or go.mo
 .PHONY: tools
 tools: ## Build the pinned generators into bin/.
 	hack/tools.sh controller-gen
+
+.PHONY: lab-deps
+lab-deps: ## Install the lab's system tools (arping, ndisc6, nftables, tcpdump, iproute2) when missing; needs root.
+	hack/lab-deps.sh
 
 .PHONY: controlplane
 controlplane: ## Build the pinned etcd, kube-apiserver and kubectl into bin/ (minutes the first time).

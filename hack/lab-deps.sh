@@ -21,8 +21,12 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
-	echo "hack/lab-deps.sh: missing ${missing[*]}: run as root" >&2
-	exit 1
+	if [[ ${CI:-} == true ]]; then
+		echo "hack/lab-deps.sh: missing ${missing[*]}: run as root (CI=true: the lab tests must run)" >&2
+		exit 1
+	fi
+	echo "hack/lab-deps.sh: missing ${missing[*]} and not root: the lab (end-to-end) tests will skip" >&2
+	exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Another apt-get may hold the lock: wait for it rather than fail.
