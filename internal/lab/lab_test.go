@@ -470,8 +470,8 @@ func TestParentDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	// The holder prints "lab <prefix>" once its lab runs.
-	var prefix string
+	// The holder prints "lab <prefix> <logs> ready" once its lab runs.
+	var prefix, logs string
 	buf := make([]byte, 0, 4096)
 	deadline := time.Now().Add(3 * time.Minute)
 	for prefix == "" && time.Now().Before(deadline) {
@@ -479,8 +479,8 @@ func TestParentDeath(t *testing.T) {
 		n, err := stdout.Read(chunk)
 		buf = append(buf, chunk[:n]...)
 		for _, line := range strings.Split(string(buf), "\n") {
-			if p, ok := strings.CutPrefix(line, "lab "); ok && strings.HasSuffix(p, " ready") {
-				prefix = strings.TrimSuffix(p, " ready")
+			if f := strings.Fields(line); len(f) == 4 && f[0] == "lab" && f[3] == "ready" {
+				prefix, logs = f[1], f[2]
 			}
 		}
 		if err != nil {
@@ -495,7 +495,13 @@ func TestParentDeath(t *testing.T) {
 		}
 		inodes[st.Ino] = prefix + "-" + role
 	}
-	before := pidsIn(t, inodes)
+	// The sleep enters n1 once `ip netns exec` has switched namespace: wait for it.
+	var before map[string][]int
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if before = pidsIn(t, inodes); len(before[prefix+"-cp"]) >= 3 && len(before[prefix+"-n1"]) >= 1 {
+			break
+		}
+	}
 	if len(before[prefix+"-cp"]) < 3 || len(before[prefix+"-n1"]) < 1 {
 		t.Fatalf("processes in the holder's lab: %v, want the control plane's three and a sleep on n1", before)
 	}
@@ -515,6 +521,14 @@ func TestParentDeath(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("processes left in the dead holder's lab: %v", left)
 	}
+	// The control plane stopped etcd and kube-apiserver itself, on its parent-death signal (SIGTERM).
+	cpLog, err := os.ReadFile(filepath.Join(logs, "controlplane.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(cpLog, []byte("lab controlplane: stopped\n")) {
+		t.Errorf("the control plane did not stop cleanly when its parent died; its log:\n%s", cpLog)
+	}
 	if err := lab.CleanStale(); err != nil {
 		t.Errorf("CleanStale: %v", err)
 	}
@@ -524,6 +538,9 @@ func TestParentDeath(t *testing.T) {
 	}
 	if strings.Contains(string(out), prefix+"-") {
 		t.Errorf("CleanStale left the dead holder's namespaces:\n%s", out)
+	}
+	if _, err := os.Stat(logs); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("CleanStale left the dead holder's log directory %s (%v)", logs, err)
 	}
 }
 
@@ -539,6 +556,81 @@ func TestLabHolder(t *testing.T) {
 	if _, err := l.Start(l.Nodes[0], "sleep", nil, "sleep", "600"); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("lab %s ready\n", l.Prefix)
+	fmt.Printf("lab %s %s ready\n", l.Prefix, l.Logs)
 	select {} // until killed
+}
+
+// TestLinksUsableAtOnce checks that New, AddLink and SetLink(up) return only once frames pass: the kernel brings
+// links, bridge ports and IPv6 addresses into service asynchronously, and a probe sent right after must be
+// answered. Each round is one chance for a race to show.
+func TestLinksUsableAtOnce(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.New(ctx, lab.Config{Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if l.CP != nil || l.Kubeconfig != "" || l.RESTConfig() != nil {
+		t.Error("a lab without ControlPlane has a control plane")
+	}
+	var p4, p6 *probe.Prober
+	if err := l.Client.Do(func() error {
+		ifi, err := net.InterfaceByName(l.Client.Link)
+		if err != nil {
+			return err
+		}
+		if p4, err = probe.New(ifi, l.Client.IPv4); err != nil {
+			return err
+		}
+		p6, err = probe.New(ifi, l.Client.IPv6)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p4.Close(); p6.Close() })
+	answers := func(target netip.Addr) int {
+		p := p4
+		if target.Is6() {
+			p = p6
+		}
+		r, err := p.Once(ctx, target, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(r)
+	}
+	for _, target := range []netip.Addr{l.Nodes[1].IPv4, l.Nodes[1].IPv6} {
+		if got := answers(target); got != 1 {
+			t.Errorf("right after New: %d answers for %v, want 1", got, target)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		a := netip.MustParseAddr(fmt.Sprintf("2001:db8:100::1:%d", i))
+		if err := l.AddLink(l.Nodes[0], fmt.Sprintf("extra%d", i), netip.Prefix{}, netip.PrefixFrom(a, 64)); err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(a); got != 1 {
+			t.Errorf("right after AddLink %d: %d answers for %v, want 1", i, got, a)
+		}
+	}
+	n := l.Nodes[1]
+	for i := 1; i <= 3; i++ {
+		if err := l.SetLink(n, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.SetLink(n, true); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []netip.Addr{n.IPv4, n.IPv6} {
+			if got := answers(target); got != 1 {
+				t.Errorf("right after SetLink up %d: %d answers for %v, want 1", i, got, target)
+			}
+		}
+	}
 }

@@ -2,10 +2,16 @@ package lab
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -93,13 +99,20 @@ func (l *Lab) addHost(ctx context.Context, name, role string, num int) (*Host, e
 }
 
 // addVeth creates a veth pair: port on the bridge in the switch namespace, and peer in h's namespace with mac and
-// the addresses v4 and v6 (each optional), both up. Loopback in h's namespace is set up too.
+// the addresses v4 and v6 (each optional), both up. Loopback in h's namespace is set up too. It returns once
+// frames pass: the kernel brings links, bridge ports and IPv6 addresses into service asynchronously, so the steps
+// are ordered to make most of it synchronous and the rest is waited for.
 func (l *Lab) addVeth(h *Host, port, peer string, mac net.HardwareAddr, v4, v6 netip.Prefix) error {
 	sw, err := netlink.NewHandleAt(l.switchNS)
 	if err != nil {
 		return fmt.Errorf("opening netlink in %s: %w", l.Switch, err)
 	}
 	defer sw.Close()
+	hn, err := netlink.NewHandleAt(h.ns)
+	if err != nil {
+		return fmt.Errorf("opening netlink in %s: %w", h.NS, err)
+	}
+	defer hn.Close()
 	br, err := sw.LinkByName(bridgeName)
 	if err != nil {
 		return fmt.Errorf("looking up bridge %s in %s: %w", bridgeName, l.Switch, err)
@@ -117,18 +130,10 @@ func (l *Lab) addVeth(h *Host, port, peer string, mac net.HardwareAddr, v4, v6 n
 	if err != nil {
 		return fmt.Errorf("looking up %s in %s: %w", port, l.Switch, err)
 	}
-	if err := sw.LinkSetMaster(link, br); err != nil {
-		return fmt.Errorf("attaching %s to %s in %s: %w", port, bridgeName, l.Switch, err)
-	}
-	if err := sw.LinkSetUp(link); err != nil {
-		return fmt.Errorf("setting %s in %s up: %w", port, l.Switch, err)
-	}
-
-	hn, err := netlink.NewHandleAt(h.ns)
+	in, err := hn.LinkByName(peer)
 	if err != nil {
-		return fmt.Errorf("opening netlink in %s: %w", h.NS, err)
+		return fmt.Errorf("looking up %s in %s: %w", peer, h.NS, err)
 	}
-	defer hn.Close()
 	lo, err := hn.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("looking up lo in %s: %w", h.NS, err)
@@ -136,9 +141,21 @@ func (l *Lab) addVeth(h *Host, port, peer string, mac net.HardwareAddr, v4, v6 n
 	if err := hn.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("setting lo in %s up: %w", h.NS, err)
 	}
-	in, err := hn.LinkByName(peer)
-	if err != nil {
-		return fmt.Errorf("looking up %s in %s: %w", peer, h.NS, err)
+	if err := sw.LinkSetUp(link); err != nil {
+		return fmt.Errorf("setting %s in %s up: %w", port, l.Switch, err)
+	}
+	if err := hn.LinkSetUp(in); err != nil {
+		return fmt.Errorf("setting %s in %s up: %w", peer, h.NS, err)
+	}
+	if err := waitOperUp(sw, port); err != nil {
+		return fmt.Errorf("in %s: %w", l.Switch, err)
+	}
+	if err := waitOperUp(hn, peer); err != nil {
+		return fmt.Errorf("in %s: %w", h.NS, err)
+	}
+	// A port joining the bridge with its carrier up forwards at once (no STP).
+	if err := sw.LinkSetMaster(link, br); err != nil {
+		return fmt.Errorf("attaching %s to %s in %s: %w", port, bridgeName, l.Switch, err)
 	}
 	for _, p := range []netip.Prefix{v4, v6} {
 		if !p.IsValid() {
@@ -152,10 +169,75 @@ func (l *Lab) addVeth(h *Host, port, peer string, mac net.HardwareAddr, v4, v6 n
 			return fmt.Errorf("adding %v to %s in %s: %w", p, peer, h.NS, err)
 		}
 	}
-	if err := hn.LinkSetUp(in); err != nil {
-		return fmt.Errorf("setting %s in %s up: %w", peer, h.NS, err)
+	if v6.IsValid() {
+		if err := h.waitJoined(peer, solicitedNode(v6.Addr())); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// waitJoined waits until link has joined the IPv6 multicast group: the kernel joins an address's solicited-node
+// group from a work queue after the address is added, and until then drops neighbor solicitations for it.
+func (h *Host) waitJoined(link string, group netip.Addr) error {
+	want := hex.EncodeToString(group.AsSlice())
+	deadline := time.Now().Add(operUpTimeout)
+	for {
+		var joined bool
+		err := h.Do(func() error {
+			// /proc/self/net is the main thread's namespace; thread-self is this thread's.
+			b, err := os.ReadFile("/proc/thread-self/net/igmp6")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				// index, device, group, users, flags, timer
+				if f := strings.Fields(line); len(f) >= 3 && f[1] == link && f[2] == want {
+					joined = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the IPv6 multicast groups: %w", err)
+		}
+		if joined {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s %s did not join %v in %v", h.Name, link, group, operUpTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// solicitedNode is the solicited-node multicast group of a (RFC 4291 section 2.7.1).
+func solicitedNode(a netip.Addr) netip.Addr {
+	t := a.As16()
+	return netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]})
+}
+
+// operUpTimeout bounds the wait for the kernel to see a link's carrier.
+const operUpTimeout = 10 * time.Second
+
+// waitOperUp waits until a link's operational state is up. The kernel sets it asynchronously after the carrier
+// comes (linkwatch), and only then gives the link a transmit queue, the bridge port its forwarding state and IPv6
+// its solicited-node groups: until then frames are dropped.
+func waitOperUp(nl *netlink.Handle, name string) error {
+	deadline := time.Now().Add(operUpTimeout)
+	for {
+		link, err := nl.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("looking up %s: %w", name, err)
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s not up after %v: operational state %v", name, operUpTimeout, link.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // AddLink gives h another interface, name, on the lab bridge (a decoy, a second path), with the given addresses,
@@ -181,8 +263,33 @@ func (l *Lab) AddLink(h *Host, name string, v4, v6 netip.Prefix) error {
 	return l.addVeth(h, fmt.Sprintf("%sx%d", h.port, k), name, mac, v4, v6)
 }
 
+// waitForwarding waits until the bridge forwards on port: the bridge enables a port when the kernel has seen its
+// carrier, asynchronously after the port is set up.
+func (l *Lab) waitForwarding(port string) error {
+	deadline := time.Now().Add(operUpTimeout)
+	for {
+		out, err := exec.Command("bridge", "-n", l.Switch, "-j", "link", "show", "dev", port).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("looking up bridge port %s in %s: %w: %s", port, l.Switch, err, tail(out))
+		}
+		var ports []struct {
+			State string `json:"state"`
+		}
+		if err := json.Unmarshal(out, &ports); err != nil {
+			return fmt.Errorf("parsing bridge port %s in %s: %w", port, l.Switch, err)
+		}
+		if len(ports) == 1 && ports[0].State == "forwarding" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bridge port %s in %s not forwarding after %v: %s", port, l.Switch, operUpTimeout, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // SetLink sets the bridge side of h's lab link up or down: a cable pulled and put back, seen by h as carrier
-// loss.
+// loss. Setting it up returns once frames pass again.
 func (l *Lab) SetLink(h *Host, up bool) error {
 	sw, err := netlink.NewHandleAt(l.switchNS)
 	if err != nil {
@@ -193,13 +300,25 @@ func (l *Lab) SetLink(h *Host, up bool) error {
 	if err != nil {
 		return fmt.Errorf("looking up %s's port %s in %s: %w", h.Name, h.port, l.Switch, err)
 	}
-	if up {
-		err = sw.LinkSetUp(link)
-	} else {
-		err = sw.LinkSetDown(link)
+	if !up {
+		if err := sw.LinkSetDown(link); err != nil {
+			return fmt.Errorf("setting %s's port %s down: %w", h.Name, h.port, err)
+		}
+		return nil
 	}
+	if err := sw.LinkSetUp(link); err != nil {
+		return fmt.Errorf("setting %s's port %s up: %w", h.Name, h.port, err)
+	}
+	if err := l.waitForwarding(h.port); err != nil {
+		return err
+	}
+	hn, err := netlink.NewHandleAt(h.ns)
 	if err != nil {
-		return fmt.Errorf("setting %s's port %s up=%t: %w", h.Name, h.port, up, err)
+		return fmt.Errorf("opening netlink in %s: %w", h.NS, err)
+	}
+	defer hn.Close()
+	if err := waitOperUp(hn, h.Link); err != nil {
+		return fmt.Errorf("in %s: %w", h.NS, err)
 	}
 	return nil
 }

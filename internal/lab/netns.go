@@ -111,21 +111,31 @@ func killNetns(name string, wait time.Duration) error {
 	}
 }
 
-// CleanStale removes the namespaces a lab with a default name (hl<pid>) left behind when its process died
-// without closing it, after killing the processes still in them. New calls it first.
+// staleLogs matches the default log directories of labs with a default prefix, and captures the pid.
+var staleLogs = regexp.MustCompile(`^herald-lab-hl([0-9]+)(x[0-9]+)?-`)
+
+// CleanStale removes what a lab with a default name (hl<pid>) left behind when its process died without closing
+// it: its namespaces, after killing the processes still in them, and its default log directory. New calls it
+// first.
 func CleanStale() error {
 	names, err := listNetns()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if dirs, err := os.ReadDir(os.TempDir()); err == nil {
+		for _, d := range dirs {
+			if m := staleLogs.FindStringSubmatch(d.Name()); m != nil && d.IsDir() && deadPid(m[1]) {
+				errs = append(errs, os.RemoveAll(filepath.Join(os.TempDir(), d.Name())))
+			}
+		}
+	}
 	for _, name := range names {
 		m := stalePrefix.FindStringSubmatch(name)
 		if m == nil {
 			continue
 		}
-		pid, err := strconv.Atoi(m[1])
-		if err != nil || pid == os.Getpid() || processExists(pid) {
+		if !deadPid(m[1]) {
 			continue
 		}
 		if err := killNetns(name, 5*time.Second); err != nil {
@@ -136,9 +146,13 @@ func CleanStale() error {
 	return errors.Join(errs...)
 }
 
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// deadPid tells whether the process of a decimal pid is gone.
+func deadPid(s string) bool {
+	pid, err := strconv.Atoi(s)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // inNetns runs fn on a locked OS thread switched into ns. Sockets fn opens stay in ns. The thread is discarded
