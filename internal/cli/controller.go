@@ -33,6 +33,8 @@ type controllerConfig struct {
 	RetryPeriod       time.Duration
 	SecretNamespace   string
 	SecretName        string
+	QPS               float64
+	Burst             int
 }
 
 func runController(fs *flag.FlagSet) func(ctx context.Context) error {
@@ -49,6 +51,8 @@ func runController(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.RetryPeriod, "leader-retry-period", 2*time.Second, "how often candidates try to take the Lease")
 	fs.StringVar(&c.SecretNamespace, "memberlist-secret-namespace", "herald-system", "namespace of the speakers' gossip key Secret")
 	fs.StringVar(&c.SecretName, "memberlist-secret-name", "herald-memberlist", "name of the speakers' gossip key Secret, created with a random key when absent; empty disables")
+	fs.Float64Var(&c.QPS, "kube-api-qps", 100, "queries per second to the API server (status writes)")
+	fs.IntVar(&c.Burst, "kube-api-burst", 200, "burst of queries to the API server")
 	return func(ctx context.Context) error { return c.run(ctx) }
 }
 
@@ -59,6 +63,7 @@ func (c *controllerConfig) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	restConfig.QPS, restConfig.Burst = float32(c.QPS), c.Burst
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err

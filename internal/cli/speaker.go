@@ -20,6 +20,8 @@ import (
 // speakerFlags is the command line of `herald speaker`.
 type speakerFlags struct {
 	kubeconfig, bind, secretNS, secretName string
+	qps                                    float64
+	burst                                  int
 	cfg                                    speaker.Config
 }
 
@@ -43,6 +45,8 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.GratuitousInterval, "gratuitous-interval", 500*time.Millisecond, "interval between those repeats")
 	fs.DurationVar(&c.Refresh, "gratuitous-refresh", 0, "re-send gratuitous ARP / unsolicited NA this often while announcing; 0 disables")
 	fs.DurationVar(&c.LeaveTimeout, "leave-timeout", 2*time.Second, "on SIGTERM, how long to wait for the leave message to go out")
+	fs.Float64Var(&f.qps, "kube-api-qps", 100, "queries per second to the API server (Announcement writes)")
+	fs.IntVar(&f.burst, "kube-api-burst", 200, "burst of queries to the API server")
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":9122", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":9123", "address of /healthz; 0 disables it")
 	return func(ctx context.Context) error {
@@ -63,6 +67,7 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("loading kubeconfig: %w", err)
 		}
+		rc.QPS, rc.Burst = float32(f.qps), f.burst
 		c.RESTConfig = rc
 		c.Registerer = crmetrics.Registry
 		c.Logger = ctrl.Log.WithName("speaker")
