@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -48,8 +49,28 @@ func (a *agent) loop(ctx context.Context) {
 			continue
 		}
 		a.triggered = a.cfg.Clock.Now()
+		a.checkKey(ctx)
 		a.reconcile(ctx)
 	}
+}
+
+// checkKey switches memberlist to a new gossip key when the Secret changes. Every speaker watches the same
+// Secret and switches within moments of the others; the old key keeps decrypting for a grace period meanwhile.
+func (a *agent) checkKey(ctx context.Context) {
+	key, err := a.readKey(ctx)
+	if err != nil {
+		a.log.V(1).Info("gossip key unusable; keeping the current one", "reason", err.Error())
+		return
+	}
+	if bytes.Equal(key, a.key) {
+		return
+	}
+	if err := a.members.SetKey(key); err != nil {
+		a.log.Error(err, "switching to the new gossip key; keeping the current one")
+		return
+	}
+	a.key = key
+	a.log.Info("switched to the new gossip key from the Secret")
 }
 
 func (a *agent) setLinks(ls []iface.Link) {

@@ -297,3 +297,42 @@ func TestDecideEveryViewOneWinner(t *testing.T) {
 		t.Errorf("%d announcements for 200 addresses, want exactly one each (per node: %v)", total, count)
 	}
 }
+
+// BenchmarkDecide10kServices100Members: one whole decision (grouping, pools, eligibility, election, interface
+// choice) for 10,000 Services with 100 live members, the table warm as in a running speaker; and the same after
+// one member dies.
+func BenchmarkDecide10kServices100Members(b *testing.B) {
+	var live []string
+	var nodes []*corev1.Node
+	for i := range 100 {
+		n := fmt.Sprintf("node%03d", i)
+		live = append(live, n)
+		nodes = append(nodes, ptNode(n))
+	}
+	in := ptInputs(live[0], live, nodes)
+	in.Links = []iface.Link{{Index: 2, Name: "eth0", Up: true, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/15")}}}
+	in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.18.0.0/15")}
+	in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+	for i := range 10000 {
+		in.Services = append(in.Services, ptSvc(fmt.Sprintf("s%05d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	table := election.NewTable()
+	decide(in, table) // cold: hashes every (address, node) pair once
+	b.Run("warm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			decide(in, table)
+		}
+	})
+	b.Run("member-dies", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			in.Live = live[:99]
+			if i%2 == 1 {
+				in.Live = live
+			}
+			decide(in, table)
+		}
+	})
+}

@@ -119,6 +119,7 @@ type agent struct {
 	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
 
 	// loop state
+	key       []byte // the gossip key in use
 	table     *election.Table
 	curLinks  []iface.Link
 	winners   map[string]string // group key -> winner at the last decision
@@ -209,6 +210,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	a.key = key
 	links, err := iface.List(0)
 	if err != nil {
 		return fmt.Errorf("speaker: listing interfaces: %w", err)
