@@ -201,4 +201,3 @@ func equalStatus(a, b *heraldv1.AnnouncementStatus) bool {
 	}
 	return true
 }
-
