@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("decoy interface and host route", func(t *testing.T) { testDecoy(t, c) })
 	t.Run("delete and recreate with the same address", func(t *testing.T) { testRecreate(t, c) })
 	t.Run("200 addresses spread over 3 nodes", func(t *testing.T) { testMany(t, c) })
+	t.Run("gossip key rotation", func(t *testing.T) { testKeyRotation(t, c) })
 	t.Run("graceful handover", func(t *testing.T) { testFailover(t, c, syscall.SIGTERM) })
 	t.Run("crash failover", func(t *testing.T) { testFailover(t, c, syscall.SIGKILL) })
 }
@@ -450,4 +452,42 @@ func (c *cluster) measureOutage(addr netip.Addr, node string, sig syscall.Signal
 	<-done
 	_ = c.speaker[node].Wait()
 	return series.LongestGap(), series
+}
+
+// testKeyRotation writes a new gossip key into the Secret: every speaker switches to it and the cluster stays
+// whole (the failover scenarios after it run on the new key).
+func testKeyRotation(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	var sec corev1.Secret
+	if err := c.c.Get(c.ctx, client.ObjectKey{Namespace: "herald-system", Name: "herald-memberlist"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	old := sec.Data["key"]
+	if len(old) != 32 {
+		t.Fatalf("the controller's key has %d bytes", len(old))
+	}
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = old[i] ^ 0x5a
+	}
+	sec.Data["key"] = key
+	if err := c.c.Update(c.ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(20*time.Second, "every speaker on the new key", func() (bool, string) {
+		for node, p := range c.speaker {
+			b, err := os.ReadFile(p.Log())
+			if err != nil {
+				return false, err.Error()
+			}
+			if !strings.Contains(string(b), "switched to the new gossip key") {
+				return false, node + " has not switched"
+			}
+		}
+		return true, ""
+	})
+	// Past memberlist's grace for the old key would be a minute; what matters is that members still agree now
+	// and keep agreeing while they gossip on the new key.
+	time.Sleep(2 * time.Second)
+	c.waitMembers(len(c.hosts))
 }
