@@ -125,7 +125,7 @@ func CleanStale() error {
 	var errs []error
 	if dirs, err := os.ReadDir(os.TempDir()); err == nil {
 		for _, d := range dirs {
-			if m := staleLogs.FindStringSubmatch(d.Name()); m != nil && d.IsDir() && deadPid(m[1]) {
+			if m := staleLogs.FindStringSubmatch(d.Name()); m != nil && d.IsDir() && stale(m[1], m[2]) {
 				errs = append(errs, os.RemoveAll(filepath.Join(os.TempDir(), d.Name())))
 			}
 		}
@@ -135,7 +135,7 @@ func CleanStale() error {
 		if m == nil {
 			continue
 		}
-		if !deadPid(m[1]) {
+		if !stale(m[1], m[2]) {
 			continue
 		}
 		if err := killNetns(name, 5*time.Second); err != nil {
@@ -146,13 +146,19 @@ func CleanStale() error {
 	return errors.Join(errs...)
 }
 
-// deadPid tells whether the process of a decimal pid is gone.
-func deadPid(s string) bool {
-	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 0 || pid == os.Getpid() {
+// stale tells whether the lab of default prefix hl<pid><suffix> is gone: its process is, or it is this process's
+// pid (an earlier process's, reused) and no lab of this process has the prefix.
+func stale(pid, suffix string) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 {
 		return false
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	if n == os.Getpid() {
+		prefixesMu.Lock()
+		defer prefixesMu.Unlock()
+		return !prefixes["hl"+pid+suffix]
+	}
+	return errors.Is(syscall.Kill(n, 0), syscall.ESRCH)
 }
 
 // inNetns runs fn on a locked OS thread switched into ns. Sockets fn opens stay in ns. The thread is discarded

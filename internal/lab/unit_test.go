@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -112,6 +114,45 @@ func TestRunWeb(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, string(buf[:n])); diff != "" {
 				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStale(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name        string
+		pid, suffix string
+		open        string // a prefix open in this process during the test
+		want        bool
+	}{
+		{name: "dead process", pid: strconv.Itoa(dead.Process.Pid), want: true},
+		{name: "live process", pid: "1"},
+		{name: "this process, no lab open", pid: self, want: true},
+		{name: "this process, its lab open", pid: self, open: "hl" + self},
+		{name: "this process, another lab open", pid: self, suffix: "x2", open: "hl" + self, want: true},
+		{name: "this process, second lab open", pid: self, suffix: "x2", open: "hl" + self + "x2"},
+		{name: "not a pid", pid: "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.open != "" {
+				prefixesMu.Lock()
+				prefixes[tt.open] = true
+				prefixesMu.Unlock()
+				defer func() {
+					prefixesMu.Lock()
+					delete(prefixes, tt.open)
+					prefixesMu.Unlock()
+				}()
+			}
+			if diff := cmp.Diff(tt.want, stale(tt.pid, tt.suffix)); diff != "" {
+				t.Errorf("stale(%s, %q) (-want +got):\n%s", tt.pid, tt.suffix, diff)
 			}
 		})
 	}
