@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -402,6 +403,23 @@ func testFailover(t *testing.T, c *cluster, sig syscall.Signal) {
 	}
 	next, _ := c.announcer(svc, old)
 	c.waitResponder(addrs[0], c.hosts[next].MAC)
+	// The new announcer says so on the Service.
+	c.eventually(10*time.Second, "an Announcing Event from "+next, func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := c.c.List(c.ctx, &evs, client.InNamespace(svc.Namespace)); err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, e := range evs.Items {
+			if e.Regarding.Name == svc.Name && e.Reason == "Announcing" {
+				if strings.HasPrefix(e.Note, next+" announces "+addrs[0].String()) {
+					return true, ""
+				}
+				seen = append(seen, e.Note)
+			}
+		}
+		return false, fmt.Sprintf("Announcing Events: %q", seen)
+	})
 	// Bring the stopped speaker back for what follows.
 	c.startSpeaker(old)
 	c.waitMembers(len(c.hosts))

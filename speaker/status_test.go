@@ -1,0 +1,147 @@
+package speaker
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/controlplane"
+)
+
+// k8s is a direct client of a real control plane; nil under -short.
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if testing.Short() {
+		return m.Run()
+	}
+	cp, err := controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cp.Stop()
+	if k8s, err = client.New(cp.Config, client.Options{Scheme: cp.Scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func TestStatusWriter(t *testing.T) {
+	if k8s == nil {
+		t.Skip("needs the control plane; skipped with -short")
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "status-"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	svc := func() *corev1.Service {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+		if err := k8s.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := svc()
+	name := types.NamespacedName{Namespace: ns.Name, Name: "web"}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
+	m := NewMetrics(prometheus.NewRegistry())
+	w := newStatusWriter(k8s, k8s, "node1", logr.Discard(), clk, m)
+	get := func() *heraldv1.Announcement {
+		t.Helper()
+		var an heraldv1.Announcement
+		if err := k8s.Get(ctx, name, &an); err != nil {
+			t.Fatalf("reading the Announcement: %v", err)
+		}
+		return &an
+	}
+	st := announcementState{UID: s.UID, Node: "node1", Addresses: []string{"198.51.100.5", "2001:db8::5"},
+		Interfaces: []string{"eth0"}, Announced: true, Reason: "Announcing", Message: "node1 answers"}
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}); err != nil {
+		t.Fatal(err)
+	}
+	an := get()
+	want := heraldv1.AnnouncementStatus{Node: "node1", Addresses: st.Addresses, Interfaces: st.Interfaces,
+		Since: &metav1.Time{Time: clk.Now()}}
+	got := an.Status
+	got.Conditions = nil
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	cond := meta.FindStatusCondition(an.Status.Conditions, ConditionAnnounced)
+	if cond == nil || cond.Status != metav1.ConditionTrue || cond.Reason != "Announcing" || cond.Message != "node1 answers" {
+		t.Errorf("Announced condition %+v", cond)
+	}
+	if len(an.OwnerReferences) != 1 || an.OwnerReferences[0].UID != s.UID || an.OwnerReferences[0].Kind != "Service" {
+		t.Errorf("owner references %+v, want the Service", an.OwnerReferences)
+	}
+
+	// The same wants again write nothing.
+	rv := an.ResourceVersion
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().ResourceVersion; got != rv {
+		t.Errorf("an unchanged want rewrote the Announcement (resourceVersion %s -> %s)", rv, got)
+	}
+
+	// Another node takes over (as this writer would if it were that node's): node and since change.
+	clk.Step(time.Minute)
+	st2 := st
+	st2.Node, st2.Message = "node2", "node2 answers"
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st2}}); err != nil {
+		t.Fatal(err)
+	}
+	if an := get(); an.Status.Node != "node2" || !an.Status.Since.Time.Equal(clk.Now()) {
+		t.Errorf("after the change: node %s since %v, want node2 since %v", an.Status.Node, an.Status.Since, clk.Now())
+	}
+
+	// The Service is deleted and made again under the same name: the stale Announcement goes, a new one comes.
+	if err := k8s.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	s2 := svc()
+	st3 := st2
+	st3.UID = s2.UID
+	wants := &statusWants{Set: map[types.NamespacedName]announcementState{name: st3}}
+	if err := w.apply(ctx, wants); err == nil {
+		t.Error("applying over a stale Announcement returned no error; the writer would not retry")
+	}
+	if err := w.apply(ctx, wants); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if an := get(); an.OwnerReferences[0].UID != s2.UID {
+		t.Errorf("owner %s, want the new Service %s", an.OwnerReferences[0].UID, s2.UID)
+	}
+
+	// Deletion.
+	if err := w.apply(ctx, &statusWants{Delete: []types.NamespacedName{name}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(ctx, name, &heraldv1.Announcement{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after deletion: %v, want NotFound", err)
+	}
+}
