@@ -567,10 +567,12 @@ func TestLinksUsableAtOnce(t *testing.T) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	start := time.Now()
 	l, err := lab.New(ctx, lab.Config{Nodes: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("lab without control plane up in %v", time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Error(err)
