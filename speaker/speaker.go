@@ -172,8 +172,13 @@ func Run(ctx context.Context, cfg Config) error {
 		winners: map[string]string{},
 		mine:    map[string]bool{},
 	}
+	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
+	// them this speaker's own writes, do not wake the loop.
+	if _, err := mgr.GetCache().GetInformer(ctx, &heraldv1.Announcement{}); err != nil {
+		return fmt.Errorf("speaker: informer for Announcements: %w", err)
+	}
 	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
-		&heraldv1.IPAddressPool{}, &heraldv1.L2Advertisement{}, &corev1.Secret{}, &heraldv1.Announcement{}} {
+		&heraldv1.IPAddressPool{}, &heraldv1.L2Advertisement{}, &corev1.Secret{}} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("speaker: informer for %T: %w", obj, err)
