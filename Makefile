@@ -20,8 +20,10 @@ help: ## Show the targets.
 ##@ Main
 
 .PHONY: demo
-demo: build controlplane ## Run the demo: an embedded control plane, the controller, a pool and Services.
-	$(BIN)/herald-demo --bin $(BIN)
+demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on the wire, failover. DEMO_FLAGS=--wait keeps it.
+	@if [[ $$(id -u) -ne 0 ]]; then echo 'make demo builds a lab of network namespaces and needs root: sudo make demo (sudo env "PATH=$$PATH" make demo when sudo does not find go)' >&2; exit 1; fi
+	$(MAKE) --no-print-directory build controlplane lab-deps
+	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
 test: verify controlplane lab-deps ## Run every check and test: generated code, lint, unit, integration on the real API server, end-to-end.
