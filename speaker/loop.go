@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,16 +30,32 @@ const (
 
 // loop is the agent's event loop: every input change (informers, memberlist, netlink, the rejoin timer) leads
 // to one decision over the whole state, whose result goes to the responders, the status writer and Events.
+// Membership and interface changes are acted on at once (they decide failover); informer changes, which come in
+// storms (10,000 Services created), are batched: at most one decision per BatchInterval for them.
 func (a *agent) loop(ctx context.Context) {
 	rejoin := a.cfg.Clock.NewTicker(a.cfg.RejoinInterval)
 	defer rejoin.Stop()
 	a.triggered = a.cfg.Clock.Now()
 	a.reconcile(ctx)
+	last := a.cfg.Clock.Now()
+	var batch <-chan time.Time // set while informer changes wait for the batch window
+	var first time.Time        // when the first of them arrived
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.kick:
+			now := a.cfg.Clock.Now()
+			if batch == nil {
+				first = now
+			}
+			if wait := last.Add(a.cfg.BatchInterval).Sub(now); wait > 0 {
+				if batch == nil {
+					batch = a.cfg.Clock.After(wait)
+				}
+				continue
+			}
+		case <-batch:
 		case <-a.members.Changed():
 		case ls := <-a.links:
 			a.setLinks(ls)
@@ -49,8 +66,13 @@ func (a *agent) loop(ctx context.Context) {
 			continue
 		}
 		a.triggered = a.cfg.Clock.Now()
+		if batch != nil && first.Before(a.triggered) {
+			a.triggered = first
+		}
+		batch = nil
 		a.checkKey(ctx)
 		a.reconcile(ctx)
+		last = a.cfg.Clock.Now()
 	}
 }
 

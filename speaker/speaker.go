@@ -57,6 +57,9 @@ type Config struct {
 	Refresh            time.Duration
 	// LeaveTimeout bounds the graceful leave on shutdown.
 	LeaveTimeout time.Duration
+	// BatchInterval is the least time between two decisions caused by informer events (Services, Nodes,
+	// EndpointSlices, pools, advertisements); membership and interface changes are never delayed.
+	BatchInterval time.Duration
 	// RejoinInterval is how often a speaker that misses a Node among the members tries to join it again.
 	RejoinInterval time.Duration
 
@@ -74,6 +77,9 @@ func (c *Config) defaults() {
 	}
 	if c.LeaveTimeout == 0 {
 		c.LeaveTimeout = 2 * time.Second
+	}
+	if c.BatchInterval == 0 {
+		c.BatchInterval = 50 * time.Millisecond
 	}
 	if c.RejoinInterval == 0 {
 		c.RejoinInterval = 5 * time.Second
