@@ -21,13 +21,15 @@ const (
 	responderWait = 5 * time.Second        // how long an address may take to be answered by its announcer alone
 	webPort       = 8080                   // the web servers' port on every node; Service port 80 is DNATed to it
 	tcpTimeout    = 3 * time.Second
-	watchEvery    = 10 * time.Millisecond // the failover probes' interval
-	baseline      = 200 * time.Millisecond
-	afterMove     = 50               // answers from the new node before a failover's measurement ends
-	moveTimeout   = 30 * time.Second // for another node to answer after the announcer stops
-	stopTimeout   = 10 * time.Second // for a signalled speaker to exit
-	verdictOK     = "ok"
-	wrongPrefix   = "WRONG:"
+	watchEvery    = 10 * time.Millisecond  // the failover probes' interval
+	baseline      = 200 * time.Millisecond // of answers from the announcer before it is stopped
+	afterMove     = 50                     // answers from the new node before a failover's measurement ends
+	moveTimeout   = 30 * time.Second       // for another node to answer after the announcer stops
+	// afterMoveTimeout bounds the wait for the afterMove answers, from the first one.
+	afterMoveTimeout = 10 * time.Second
+	stopTimeout      = 10 * time.Second // for a signalled speaker to exit
+	verdictOK        = "ok"
+	wrongPrefix      = "WRONG:"
 )
 
 // verdict judges what the client saw for one address: it is right when exactly one node answered, the
@@ -262,7 +264,15 @@ func (d *demo) failover(ctx context.Context, vip netip.Addr, node string, sig sy
 		stopWatch()
 		return "", fmt.Errorf("no other node answered for %s within %s of %s to the speaker of %s", vip, moveTimeout, how, node)
 	}
-	<-watched
+	// The measurement ends after afterMove answers from the new node, or afterMoveTimeout after its first one.
+	select {
+	case <-watched:
+	case <-time.After(afterMoveTimeout):
+		stopWatch()
+	case <-ctx.Done():
+		stopWatch()
+		return "", interrupted(ctx)
+	}
 	select {
 	case <-p.Done():
 	case <-time.After(stopTimeout):
