@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/announce"
@@ -194,7 +195,9 @@ func BenchmarkSpeaker10k(b *testing.B) {
 			for i := range work {
 				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: fmt.Sprintf("s%05d", i),
 					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
-					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+					// No node ports: 10,000 Services would exhaust the 2,768 of the default range.
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
+						AllocateLoadBalancerNodePorts: ptr.To(false)}}
 				if err := c.c.Create(c.ctx, s); err != nil {
 					b.Errorf("creating %s: %v", s.Name, err)
 				}
