@@ -18,6 +18,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/ipam"
+	"github.com/heraldlb/herald/internal/service"
 )
 
 // The tests in this file exercise pure functions only: they never need the control plane and run under -short.
@@ -817,7 +818,7 @@ func TestIsOurs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, isOurs(tc.svc, class)); diff != "" {
+			if diff := cmp.Diff(tc.want, service.Served(tc.svc, class)); diff != "" {
 				t.Errorf("isOurs (-want +got):\n%s", diff)
 			}
 		})
@@ -844,7 +845,7 @@ func TestIngressAddrs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, ingressAddrs(tc.svc), ltAddrCmp); diff != "" {
+			if diff := cmp.Diff(tc.want, service.Addresses(tc.svc), ltAddrCmp); diff != "" {
 				t.Errorf("ingressAddrs (-want +got):\n%s", diff)
 			}
 		})

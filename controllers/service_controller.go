@@ -25,6 +25,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/ipam"
+	"github.com/heraldlb/herald/internal/service"
 )
 
 // Event reasons on Services.
@@ -69,7 +70,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, err
 	}
-	if !isOurs(svc, r.State.class) {
+	if !service.Served(svc, r.State.class) {
 		return ctrl.Result{}, r.release(ctx, key, svc)
 	}
 	if err := r.State.syncPools(ctx, r.Client); err != nil {
@@ -107,7 +108,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 
 	// Act: write the status once, then say what changed.
-	was := ingressAddrs(svc)
+	was := service.Addresses(svc)
 	if want := ingressFor(addrs); !equality.Semantic.DeepEqual(svc.Status.LoadBalancer.Ingress, want) {
 		patch := client.MergeFrom(svc.DeepCopy())
 		svc.Status.LoadBalancer.Ingress = want

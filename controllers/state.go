@@ -15,6 +15,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/ipam"
+	"github.com/heraldlb/herald/internal/service"
 )
 
 // allocations is the controller's view of which Service holds which address. It lives in memory, is rebuilt
@@ -66,10 +67,10 @@ func (s *allocations) ensureLoaded(ctx context.Context, c client.Reader) error {
 	claimed, skipped := 0, 0
 	for i := range items {
 		svc := &items[i]
-		if !isOurs(svc, s.class) {
+		if !service.Served(svc, s.class) {
 			continue
 		}
-		addrs := ingressAddrs(svc)
+		addrs := service.Addresses(svc)
 		if len(addrs) == 0 {
 			continue
 		}
@@ -185,23 +186,4 @@ func (s *allocations) stats(pool string) map[ipam.Family]ipam.FamilyStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.alloc.Stats(pool)
-}
-
-// isOurs reports whether Herald serves a Service: type LoadBalancer, and no loadBalancerClass or ours.
-func isOurs(svc *corev1.Service, class string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
-		return false
-	}
-	return svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == class
-}
-
-// ingressAddrs returns the addresses in a Service's load-balancer status.
-func ingressAddrs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a)
-		}
-	}
-	return out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/ipam"
+	"github.com/heraldlb/herald/internal/service"
 )
 
 // ExcludeLabel keeps a node from announcing load-balancer addresses, as for cloud load balancers.
@@ -177,24 +178,6 @@ func localNodes(slices []*discoveryv1.EndpointSlice) map[string]bool {
 	return serving
 }
 
-// isOurs reports whether Herald announces a Service: type LoadBalancer with no class or ours, not being deleted.
-func isOurs(svc *corev1.Service, class string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
-		return false
-	}
-	return svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == class
-}
-
-func ingressAddrs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
-}
-
 // decide computes who announces every group and what this node answers where. It is pure but for the election
 // table, whose cache it updates.
 func decide(in *inputs, table *election.Table) *plan {
@@ -238,10 +221,10 @@ func decide(in *inputs, table *election.Table) *plan {
 	groups := map[string]*group{}
 	localOnly := map[string][]map[string]bool{} // group key -> node sets of its Local Services
 	for _, svc := range in.Services {
-		if !isOurs(svc, in.Class) {
+		if !service.Served(svc, in.Class) {
 			continue
 		}
-		addrs := ingressAddrs(svc)
+		addrs := service.Addresses(svc)
 		if len(addrs) == 0 {
 			continue
 		}
