@@ -141,6 +141,10 @@ func BenchmarkReplyLatency(b *testing.B) {
 					p              *probe.Prober
 					kernel, herald netip.Addr
 				}{{"arp", p4, node.IPv4, vip4}, {"ndp", p6, node.IPv6, vip6}} {
+					// A discarded warm-up round each: the first requests after a quiet spell pay for waking
+					// threads on both sides.
+					watchRTTs(b, fam.p, fam.kernel, node.MAC)
+					watchRTTs(b, fam.p, fam.herald, node.MAC)
 					var kern, herald []time.Duration
 					for round := 0; round < 6; round++ {
 						kern = append(kern, watchRTTs(b, fam.p, fam.kernel, node.MAC)...)
