@@ -44,7 +44,7 @@ unit: ## Run the tests that need no control plane.
 bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 20 minutes; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./speaker/
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m -v ./e2e/
 
