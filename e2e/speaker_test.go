@@ -34,6 +34,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("decoy interface and host route", func(t *testing.T) { testDecoy(t, c) })
 	t.Run("delete and recreate with the same address", func(t *testing.T) { testRecreate(t, c) })
 	t.Run("200 addresses spread over 3 nodes", func(t *testing.T) { testMany(t, c) })
+	t.Run("a node's kernel answering too is reported", func(t *testing.T) { testKernelAnswers(t, c) })
 	t.Run("gossip key rotation", func(t *testing.T) { testKeyRotation(t, c) })
 	t.Run("graceful handover", func(t *testing.T) { testFailover(t, c, syscall.SIGTERM) })
 	t.Run("crash failover", func(t *testing.T) { testFailover(t, c, syscall.SIGKILL) })
@@ -508,4 +509,66 @@ func testKeyRotation(t *testing.T, c *cluster) {
 	// and keep agreeing while they gossip on the new key.
 	time.Sleep(2 * time.Second)
 	c.waitMembers(len(c.hosts))
+}
+
+// testKernelAnswers puts a Service's address on lo of a node that does not announce it, as kube-proxy in IPVS mode
+// does on kube-ipvs0 without strict ARP: that node's kernel answers too, and its speaker says so.
+func testKernelAnswers(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("kernel", "web", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	announcer := c.settled(svc, vip)
+	other := "node1"
+	if other == announcer {
+		other = "node2"
+	}
+	h := c.hosts[other]
+	if out, err := h.Run(c.ctx, "ip", "addr", "add", vip.String()+"/32", "dev", "lo"); err != nil {
+		t.Fatalf("adding %s to lo on %s: %v %s", vip, other, err, out)
+	}
+	removed := false
+	remove := func() {
+		if !removed {
+			removed = true
+			if out, err := h.Run(c.ctx, "ip", "addr", "del", vip.String()+"/32", "dev", "lo"); err != nil {
+				t.Errorf("removing %s from lo on %s: %v %s", vip, other, err, out)
+			}
+		}
+	}
+	defer remove()
+	// The problem is real: the other node answers too (on every link it has on the bridge, the decoy of an
+	// earlier scenario included: ARP flux).
+	c.eventually(10*time.Second, "two responders", func() (bool, string) {
+		got := c.responders(vip)
+		return slices.Contains(got, c.hosts[announcer].MAC.String()) && slices.Contains(got, h.MAC.String()),
+			fmt.Sprintf("responders %v, want %s's and %s's among them", got, announcer, other)
+	})
+	// And it is reported: a Warning Event naming the node and the fix, and a metric on that node.
+	c.eventually(10*time.Second, "a KernelAnswers Event from "+other, func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := c.c.List(c.ctx, &evs, client.InNamespace(svc.Namespace)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == svc.Name && e.Reason == "KernelAnswers" && e.Type == corev1.EventTypeWarning &&
+				strings.HasPrefix(e.Note, "the kernel of "+other+" answers ARP too: "+vip.String()+" is configured on lo") &&
+				strings.Contains(e.Note, "arp_ignore=1") {
+				return true, ""
+			}
+		}
+		return false, "no such Event yet"
+	})
+	if v, err := c.metric(other, "herald_speaker_kernel_answering_addresses"); err != nil || v != 1 {
+		t.Errorf("herald_speaker_kernel_answering_addresses on %s = %v (%v), want 1", other, v, err)
+	}
+	if v, err := c.metric(announcer, "herald_speaker_kernel_answering_addresses"); err != nil || v != 0 {
+		t.Errorf("herald_speaker_kernel_answering_addresses on %s = %v (%v), want 0", announcer, v, err)
+	}
+	remove()
+	c.waitResponder(vip, c.hosts[announcer].MAC)
+	c.eventually(10*time.Second, "the metric back to 0", func() (bool, string) {
+		v, err := c.metric(other, "herald_speaker_kernel_answering_addresses")
+		return err == nil && v == 0, fmt.Sprintf("%v %v", v, err)
+	})
 }

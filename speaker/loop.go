@@ -130,7 +130,7 @@ func (a *agent) missingMembers(ctx context.Context) bool {
 
 // gather reads the decision's inputs from the informer cache without copying.
 func (a *agent) gather(ctx context.Context) (*inputs, error) {
-	in := &inputs{Self: a.cfg.NodeName, Class: a.cfg.LoadBalancerClass, Links: a.curLinks,
+	in := &inputs{Self: a.cfg.NodeName, Class: a.cfg.LoadBalancerClass, Links: a.curLinks, ArpIgnore: readArpIgnore(a.curLinks),
 		Nodes: map[string]*corev1.Node{}, Endpoints: map[types.NamespacedName][]*discoveryv1.EndpointSlice{}}
 	nocopy := client.UnsafeDisableDeepCopy
 	var nodes corev1.NodeList
@@ -199,6 +199,29 @@ func (a *agent) reconcile(ctx context.Context) {
 	now := a.cfg.Clock.Now()
 	a.metrics.Decide.Observe(now.Sub(start).Seconds())
 	a.metrics.Members.Set(float64(len(in.Live)))
+
+	kernel := map[string]string{}
+	answering := 0
+	for key, g := range pl.Groups {
+		if len(g.Kernel) == 0 {
+			continue
+		}
+		var whys []string
+		for _, a := range g.Addrs {
+			if why, ok := g.Kernel[a]; ok {
+				whys = append(whys, why)
+				answering++
+			}
+		}
+		msg := fmt.Sprintf("the kernel of %s answers ARP too: %s; %s", in.Self, strings.Join(whys, "; "), kernelFix)
+		kernel[key] = msg
+		if a.kernelWarned[key] != msg {
+			a.log.Info("the node's kernel answers ARP for a load-balancer address too", "addresses", joinAddrs(g.Addrs), "why", strings.Join(whys, "; "))
+			a.event(g, corev1.EventTypeWarning, EventKernelAnswers, msg)
+		}
+	}
+	a.kernelWarned = kernel
+	a.metrics.KernelAnswering.Set(float64(answering))
 
 	mine := map[string]bool{}
 	announced := 0

@@ -12,6 +12,7 @@ type Metrics struct {
 	AnnounceLatency prometheus.Histogram // herald_speaker_announce_latency_seconds
 	Decide          prometheus.Histogram // herald_speaker_decide_seconds
 	StatusWrites    *prometheus.CounterVec
+	KernelAnswering prometheus.Gauge // herald_speaker_kernel_answering_addresses
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -44,7 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "herald_speaker_status_writes_total",
 			Help: "Announcement status writes by result (ok, error).",
 		}, []string{"result"}),
+		KernelAnswering: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_speaker_kernel_answering_addresses",
+			Help: "Load-balancer addresses this node's kernel answers ARP for as well (configured on a local interface without strict ARP): every such node answers beside the elected one.",
+		}),
 	}
-	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites)
+	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

@@ -35,6 +35,7 @@ type inputs struct {
 	Endpoints map[types.NamespacedName][]*discoveryv1.EndpointSlice // by Service
 	Live      []string                                              // live members, self included
 	Links     []iface.Link
+	ArpIgnore map[string]int // net.ipv4.conf.{all,<link>}.arp_ignore of this node
 }
 
 // group is a set of Services sharing one announcement: the same first load-balancer address, hence the same
@@ -51,6 +52,8 @@ type group struct {
 	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
 	Choices  map[netip.Addr][]iface.Choice
 	Refusals map[netip.Addr][]iface.Refusal
+	// Kernel says, per address, why this node's kernel answers ARP for it too, whoever is elected.
+	Kernel map[netip.Addr]string
 }
 
 // svcRef is a Service of a group and its own addresses.
@@ -287,6 +290,7 @@ func decide(in *inputs, table *election.Table) *plan {
 	for _, l := range in.Links {
 		linkByName[l.Name] = l
 	}
+	owners := localIPv4(in.Links)
 	for key, g := range groups {
 		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
 		sort.Slice(g.Services, func(i, j int) bool { return g.Services[i].Name.String() < g.Services[j].Name.String() })
@@ -299,6 +303,25 @@ func decide(in *inputs, table *election.Table) *plan {
 		if len(p.advs) == 0 {
 			g.Why = "NotAdvertised"
 			continue
+		}
+		for _, a := range g.Addrs {
+			if _, ok := owners[a]; !ok {
+				continue
+			}
+			allowed, auto := interfacesFor(p, in.Nodes[in.Self])
+			if auto {
+				allowed = nil
+			}
+			ch, _ := iface.Select(a, in.Links, allowed)
+			for _, c := range ch {
+				if why := kernelAnswers(a, c.Link.Name, owners, in.ArpIgnore); why != "" {
+					if g.Kernel == nil {
+						g.Kernel = map[netip.Addr]string{}
+					}
+					g.Kernel[a] = why
+					break
+				}
+			}
 		}
 		nodes := eligibleFor(p)
 		locals := localOnly[key]

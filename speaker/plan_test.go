@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,4 +337,51 @@ func BenchmarkDecide10kServices100Members(b *testing.B) {
 			decide(in, table)
 		}
 	})
+}
+
+func TestKernelAnswers(t *testing.T) {
+	vip := netip.MustParseAddr("198.51.100.100")
+	links := func(extra ...iface.Link) []iface.Link { return append(slices.Clone(ptLinks), extra...) }
+	ipvs := iface.Link{Index: 9, Name: "kube-ipvs0", Kind: "dummy", NoARP: true,
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.100/32"), netip.MustParsePrefix("2001:db8:100::100/128")}}
+	tests := []struct {
+		name      string
+		links     []iface.Link
+		arpIgnore map[string]int
+		addr      netip.Addr
+		want      string
+	}{
+		{"not configured anywhere", links(), nil, vip, ""},
+		{"on kube-ipvs0, arp_ignore 0", links(ipvs), map[string]int{"all": 0, "eth0": 0}, vip,
+			"198.51.100.100 is configured on kube-ipvs0 and net.ipv4.conf.eth0.arp_ignore is 0"},
+		{"on kube-ipvs0, strict ARP for all", links(ipvs), map[string]int{"all": 1}, vip, ""},
+		{"on kube-ipvs0, strict ARP on eth0 only", links(ipvs), map[string]int{"all": 0, "eth0": 2}, vip, ""},
+		{"on the announcing link itself", links(iface.Link{Index: 2, Name: "eth0", Up: true, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.100/24")}}), map[string]int{"all": 1}, vip,
+			"198.51.100.100 is configured on eth0 itself"},
+		{"IPv6 on kube-ipvs0 is not answered on eth0", links(ipvs), nil, netip.MustParseAddr("2001:db8:100::100"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := kernelAnswers(tt.addr, "eth0", localIPv4(tt.links), tt.arpIgnore); got != tt.want {
+				t.Errorf("kernelAnswers = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	// In a decision the finding belongs to the node whose kernel answers, whoever is elected.
+	for _, self := range []string{"node1", "node2", "node3"} {
+		in := ptInputs(self, []string{"node1", "node2", "node3"}, []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")})
+		in.Links = links(ipvs)
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("lab", 1, "198.51.100.100-198.51.100.150")}
+		in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+		in.Services = []*corev1.Service{ptSvc("a", "198.51.100.100"), ptSvc("b", "198.51.100.101")}
+		pl := decide(in, election.NewTable())
+		if got := pl.Groups["198.51.100.100"].Kernel[vip]; !strings.Contains(got, "kube-ipvs0") {
+			t.Errorf("%s: Kernel finding %q, want one naming kube-ipvs0", self, got)
+		}
+		if got := pl.Groups["198.51.100.101"].Kernel; len(got) != 0 {
+			t.Errorf("%s: finding %v for an address no interface holds", self, got)
+		}
+	}
 }

@@ -125,13 +125,15 @@ type agent struct {
 	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
 
 	// loop state
-	key       []byte // the gossip key in use
-	table     *election.Table
-	curLinks  []iface.Link
-	winners   map[string]string // group key -> winner at the last decision
-	mine      map[string]bool   // group keys this node announced at the last decision
-	lastJoin  time.Time
-	triggered time.Time // when the first unprocessed trigger arrived
+	key      []byte // the gossip key in use
+	table    *election.Table
+	curLinks []iface.Link
+	winners  map[string]string // group key -> winner at the last decision
+	mine     map[string]bool   // group keys this node announced at the last decision
+	// kernelWarned holds, per group key, the KernelAnswers message last raised, so each is raised once.
+	kernelWarned map[string]string
+	lastJoin     time.Time
+	triggered    time.Time // when the first unprocessed trigger arrived
 }
 
 // Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
