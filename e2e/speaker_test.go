@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,6 +38,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("200 addresses spread over 3 nodes", func(t *testing.T) { testMany(t, c) })
 	t.Run("a node's kernel answering too is reported", func(t *testing.T) { testKernelAnswers(t, c) })
 	t.Run("gossip key rotation", func(t *testing.T) { testKeyRotation(t, c) })
+	t.Run("API server frozen: answering and failover go on", func(t *testing.T) { testAPIDown(t, c) })
 	t.Run("graceful handover", func(t *testing.T) { testFailover(t, c, syscall.SIGTERM) })
 	t.Run("crash failover", func(t *testing.T) { testFailover(t, c, syscall.SIGKILL) })
 }
@@ -571,4 +574,68 @@ func testKernelAnswers(t *testing.T, c *cluster) {
 		v, err := c.metric(other, "herald_speaker_kernel_answering_addresses")
 		return err == nil && v == 0, fmt.Sprintf("%v %v", v, err)
 	})
+}
+
+// testAPIDown freezes kube-apiserver (SIGSTOP): speakers keep answering from what they know, and a crashed
+// announcer is still replaced, since membership and election need no API server.
+func testAPIDown(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("apidown", "web", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	old := c.settled(svc, vip)
+
+	out, err := exec.CommandContext(c.ctx, "ip", "netns", "pids", c.lab.CP.NS).Output()
+	if err != nil {
+		t.Fatalf("listing the control plane's processes: %v", err)
+	}
+	apiserver := 0
+	for _, f := range strings.Fields(string(out)) {
+		if comm, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "kube-apiserver" {
+			apiserver, _ = strconv.Atoi(f)
+		}
+	}
+	if apiserver == 0 {
+		t.Fatalf("no kube-apiserver among the control plane's processes %q", out)
+	}
+	if err := syscall.Kill(apiserver, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := syscall.Kill(apiserver, syscall.SIGCONT); err != nil {
+				t.Errorf("resuming kube-apiserver: %v", err)
+			}
+		}
+	}
+	defer resume()
+
+	// Answering goes on, from the same node, for a few seconds of a dead API server.
+	for range 3 {
+		time.Sleep(time.Second)
+		if got := c.responders(vip); !slices.Equal(got, []string{c.hosts[old].MAC.String()}) {
+			t.Fatalf("with the API server frozen, %s is answered by %v, want only %s", vip, got, old)
+		}
+	}
+	// The announcer crashes: another node takes over without the API server.
+	if err := c.speaker[old].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.speaker[old].Wait()
+	var next string
+	c.eventually(10*time.Second, "another node answering without the API server", func() (bool, string) {
+		got := c.responders(vip)
+		if len(got) == 1 && got[0] != c.hosts[old].MAC.String() {
+			next = c.nodeOfMAC(got[0])
+			return true, ""
+		}
+		return false, fmt.Sprintf("responders %v", got)
+	})
+	t.Logf("with kube-apiserver frozen, %s moved from %s to %s", vip, old, next)
+	resume()
+	c.startSpeaker(old)
+	c.waitMembers(len(c.hosts))
+	c.settled(svc, vip)
 }
