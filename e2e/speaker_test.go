@@ -17,12 +17,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/speaker"
 )
 
 // TestSpeakers runs the speaker scenarios on one three-node lab, in order; the destructive ones come last.
@@ -34,6 +36,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("node selectors", func(t *testing.T) { testNodeSelector(t, c) })
 	t.Run("externalTrafficPolicy Local follows endpoints", func(t *testing.T) { testLocal(t, c) })
 	t.Run("decoy interface and host route", func(t *testing.T) { testDecoy(t, c) })
+	t.Run("a subnet configured later is answered at once", func(t *testing.T) { testLateSubnet(t, c) })
 	t.Run("delete and recreate with the same address", func(t *testing.T) { testRecreate(t, c) })
 	t.Run("200 addresses spread over 3 nodes", func(t *testing.T) { testMany(t, c) })
 	t.Run("a node's kernel answering too is reported", func(t *testing.T) { testKernelAnswers(t, c) })
@@ -638,4 +641,38 @@ func testAPIDown(t *testing.T, c *cluster) {
 	c.startSpeaker(old)
 	c.waitMembers(len(c.hosts))
 	c.settled(svc, vip)
+}
+
+// testLateSubnet: an address whose subnet no interface has is elected but not answered (and the Announcement says
+// why); once the nodes get that subnet on eth0 (netlink tells the speakers), it is answered.
+func testLateSubnet(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	c.pool("late", []string{"198.18.7.10-198.18.7.20"})
+	svc, addrs := c.service("late", "web", "late")
+	defer c.delete(svc)
+	vip := addrs[0]
+	c.eventually(20*time.Second, "an Announcement saying no interface suits", func() (bool, string) {
+		var an heraldv1.Announcement
+		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(svc), &an); err != nil {
+			return false, err.Error()
+		}
+		cond := meta.FindStatusCondition(an.Status.Conditions, speaker.ConditionAnnounced)
+		return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "NoInterface", fmt.Sprintf("%+v", an.Status)
+	})
+	if got := c.responders(vip); len(got) != 0 {
+		t.Errorf("%s answered by %v before any node has its subnet", vip, got)
+	}
+	for name, h := range c.hosts {
+		if out, err := h.Run(c.ctx, "ip", "addr", "add", fmt.Sprintf("198.18.7.%d/24", 100+h.IPv4.As4()[3]), "dev", h.Link); err != nil {
+			t.Fatalf("adding the subnet on %s: %v %s", name, err, out)
+		}
+		defer func() {
+			_, _ = h.Run(c.ctx, "ip", "addr", "del", fmt.Sprintf("198.18.7.%d/24", 100+h.IPv4.As4()[3]), "dev", h.Link)
+		}()
+	}
+	node := c.settled(svc, vip)
+	if _, an := c.announcer(svc, ""); !slices.Equal(an.Status.Interfaces, []string{"eth0"}) {
+		t.Errorf("announced on %v, want [eth0]", an.Status.Interfaces)
+	}
+	t.Logf("%s answered by %s once eth0 has 198.18.7.0/24", vip, node)
 }
