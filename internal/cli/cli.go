@@ -17,6 +17,8 @@ const usage = `herald: bare-metal LoadBalancer addresses on a Layer-2 network.
 Usage:
   herald controller [flags]   allocate addresses from IPAddressPools to Services of type LoadBalancer
   herald speaker [flags]      on every node: elect one node per address and answer ARP/NDP for it
+  herald doctor [flags]       on a node: check what breaks Layer-2 announcing and say how to fix it
+  herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
 
 Run 'herald <command> -h' for the flags of a command.
 `
@@ -35,6 +37,10 @@ func Main(args []string) int {
 		return run(args[0], args[1:], os.Stderr, runController)
 	case "speaker":
 		return run(args[0], args[1:], os.Stderr, runSpeaker)
+	case "doctor":
+		return runDoctor(args[1:], os.Stdout, os.Stderr)
+	case "migrate":
+		return runMigrate(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	default:
 		fmt.Fprintf(os.Stderr, "herald: unknown command %q\n\n%s", args[0], usage)
 		return 2
