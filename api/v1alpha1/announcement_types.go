@@ -30,13 +30,59 @@ type AnnouncementStatus struct {
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
 
-	// conditions: Announced is true while the node answers on at least one interface.
+	// conflict describes another device found answering for the addresses, while that lasts: a host that owns
+	// an address (Herald yields to it by default and reports IPConflict), another speaker after a split brain,
+	// or a node's own kernel.
+	// +optional
+	Conflict *AnnouncementConflict `json:"conflict,omitempty"`
+
+	// conditions: Announced is true while the node answers on at least one interface; Conflict is true while
+	// another device answers for an address too (or instead, when Herald yields).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// ConflictKind says who else answers for an address.
+// +kubebuilder:validation:Enum=Foreign;Speaker;Kernel
+type ConflictKind string
+
+const (
+	// ConflictForeign is a device that is not a Herald speaker: a host that owns the address.
+	ConflictForeign ConflictKind = "Foreign"
+	// ConflictSpeaker is another Herald speaker answering too (a split brain).
+	ConflictSpeaker ConflictKind = "Speaker"
+	// ConflictKernel is a node's own kernel answering beside its speaker or another node's.
+	ConflictKernel ConflictKind = "Kernel"
+)
+
+// AnnouncementConflict is another device answering ARP or NDP for one of a Service's addresses.
+type AnnouncementConflict struct {
+	// kind is who answers: Foreign, Speaker or Kernel.
+	// +required
+	Kind ConflictKind `json:"kind"`
+
+	// address is the load-balancer address answered by someone else.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	Address string `json:"address"`
+
+	// mac is the other responder's hardware address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=59
+	MAC string `json:"mac,omitempty"`
+
+	// node is the other responder's node, when it is a speaker.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
+
+	// since is when the conflict was first seen.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
 }
 
 // Announcement records, for one Service of type LoadBalancer, which node's speaker answers ARP and NDP for its
@@ -48,6 +94,7 @@ type AnnouncementStatus struct {
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.status.addresses`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.status.interfaces`
 // +kubebuilder:printcolumn:name="Announced",type=string,JSONPath=`.status.conditions[?(@.type=="Announced")].status`
+// +kubebuilder:printcolumn:name="Conflict",type=string,JSONPath=`.status.conflict.mac`
 // +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
 type Announcement struct {
 	metav1.TypeMeta   `json:",inline"`
