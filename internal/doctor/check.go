@@ -138,7 +138,7 @@ func (c conf) describe(effective int) string {
 	return fmt.Sprintf("net.ipv4.conf.%s.%s is effectively %d (all=%d, %s=%d)", c.dev, c.name, effective, c.all, c.dev, c.own)
 }
 
-// localElsewhere lists the IPv4 VIPs configured on a link other than dev, as "addr on link".
+// localElsewhere lists the IPv4 VIPs configured on a link other than dev, as "addr is configured on link".
 func (p *plan) localElsewhere(dev string) []string {
 	var out []string
 	for _, v := range p.vips {
@@ -147,7 +147,7 @@ func (p *plan) localElsewhere(dev string) []string {
 		}
 		for _, o := range p.owners[v.vip.Addr] {
 			if o.link != dev {
-				out = append(out, fmt.Sprintf("%s on %s", v.vip.Addr, o.link))
+				out = append(out, fmt.Sprintf("%s is configured on %s", v.vip.Addr, o.link))
 			}
 		}
 	}
@@ -192,7 +192,7 @@ func checkArpIgnore(p *plan) []Finding {
 			f.Message = c.describe(eff) + ": the kernel answers ARP on " + dev + " only for addresses of " + dev
 		case len(others) > 0:
 			f.Severity = SeverityError
-			f.Message = c.describe(eff) + " and " + strings.Join(others, ", ") + " is configured on this node: " +
+			f.Message = c.describe(eff) + " and " + strings.Join(others, ", ") + ": " +
 				"the kernel answers ARP for it on " + dev + " with this node's MAC even when another node is elected"
 			f.Fix = "sysctl -w net.ipv4.conf.all.arp_ignore=1"
 		default:
@@ -222,7 +222,7 @@ func checkArpAnnounce(p *plan) []Finding {
 			}
 		case len(others) > 0:
 			f.Severity = SeverityWarning
-			f.Message = c.describe(eff) + " and " + strings.Join(others, ", ") + " is configured on this node: " +
+			f.Message = c.describe(eff) + " and " + strings.Join(others, ", ") + ": " +
 				"the kernel may use it as the sender address of its own ARP requests on " + dev +
 				", teaching neighbours this node's MAC for it"
 			f.Fix = "sysctl -w net.ipv4.conf.all.arp_announce=2"

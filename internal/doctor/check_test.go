@@ -123,7 +123,7 @@ func TestCheck(t *testing.T) {
 			},
 			checks:  []string{CheckArpIgnore, CheckIPVSStrictARP},
 			want:    []brief{{CheckArpIgnore, SeverityError, "eth0", fixArpIgnore}},
-			mention: []string{"198.51.100.10 on lo"},
+			mention: []string{"198.51.100.10 is configured on lo"},
 		},
 		{
 			name: "arp_ignore 0 with no VIP configured locally is a warning",
