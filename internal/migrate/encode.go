@@ -99,7 +99,7 @@ func WriteServicesYAML(w io.Writer, r *Result) error {
 		"# which adds Herald's annotations and leaves every other field of the Services alone.\n"
 	var tail []string
 	if cmds := r.RemoveCommands(); len(cmds) > 0 {
-		tail = append([]string{"Then remove MetalLB's annotations (server-side apply cannot remove what another manager owns):"}, cmds...)
+		tail = append([]string{"Once MetalLB is uninstalled, remove its annotations (server-side apply cannot remove what another manager owns):"}, cmds...)
 	}
 	return writeYAML(w, head, r.Notes, r.ServiceObjects(), tail)
 }

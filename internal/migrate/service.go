@@ -106,7 +106,7 @@ func (t *translator) serviceAnnotation(src string, ann map[string]string, g anno
 		}
 		return
 	}
-	if !hasHerald || strings.TrimSpace(hv) != newVal {
+	if !hasHerald || !same(hv, newVal) {
 		patch.Set[g.herald] = newVal
 	}
 	patch.Remove = append(patch.Remove, keys...)

@@ -17,7 +17,7 @@ import (
 
 // MetalLB's API group, and the annotation Herald puts on every resource it writes to name the MetalLB source.
 const (
-	MetalLBGroup          = "metallb.io"
+	MetalLBGroup           = "metallb.io"
 	AnnotationMigratedFrom = "herald.dev/migrated-from"
 	// LegacyAdvertisement is the name of the L2Advertisement made for the layer2 pools of a legacy ConfigMap
 	// or AddressPool, which MetalLB announced without one.
@@ -366,11 +366,15 @@ func (t *translator) translatePool(p *pool, s metallbPoolSpec, prefix string, ra
 			p.name, p.herald, p.name)
 	}
 	hp := heraldv1.IPAddressPool{
-		TypeMeta:   metav1.TypeMeta{APIVersion: heraldv1.GroupVersion.String(), Kind: "IPAddressPool"},
+		TypeMeta:   heraldTypeMeta("IPAddressPool"),
 		ObjectMeta: objectMeta(p.herald, p.labels, strings.TrimSpace(p.src+" "+p.field)),
 		Spec:       hs,
 	}
 	t.res.Pools = append(t.res.Pools, hp)
+}
+
+func heraldTypeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: heraldv1.GroupVersion.String(), Kind: kind}
 }
 
 func objectMeta(name string, lbls map[string]string, src string) metav1.ObjectMeta {
@@ -507,7 +511,7 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 		t.warn(src, "metadata.name", "advertisement %q exists in another namespace and Herald's advertisements are cluster-scoped: renamed %q", name, hname)
 	}
 	t.res.Advertisements = append(t.res.Advertisements, heraldv1.L2Advertisement{
-		TypeMeta:   metav1.TypeMeta{APIVersion: heraldv1.GroupVersion.String(), Kind: "L2Advertisement"},
+		TypeMeta:   heraldTypeMeta("L2Advertisement"),
 		ObjectMeta: objectMeta(hname, u.GetLabels(), src),
 		Spec:       hs,
 	})
@@ -565,7 +569,7 @@ func (t *translator) legacyAdvertisement() {
 	t.note(SeverityInfo, source("L2Advertisement", "", hname), "", "made for the layer2 pools of MetalLB's legacy configuration (%s), which MetalLB announced without an advertisement",
 		strings.Join(names, ", "))
 	t.res.Advertisements = append(t.res.Advertisements, heraldv1.L2Advertisement{
-		TypeMeta:   metav1.TypeMeta{APIVersion: heraldv1.GroupVersion.String(), Kind: "L2Advertisement"},
+		TypeMeta:   heraldTypeMeta("L2Advertisement"),
 		ObjectMeta: objectMeta(hname, nil, src),
 		Spec:       heraldv1.L2AdvertisementSpec{IPAddressPools: names},
 	})
