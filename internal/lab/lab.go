@@ -32,6 +32,7 @@ var (
 
 // Host numbers: the last byte of a host's addresses.
 const (
+	firstOtherNum = 201
 	cpHostNum     = 2
 	clientHostNum = 3
 	firstNodeNum  = 11
@@ -58,6 +59,9 @@ type Config struct {
 	Keep bool
 	// ControlPlane starts etcd and kube-apiserver in the cp namespace.
 	ControlPlane bool
+	// Others names further hosts on the bridge (a rogue host, a flooder): namespace <prefix>-<name>, host
+	// numbers 201 and up. Names are lower-case letters and digits, at most 8 characters.
+	Others []string
 	// Log receives progress; default discards.
 	Log logr.Logger
 }
@@ -98,6 +102,8 @@ type Lab struct {
 	Client *Host
 	// Nodes are the node hosts.
 	Nodes []*Host
+	// Others are the hosts Config.Others named, in order.
+	Others []*Host
 	// Kubeconfig is an admin kubeconfig whose server, https://198.51.100.2:6443, is reachable from inside the lab
 	// namespaces only; empty without ControlPlane.
 	Kubeconfig string
@@ -126,6 +132,7 @@ type Lab struct {
 
 var (
 	validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	otherName = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
 
 	prefixesMu sync.Mutex          // guards prefixes
 	prefixes   = map[string]bool{} // prefixes of the labs open in this process
@@ -189,6 +196,16 @@ func New(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	}
 	if l.Client, err = l.addHost(ctx, "client", "client", clientHostNum); err != nil {
 		return nil, err
+	}
+	for i, name := range cfg.Others {
+		if !otherName.MatchString(name) || name == "client" || name == "cp" || strings.HasPrefix(name, "node") || name == "sw" {
+			return nil, fmt.Errorf("lab host name %q: want 1 to 8 lower-case letters and digits, not a name the lab uses", name)
+		}
+		h, err := l.addHost(ctx, name, name, firstOtherNum+i)
+		if err != nil {
+			return nil, err
+		}
+		l.Others = append(l.Others, h)
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		h, err := l.addHost(ctx, fmt.Sprintf("node%d", i), fmt.Sprintf("n%d", i), firstNodeNum+i-1)

@@ -126,3 +126,69 @@ func (s *Series) Last() []net.HardwareAddr {
 	}
 	return nil
 }
+
+// Moves is the number of times the address moved: over the requests answered by exactly one MAC, the number
+// of times that MAC differs from the previous such request's. Unanswered requests and requests answered by
+// several MACs do not count as positions of their own, so an outage or a duplicate between two answers from
+// the same MAC is no move, and A, A+B, B is one.
+func (s *Series) Moves() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cur net.HardwareAddr
+	n := 0
+	for _, r := range s.reqs {
+		if len(r.macs) != 1 {
+			continue
+		}
+		if cur != nil && !macEqual(cur, r.macs[0]) {
+			n++
+		}
+		cur = r.macs[0]
+	}
+	return n
+}
+
+// DuplicateWindows are the durations of the runs of consecutive requests answered by more than one MAC
+// (requests answered by one MAC or none end a run), each from its first request to the request after its last.
+func (s *Series) DuplicateWindows() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	start := -1
+	for i, r := range s.reqs {
+		switch {
+		case len(r.macs) > 1 && start < 0:
+			start = i
+		case len(r.macs) <= 1 && start >= 0:
+			out = append(out, r.sent.Sub(s.reqs[start].sent))
+			start = -1
+		}
+	}
+	if start >= 0 {
+		last := len(s.reqs) - 1
+		every := s.Every
+		if every == 0 && last > 0 {
+			every = s.reqs[last].sent.Sub(s.reqs[last-1].sent)
+		}
+		out = append(out, s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent))
+	}
+	return out
+}
+
+// FirstAfter is the time of the first request sent at or after t that was answered by a MAC other than mac,
+// and whether there is one.
+func (s *Series) FirstAfter(t time.Time, mac net.HardwareAddr) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.reqs {
+		if r.sent.Before(t) {
+			continue
+		}
+		for _, m := range r.macs {
+			if !macEqual(m, mac) {
+				return r.sent, true
+			}
+		}
+	}
+	return time.Time{}, false
+}

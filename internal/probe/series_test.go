@@ -2,6 +2,7 @@ package probe
 
 import (
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,5 +72,31 @@ func TestSeries(t *testing.T) {
 				t.Errorf("Len (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSeriesMovesAndDuplicateWindows(t *testing.T) {
+	a := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}
+	b := net.HardwareAddr{2, 0, 0, 0, 0, 0xb}
+	t0 := time.Unix(1000, 0)
+	var s Series
+	s.Every = 10 * time.Millisecond
+	answers := [][]net.HardwareAddr{{a}, {a}, nil, nil, {a}, {a, b}, {a, b}, {b}, {b}, {a, b}, {b}, nil, {a}}
+	for i, macs := range answers {
+		var rs []Reply
+		for _, m := range macs {
+			rs = append(rs, Reply{MAC: m})
+		}
+		s.Add(i+1, t0.Add(time.Duration(i)*10*time.Millisecond), rs)
+	}
+	if got := s.Moves(); got != 2 { // a -> b (through the duplicates), b -> a (after the gap)
+		t.Errorf("Moves = %d, want 2", got)
+	}
+	want := []time.Duration{20 * time.Millisecond, 10 * time.Millisecond}
+	if got := s.DuplicateWindows(); !slices.Equal(got, want) {
+		t.Errorf("DuplicateWindows = %v, want %v", got, want)
+	}
+	if got, ok := s.FirstAfter(t0.Add(15*time.Millisecond), a); !ok || !got.Equal(t0.Add(50*time.Millisecond)) {
+		t.Errorf("FirstAfter = %v, %v; want %v", got, ok, t0.Add(50*time.Millisecond))
 	}
 }
