@@ -60,19 +60,19 @@ func (k Kind) isProbe() bool { return k == KindARPProbe || k == KindDAD }
 type result uint8
 
 const (
-	resultNone        result = iota // parsers: a well-formed claim; never counted
-	resultObserved                  // a claim about a managed VIP, delivered as an Observation
-	resultDeduplicated              // a managed claim already delivered within DedupInterval
-	resultOverflow                  // a managed claim dropped because the consumer lags
-	resultProbed                    // a claim about an unmanaged VIP that only a running Probe wanted
-	resultNotManaged                // a well-formed claim about an address Herald does not manage
-	resultOwnProbe                  // a probe this host sent (outgoing, from the interface's MAC)
-	resultNotClaim                  // well-formed but claims no address (e.g. ARP opcode 3)
-	resultWrongType                 // not ARP for IPv4 over Ethernet, not ICMPv6 NS/NA without extension headers
-	resultMalformed                 // truncated, inconsistent, or invalid per RFC 826 / RFC 4861 §7.1
-	resultHopLimit                  // NS/NA whose hop limit is not 255 (RFC 4861 §7.1.1, §7.1.2)
-	resultBadChecksum               // NS/NA whose ICMPv6 checksum does not verify
-	resultSpoofed                   // ARP sender hardware address differs from the Ethernet source
+	resultNone         result = iota // parsers: a well-formed claim; never counted
+	resultObserved                   // a claim about a managed VIP, delivered as an Observation
+	resultDeduplicated               // a managed claim already delivered within DedupInterval
+	resultOverflow                   // a managed claim dropped because the consumer lags
+	resultProbed                     // a claim about an unmanaged VIP that only a running Probe wanted
+	resultNotManaged                 // a well-formed claim about an address Herald does not manage
+	resultOwnProbe                   // a probe this host sent (outgoing, from the interface's MAC)
+	resultNotClaim                   // well-formed but claims no address (e.g. ARP opcode 3)
+	resultWrongType                  // not ARP for IPv4 over Ethernet, not ICMPv6 NS/NA without extension headers
+	resultMalformed                  // truncated, inconsistent, or invalid per RFC 826 / RFC 4861 §7.1
+	resultHopLimit                   // NS/NA whose hop limit is not 255 (RFC 4861 §7.1.1, §7.1.2)
+	resultBadChecksum                // NS/NA whose ICMPv6 checksum does not verify
+	resultSpoofed                    // ARP sender hardware address differs from the Ethernet source
 	numResults
 )
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -220,14 +221,22 @@ func TestProbeFrames(t *testing.T) {
 	}
 }
 
-// runFilter runs filter in bpf.VM with its first instruction (the Linux
-// packet-type load, which the VM lacks) replaced by a constant pktType.
-func runFilter(t *testing.T, filter []bpf.Instruction, pktType uint32, frame []byte) int {
+// runFilter runs filter in bpf.VM with its two Linux extension loads
+// (instructions 0 and 2, which the VM lacks) replaced by constants: the
+// packet type and whether a VLAN tag was present.
+func runFilter(t *testing.T, filter []bpf.Instruction, pktType uint32, vlan bool, frame []byte) int {
 	t.Helper()
-	if _, ok := filter[0].(bpf.LoadExtension); !ok {
-		t.Fatalf("first instruction %v, want the packet-type load", filter[0])
+	prog := slices.Clone(filter)
+	for i, ext := range map[int]bpf.Extension{0: bpf.ExtType, 2: bpf.ExtVLANTagPresent} {
+		if l, ok := prog[i].(bpf.LoadExtension); !ok || l.Num != ext {
+			t.Fatalf("instruction %d is %v, want the load of extension %v", i, prog[i], ext)
+		}
 	}
-	prog := append([]bpf.Instruction{bpf.LoadConstant{Dst: bpf.RegA, Val: pktType}}, filter[1:]...)
+	prog[0] = bpf.LoadConstant{Dst: bpf.RegA, Val: pktType}
+	prog[2] = bpf.LoadConstant{Dst: bpf.RegA}
+	if vlan {
+		prog[2] = bpf.LoadConstant{Dst: bpf.RegA, Val: 1}
+	}
 	vm, err := bpf.NewVM(prog)
 	if err != nil {
 		t.Fatalf("bpf.NewVM: %v", err)
@@ -245,6 +254,7 @@ func TestFilters(t *testing.T) {
 		name    string
 		filter  []bpf.Instruction
 		pktType uint32
+		vlan    bool
 		frame   []byte
 		pass    bool
 	}{
@@ -256,6 +266,8 @@ func TestFilters(t *testing.T) {
 		{name: "ordinary request", filter: arpFilter(), pktType: broadcast, frame: unhex(t, vecARPRequest)},
 		{name: "RARP opcode 3", filter: arpFilter(), pktType: broadcast, frame: patch(t, vecARPReplyKernel, 21, 3)},
 		{name: "ARP reply seen in promiscuous mode", filter: arpFilter(), pktType: otherHost, frame: unhex(t, vecARPReplyKernel)},
+		{name: "ARP reply that carried a VLAN tag", filter: arpFilter(), pktType: host, vlan: true, frame: unhex(t, vecARPReplyKernel)},
+		{name: "IPv6 frame on the ARP socket", filter: arpFilter(), pktType: host, frame: unhex(t, vecNAKernel)},
 		{name: "ARP truncated before the target IP", filter: arpFilter(), pktType: broadcast, frame: unhex(t, vecARPProbe)[:40]},
 		{name: "NA", filter: ndpFilter(), pktType: host, frame: unhex(t, vecNAKernel), pass: true},
 		{name: "our own NA going out", filter: ndpFilter(), pktType: outgoing, frame: unhex(t, vecNAUnsolicited), pass: true},
@@ -265,11 +277,14 @@ func TestFilters(t *testing.T) {
 		{name: "NA behind a hop-by-hop header", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, ipv6Off+6, 0)},
 		{name: "echo request", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, icmpOff, 128)},
 		{name: "router solicitation", filter: ndpFilter(), pktType: multicast, frame: patch(t, vecNAKernel, icmpOff, 133)},
+		{name: "NA that carried a VLAN tag", filter: ndpFilter(), pktType: multicast, vlan: true, frame: unhex(t, vecNAUnsolicited)},
+		{name: "ARP frame on the IPv6 socket", filter: ndpFilter(), pktType: broadcast, frame: unhex(t, vecARPProbe)},
+		{name: "IPv4 frame on the IPv6 socket", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, 12, 0x08, 0x00)},
 		{name: "IPv6 truncated before ICMPv6", filter: ndpFilter(), pktType: host, frame: unhex(t, vecNAKernel)[:54]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := runFilter(t, tt.filter, tt.pktType, tt.frame)
+			n := runFilter(t, tt.filter, tt.pktType, tt.vlan, tt.frame)
 			if diff := cmp.Diff(tt.pass, n > 0); diff != "" {
 				t.Errorf("pass (-want +got), filter returned %d:\n%s", n, diff)
 			}

@@ -1,0 +1,57 @@
+package guard
+
+import "net"
+
+// Interface identifies a link to watch (the same fields as
+// announce.Interface).
+type Interface struct {
+	Index int              // kernel interface index, > 0
+	Name  string           // interface name, the key of SetInterfaces
+	MAC   net.HardwareAddr // the interface's 6-byte Ethernet address; probes come from it
+}
+
+// Conns are the two link-layer sockets of one interface. Both carry whole
+// Ethernet frames: ReadFrom returns a frame starting with its Ethernet
+// header and, as its address, an *Addr (any other address type means "not
+// outgoing"); WriteTo sends a complete frame (its address is ignored by the
+// real sockets). The real ones are AF_PACKET sockets (see
+// ListenInterface); tests inject in-memory fakes. ReadFrom is called by
+// one goroutine at a time; WriteTo by many.
+//
+// If NDP also implements MulticastMembership, a Probe for an IPv6 address
+// joins the address's solicited-node group through it for its duration. A
+// nil ARP or NDP conn disables that family on the interface.
+type Conns struct {
+	ARP net.PacketConn // ARP frames (EtherType 0x0806)
+	NDP net.PacketConn // IPv6 frames carrying Neighbor Solicitations and Advertisements (EtherType 0x86DD)
+}
+
+// Addr is the address ReadFrom of a Conns socket returns: the frame's
+// Ethernet source, and whether this host sent the frame (Linux
+// PACKET_OUTGOING: our own responder, our kernel, or another of our
+// sockets). The real sockets reuse one Addr per socket.
+type Addr struct {
+	HardwareAddr net.HardwareAddr
+	Outgoing     bool
+}
+
+// Network returns "packet".
+func (a *Addr) Network() string { return "packet" }
+
+// String returns the hardware address, with " (outgoing)" appended for
+// outgoing frames.
+func (a *Addr) String() string {
+	if a.Outgoing {
+		return a.HardwareAddr.String() + " (outgoing)"
+	}
+	return a.HardwareAddr.String()
+}
+
+// MulticastMembership is implemented by an NDP conn whose NIC must be told
+// to accept a link-layer multicast group, e.g. 33:33:ff:xx:xx:xx for a
+// solicited-node address (RFC 2464 §7). Memberships end when the conn is
+// closed.
+type MulticastMembership interface {
+	JoinMulticast(mac net.HardwareAddr) error
+	LeaveMulticast(mac net.HardwareAddr) error
+}

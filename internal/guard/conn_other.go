@@ -1,0 +1,13 @@
+//go:build !linux
+
+package guard
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ListenInterface needs Linux AF_PACKET sockets; elsewhere it fails.
+func ListenInterface(ifi Interface) (Conns, error) {
+	return Conns{}, fmt.Errorf("listen on %s: %w", ifi.Name, errors.ErrUnsupported)
+}
