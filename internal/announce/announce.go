@@ -77,6 +77,20 @@ type Config struct {
 	Metrics *Metrics
 	// Listen opens the sockets of an interface; default ListenInterface.
 	Listen func(ifi Interface) (Conns, error)
+	// Fresh, if not nil, says whether this process has been running
+	// continuously (see package stall). While it returns false nothing is
+	// sent: requests that would be answered are counted as stalled, and
+	// gratuitous ARPs / unsolicited NAs that come due are dropped, not
+	// delayed (their schedule moves on as if they had been sent), because a
+	// node that was stopped may have lost its VIPs to another node and must
+	// not announce them until its owner has caught up. It is called once
+	// for every request that would be answered and every announcement, from
+	// several goroutines at once, so it must be safe for concurrent use,
+	// cheap (an atomic load or two) and must not block.
+	Fresh func() bool
+	// RateLimit bounds the replies of each responder; the zero value means
+	// the defaults (see Limits).
+	RateLimit Limits
 }
 
 // Defaults for Config.
@@ -100,6 +114,8 @@ type Announcer struct {
 
 	// kick wakes Run after Set or when a responder stops; capacity 1.
 	kick chan struct{}
+	// rekick wakes Run after Reannounce; capacity 1.
+	rekick chan struct{}
 
 	// mu guards desired, links, running, closed, cancel and done, and serializes stores to every link's vips
 	// pointer. It is never held across a syscall or a wait, and the packet
@@ -111,6 +127,12 @@ type Announcer struct {
 	closed  bool
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when Run returns
+
+	// Also guarded by mu: VIPs Reannounce accepted and Run has not handled
+	// yet, and when Reannounce last accepted each VIP (entries older than
+	// reannounceEvery are pruned).
+	reannounce     map[netip.Addr]struct{}
+	lastReannounce map[netip.Addr]time.Time
 
 	// Owned by the Run goroutine; no lock.
 	sched   schedule
@@ -167,7 +189,11 @@ func New(cfg Config) *Announcer {
 		metrics: cfg.Metrics,
 		cadence: cadence{repeats: cfg.GratuitousRepeats, interval: cfg.GratuitousInterval, refresh: cfg.Refresh},
 		kick:    make(chan struct{}, 1),
+		rekick:  make(chan struct{}, 1),
 		desired: map[string]*entry{},
+
+		reannounce:     map[netip.Addr]struct{}{},
+		lastReannounce: map[netip.Addr]time.Time{},
 		links:   map[string]*link{},
 		retries: map[string]retry{},
 	}
@@ -298,6 +324,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 			a.reconcile(now)
 			dirty = false
 		}
+		a.sendReannouncements()
 		var timerC <-chan time.Time
 		if timer != nil {
 			timer.Stop()
@@ -318,6 +345,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 			return nil
 		case <-a.kick:
 			dirty = true
+		case <-a.rekick:
 		case <-timerC:
 		}
 	}
@@ -534,7 +562,7 @@ func (a *Announcer) syncVIPs(l *link, d *entry) {
 }
 
 // announce sends one gratuitous ARP or unsolicited NA for vip on l, if l
-// still answers for vip.
+// still answers for vip and Config.Fresh allows it.
 func (a *Announcer) announce(l *link, vip netip.Addr) {
 	if !l.vips.Load().has(vip) {
 		return
@@ -546,13 +574,20 @@ func (a *Announcer) announce(l *link, vip netip.Addr) {
 	)
 	if vip.Is4() {
 		conn, fam = l.conns.ARP, familyIPv4
-		n = putGratuitousARP(a.gbuf[:], l.mac, vip.As4())
 	} else {
 		conn, fam = l.conns.NDP, familyIPv6
-		n = putUnsolicitedNA(a.gbuf[:], l.mac, vip.As16())
 	}
 	if conn == nil {
 		return
+	}
+	if !a.fresh() {
+		a.metrics.stalledGratuitous(fam)
+		return
+	}
+	if vip.Is4() {
+		n = putGratuitousARP(a.gbuf[:], l.mac, vip.As4())
+	} else {
+		n = putUnsolicitedNA(a.gbuf[:], l.mac, vip.As16())
 	}
 	copy(a.gdst[:], a.gbuf[:6])
 	if _, err := conn.WriteTo(a.gbuf[:n], packetAddr(a.gdst)); err != nil {
@@ -561,4 +596,93 @@ func (a *Announcer) announce(l *link, vip netip.Addr) {
 		return
 	}
 	a.metrics.sentGratuitous(fam)
+}
+
+// fresh calls Config.Fresh, if set.
+func (a *Announcer) fresh() bool { return a.cfg.Fresh == nil || a.cfg.Fresh() }
+
+// reannounceEvery is the least time between two re-announcements of a VIP.
+const reannounceEvery = time.Second
+
+// Reannounce sends, at once, a gratuitous ARP or unsolicited NA for each of
+// vips on every interface answering it, and restarts its repeat schedule
+// (Config.GratuitousRepeats more, GratuitousInterval apart), so that hosts
+// which learnt another MAC for a VIP switch back quickly; the winner of a
+// duplicate-responder conflict calls it. VIPs not being answered are
+// ignored, and so is a VIP re-announced less than a second ago (by the
+// Config.Clock), so a conflict storm cannot turn into an announcement
+// storm. It is safe from any goroutine and does not block on Run, which
+// sends the frames; announcements still obey Config.Fresh.
+func (a *Announcer) Reannounce(vips ...netip.Addr) {
+	now := a.cfg.Clock.Now()
+	accepted := false
+	a.mu.Lock()
+	for v, at := range a.lastReannounce {
+		if now.Sub(at) >= reannounceEvery {
+			delete(a.lastReannounce, v)
+		}
+	}
+	for _, v := range vips {
+		v, ok := normalizeVIP(v)
+		if !ok {
+			continue
+		}
+		if _, recent := a.lastReannounce[v]; recent || !a.answeringLocked(v) {
+			continue
+		}
+		a.lastReannounce[v] = now
+		a.reannounce[v] = struct{}{}
+		accepted = true
+	}
+	a.mu.Unlock()
+	if accepted {
+		select {
+		case a.rekick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// answeringLocked reports whether an open interface answers v. a.mu must
+// be held.
+func (a *Announcer) answeringLocked(v netip.Addr) bool {
+	for _, l := range a.links {
+		if !l.dead.Load() && l.vips.Load().has(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendReannouncements handles what Reannounce accepted: for each VIP, in
+// address order, on each interface that has announced it, in name order,
+// one announcement now and a fresh repeat schedule.
+func (a *Announcer) sendReannouncements() {
+	a.mu.Lock()
+	if len(a.reannounce) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	vips := make([]netip.Addr, 0, len(a.reannounce))
+	for v := range a.reannounce {
+		vips = append(vips, v)
+	}
+	clear(a.reannounce)
+	links := make([]*link, 0, len(a.links))
+	for _, l := range a.links {
+		links = append(links, l)
+	}
+	a.mu.Unlock()
+	slices.SortFunc(vips, netip.Addr.Compare)
+	slices.SortFunc(links, func(x, y *link) int { return cmpString(x.ifi.Name, y.ifi.Name) })
+	now := a.cfg.Clock.Now()
+	for _, v := range vips {
+		for _, l := range links {
+			if _, ok := l.announced[v]; !ok {
+				continue // not synced yet; its first announcement is still to come
+			}
+			a.announce(l, v)
+			a.sched.start(announceKey{l.ifi.Name, v}, now, a.cadence)
+		}
+	}
 }

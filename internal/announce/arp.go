@@ -82,6 +82,15 @@ func putARP(b []byte, ethDst, ethSrc [6]byte, p *arpPacket) int {
 //
 // The reply goes to the request's sender hardware address (RFC 826), from
 // our MAC, with sender = (our MAC, VIP) and target = the requester.
+//
+// A request for a VIP is dropped, and nothing learnt from it, when its
+// sender hardware address is multicast, broadcast or zero, or its sender IP
+// is multicast, limited broadcast or loopback (resultMalformed: no host
+// sends those, and answering would aim replies at a group), or when the
+// sender hardware address differs from the Ethernet source (resultSpoofed:
+// a reply would go to a third party, the classic ARP reflection). Proxy-ARP
+// and MAC-rewriting bridges that forward requests without fixing the
+// sender hardware address are therefore not answered.
 func handleARP(frame []byte, mac [6]byte, vips *vipSet, out []byte) (int, result) {
 	eth, req, r := parseARP(frame)
 	if r != resultNone {
@@ -99,8 +108,11 @@ func handleARP(frame []byte, mac [6]byte, vips *vipSet, out []byte) (int, result
 	if !vips.has4(req.tpa) {
 		return 0, resultNotOurs
 	}
-	if isMulticastMAC(req.sha) || req.sha == ([6]byte{}) {
+	if isMulticastMAC(req.sha) || req.sha == ([6]byte{}) || !validSenderIPv4(req.spa) {
 		return 0, resultMalformed
+	}
+	if req.sha != eth.src {
+		return 0, resultSpoofed
 	}
 	reply := arpPacket{op: arpOpReply, sha: mac, spa: req.tpa, tha: req.sha, tpa: req.spa}
 	return putARP(out, req.sha, mac, &reply), resultAnswered
@@ -119,4 +131,11 @@ func handleARP(frame []byte, mac [6]byte, vips *vipSet, out []byte) (int, result
 func putGratuitousARP(b []byte, mac [6]byte, vip [4]byte) int {
 	p := arpPacket{op: arpOpRequest, sha: mac, spa: vip, tpa: vip}
 	return putARP(b, broadcastMAC, mac, &p)
+}
+
+// validSenderIPv4 reports whether an ARP request may come from ip: 0.0.0.0
+// (an RFC 5227 probe) or a unicast address outside 127.0.0.0/8. Multicast
+// (224.0.0.0/4) and the limited broadcast address are never a host's own.
+func validSenderIPv4(ip [4]byte) bool {
+	return ip[0] != 127 && ip[0]&0xf0 != 0xe0 && ip != [4]byte{255, 255, 255, 255}
 }

@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -69,10 +70,10 @@ func (l *link) stop() {
 }
 
 // serve is a responder: it reads frames from conn until conn fails or is
-// closed, and answers those handle* accepts. Per frame it takes no lock and
-// allocates nothing: the read buffer, reply buffer and destination address
-// are reused, the VIP set is one atomic load, metrics are pre-resolved
-// counters.
+// closed, and answers those handle* accepts and admit lets through. Per
+// frame it takes no lock and allocates nothing: the read buffer, reply
+// buffer, destination address and rate limiter are its own and reused, the
+// VIP set is one atomic load, metrics are pre-resolved counters.
 func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 	defer l.wg.Done()
 	handle := handleARP
@@ -82,6 +83,7 @@ func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 	rbuf := make([]byte, readBufSize)
 	wbuf := make([]byte, naFrameLen)
 	dst := &packet.Addr{HardwareAddr: make(net.HardwareAddr, 6)}
+	lim := newRandomLimiter(a.cfg.RateLimit)
 	var lastLog time.Time
 	for {
 		n, _, err := conn.ReadFrom(rbuf)
@@ -98,6 +100,9 @@ func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 			return
 		}
 		m, r := handle(rbuf[:n], l.mac, l.vips.Load(), wbuf)
+		if r == resultAnswered {
+			r = l.admit(a, lim, fam, rbuf, wbuf)
+		}
 		a.metrics.request(fam, r)
 		if r != resultAnswered {
 			continue
@@ -163,4 +168,28 @@ func (l *link) leaveGroup(a *Announcer, vip netip.Addr) {
 // packetAddr returns a fresh *packet.Addr for mac.
 func packetAddr(mac [6]byte) *packet.Addr {
 	return &packet.Addr{HardwareAddr: net.HardwareAddr(mac[:])}
+}
+
+// admit decides whether a reply the handler built (in reply, for the
+// request in req) is sent: not while Config.Fresh says the process may have
+// stalled, nor when lim refuses it. lim is keyed by the request's Ethernet
+// source and the target the reply is about (the ARP reply's sender IP, the
+// NA's target), and timed by Config.Clock since the link was opened, which
+// for the real clock is the monotonic clock.
+func (l *link) admit(a *Announcer, lim *limiter, fam family, req, reply []byte) result {
+	if !a.fresh() {
+		return resultStalled
+	}
+	src := [6]byte(req[6:12])
+	var hi, lo uint64
+	if fam == familyIPv4 {
+		hi = uint64(binary.BigEndian.Uint32(reply[ethHeaderLen+14 : ethHeaderLen+18]))
+	} else {
+		hi = binary.BigEndian.Uint64(reply[icmpOff+8 : icmpOff+16])
+		lo = binary.BigEndian.Uint64(reply[icmpOff+16 : icmpOff+24])
+	}
+	if !lim.allow(src, hi, lo, int64(a.cfg.Clock.Since(l.opened))) {
+		return resultRateLimited
+	}
+	return resultAnswered
 }

@@ -33,6 +33,9 @@ const (
 	resultBadChecksum               // NS whose ICMPv6 checksum does not verify
 	resultOwnFrame                  // a frame we sent ourselves (Ethernet source is our MAC)
 	resultOtherHost                 // Ethernet destination is neither us, broadcast nor multicast
+	resultSpoofed                   // ARP request for a VIP whose sender hardware address is not its Ethernet source
+	resultRateLimited               // would be answered, but its requester or the responder is over its rate limit
+	resultStalled                   // would be answered, but Config.Fresh said this process may have stalled
 	numResults
 )
 
@@ -47,6 +50,9 @@ var resultNames = [numResults]string{
 	resultBadChecksum: "bad_checksum",
 	resultOwnFrame:    "own_frame",
 	resultOtherHost:   "other_host",
+	resultSpoofed:     "spoofed",
+	resultRateLimited: "rate_limited",
+	resultStalled:     "stalled",
 }
 
 func (r result) String() string {
@@ -87,6 +93,7 @@ func (o op) String() string { return opNames[o] }
 type Metrics struct {
 	requests   [numFamilies][numResults]prometheus.Counter
 	gratuitous [numFamilies]prometheus.Counter
+	suppressed [numFamilies]prometheus.Counter
 	errors     [numOps]prometheus.Counter
 }
 
@@ -95,11 +102,17 @@ type Metrics struct {
 // registered there.
 //
 //   - herald_announce_requests_total{family="ipv4|ipv6",result}: received ARP
-//     requests and Neighbor Solicitations by verdict (answered, not_ours,
-//     malformed, wrong_type, wrong_opcode, hop_limit, bad_checksum,
-//     own_frame, other_host).
+//     requests and Neighbor Solicitations by verdict: answered; dropped as
+//     not_ours, malformed, wrong_type, wrong_opcode, hop_limit,
+//     bad_checksum, own_frame, other_host or spoofed (see handleARP and
+//     handleNS); or well-formed requests for a VIP left unanswered because
+//     the requester or the responder was over its Config.RateLimit
+//     (rate_limited) or Config.Fresh returned false (stalled).
 //   - herald_announce_gratuitous_total{family}: gratuitous ARPs and
 //     unsolicited Neighbor Advertisements sent.
+//   - herald_announce_gratuitous_stalled_total{family}: gratuitous ARPs and
+//     unsolicited Neighbor Advertisements not sent because Config.Fresh
+//     returned false when they were due.
 //   - herald_announce_errors_total{op="listen|read|write|join|leave|invalid"}.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -110,12 +123,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "herald_announce_gratuitous_total",
 		Help: "Gratuitous ARPs and unsolicited Neighbor Advertisements sent, by address family.",
 	}, []string{"family"})
+	suppressed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_announce_gratuitous_stalled_total",
+		Help: "Gratuitous ARPs and unsolicited Neighbor Advertisements dropped because this process may have stalled, by address family.",
+	}, []string{"family"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_announce_errors_total",
 		Help: "Failed announcer operations, by operation.",
 	}, []string{"op"})
 	if reg != nil {
-		reg.MustRegister(requests, gratuitous, errs)
+		reg.MustRegister(requests, gratuitous, suppressed, errs)
 	}
 	m := &Metrics{}
 	for f := range numFamilies {
@@ -123,6 +140,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.requests[f][r] = requests.WithLabelValues(f.String(), r.String())
 		}
 		m.gratuitous[f] = gratuitous.WithLabelValues(f.String())
+		m.suppressed[f] = suppressed.WithLabelValues(f.String())
 	}
 	for o := range numOps {
 		m.errors[o] = errs.WithLabelValues(o.String())
@@ -140,6 +158,12 @@ func (m *Metrics) request(f family, r result) {
 func (m *Metrics) sentGratuitous(f family) {
 	if m != nil {
 		m.gratuitous[f].Inc()
+	}
+}
+
+func (m *Metrics) stalledGratuitous(f family) {
+	if m != nil {
+		m.suppressed[f].Inc()
 	}
 }
 

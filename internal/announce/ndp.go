@@ -22,6 +22,15 @@ const (
 	naFlagOverride  = 0x20
 )
 
+// maxNSOptions is the most options a Neighbor Solicitation may carry. RFC
+// 4861 defines one for NS (source link-layer address) and SEND (RFC 3971)
+// adds four; a longer list is not a real solicitation, and walking it costs
+// time on the packet path.
+const maxNSOptions = 16
+
+// loopback6 is ::1, never the source of a packet on a link (RFC 4291 §2.5.3).
+var loopback6 = [16]byte{15: 1}
+
 // allNodes is ff02::1, the destination of unsolicited Neighbor Advertisements.
 var allNodes = [16]byte{0xff, 0x02, 15: 0x01}
 
@@ -36,8 +45,10 @@ type nsPacket struct {
 
 // parseNS parses an Ethernet frame carrying an IPv6 Neighbor Solicitation
 // and validates it per RFC 4861 §7.1.1: hop limit 255, ICMPv6 checksum,
-// code 0, ICMP length >= 24, target not multicast, every option of non-zero
-// length and within the packet, and for an unspecified source (DAD) a
+// code 0, ICMP length >= 24, target not multicast, source neither
+// multicast nor ::1, every option of non-zero
+// length and within the packet, at most maxNSOptions options, at most one
+// source link-layer option, and for an unspecified source (DAD) a
 // solicited-node destination and no source link-layer option. It returns
 // resultNone for a valid NS, else resultWrongType, resultMalformed,
 // resultHopLimit or resultBadChecksum. Packets with IPv6 extension headers
@@ -82,16 +93,20 @@ func parseNS(frame []byte) (ethHeader, nsPacket, result) {
 		return eth, p, resultBadChecksum
 	}
 	copy(p.target[:], icmp[8:24])
-	if p.target[0] == 0xff || p.src[0] == 0xff {
+	if p.target[0] == 0xff || p.src[0] == 0xff || p.src == loopback6 {
 		return eth, p, resultMalformed
 	}
+	nopts := 0
 	for opts := icmp[nsLen:]; len(opts) > 0; {
 		if len(opts) < 2 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
 			return eth, p, resultMalformed
 		}
+		if nopts++; nopts > maxNSOptions {
+			return eth, p, resultMalformed
+		}
 		n := int(opts[1]) * 8
 		if opts[0] == optSourceLLA {
-			if n != llaOptLen {
+			if n != llaOptLen || p.hasSLLAO {
 				return eth, p, resultMalformed
 			}
 			copy(p.sllao[:], opts[2:8])

@@ -309,7 +309,9 @@ func TestDeletedLinkStopsOnlyItsResponder(t *testing.T) {
 func TestRealPacketPathDoesNotAllocate(t *testing.T) {
 	l := newLab(t)
 	ifi := l.veth(t, "va", "vb", macA, macB)
-	a, m, _ := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: -1})
+	// The limiter stays on (its path must not allocate either) but lets
+	// every exchange through.
+	a, m, _ := startAnnouncer(t, l.aNS, Config{GratuitousRepeats: -1, RateLimit: Limits{PerRequester: 1e6, Burst: 1000}})
 	a.Set(Assignment{"va": {Interface: ifi, VIPs: []netip.Addr{vip4}}})
 	eventually(t, "socket open", func() bool { return len(a.Announced()) == 1 })
 
