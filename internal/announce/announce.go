@@ -194,8 +194,8 @@ func New(cfg Config) *Announcer {
 
 		reannounce:     map[netip.Addr]struct{}{},
 		lastReannounce: map[netip.Addr]time.Time{},
-		links:   map[string]*link{},
-		retries: map[string]retry{},
+		links:          map[string]*link{},
+		retries:        map[string]retry{},
 	}
 }
 
