@@ -7,12 +7,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/heraldlb/herald/controllers"
 	"github.com/heraldlb/herald/internal/doctor"
 )
 
@@ -29,6 +34,8 @@ type doctorFlags struct {
 	vips, interfaces, peers, output, node string
 	port                                  int
 	timeout                               time.Duration
+	fromCluster                           bool
+	kubeconfig, class                     string
 }
 
 // runDoctor runs `herald doctor`.
@@ -47,6 +54,9 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "how long to wait for each peer")
 	fs.StringVar(&f.node, "node-name", "", "this node's name in the report; empty means the host name")
 	fs.StringVar(&f.output, "o", "text", "output format: text or json")
+	fs.BoolVar(&f.fromCluster, "from-cluster", false, "also check the load-balancer addresses of Herald's Services, and probe the other Nodes' InternalIPs")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --from-cluster: kubeconfig file; empty means in-cluster, or $KUBECONFIG")
+	fs.StringVar(&f.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "with --from-cluster: loadBalancerClass Herald serves besides Services that name none")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -61,6 +71,12 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if f.fromCluster {
+		if err := f.addFromCluster(ctx, &opts); err != nil {
+			fmt.Fprintf(stderr, "herald doctor: %v\n", err)
+			return 1
+		}
+	}
 	h, err := doctor.Gather(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald doctor: %v\n", err)
@@ -82,6 +98,36 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// addFromCluster adds the addresses of Herald's Services and the other Nodes' InternalIPs to opts.
+func (f *doctorFlags) addFromCluster(ctx context.Context, opts *doctor.GatherOptions) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = f.kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	c, err := client.New(rc, client.Options{})
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	node := opts.Node
+	if node == "" {
+		if node, err = os.Hostname(); err != nil {
+			return fmt.Errorf("host name: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	vips, peers, err := doctor.FromCluster(ctx, c, doctor.ClusterOptions{Node: node, LoadBalancerClass: f.class,
+		MemberlistPort: f.port, Interfaces: splitList(f.interfaces)})
+	if err != nil {
+		return err
+	}
+	opts.VIPs = append(opts.VIPs, vips...)
+	opts.Peers = append(opts.Peers, peers...)
+	return nil
 }
 
 // options checks the flags and turns them into what Gather needs.
@@ -107,7 +153,7 @@ func (f *doctorFlags) options(rest []string) (doctor.GatherOptions, error) {
 		}
 		opts.VIPs = append(opts.VIPs, doctor.VIP{Addr: a, Interfaces: ifaces})
 	}
-	if len(ifaces) > 0 && len(opts.VIPs) == 0 {
+	if len(ifaces) > 0 && len(opts.VIPs) == 0 && !f.fromCluster {
 		return opts, fmt.Errorf("--interfaces needs --vip")
 	}
 	for _, s := range splitList(f.peers) {
