@@ -240,7 +240,7 @@ func BenchmarkSpeaker10k(b *testing.B) {
 }
 
 // procCPU is the user+system CPU time of a process.
-func procCPU(b *testing.B, pid int) time.Duration {
+func procCPU(b testing.TB, pid int) time.Duration {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)

@@ -109,10 +109,16 @@ type cluster struct {
 
 func newCluster(t testing.TB, nodes int, speakerFlags ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, nodes, nil, speakerFlags...)
+}
+
+// newClusterWith is newCluster with further hosts on the bridge (lab.Config.Others).
+func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...string) *cluster {
+	t.Helper()
 	needLab(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	l, err := lab.New(ctx, lab.Config{Nodes: nodes, ControlPlane: true, Keep: os.Getenv("HERALD_E2E_KEEP") != ""})
+	l, err := lab.New(ctx, lab.Config{Nodes: nodes, ControlPlane: true, Others: others, Keep: os.Getenv("HERALD_E2E_KEEP") != ""})
 	if err != nil {
 		t.Fatalf("building the lab: %v", err)
 	}

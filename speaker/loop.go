@@ -5,17 +5,20 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crrecorder "sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
 )
@@ -35,6 +38,12 @@ const (
 func (a *agent) loop(ctx context.Context) {
 	rejoin := a.cfg.Clock.NewTicker(a.cfg.RejoinInterval)
 	defer rejoin.Stop()
+	tick := a.cfg.Clock.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var stalls <-chan time.Duration
+	if a.stall != nil {
+		stalls = a.stall.Stalls()
+	}
 	a.triggered = a.cfg.Clock.Now()
 	a.reconcile(ctx)
 	last := a.cfg.Clock.Now()
@@ -64,6 +73,50 @@ func (a *agent) loop(ctx context.Context) {
 				a.join(ctx)
 			}
 			continue
+		case d := <-stalls:
+			a.onStall(d)
+		case r := <-a.probed:
+			changed := a.onProbed(r)
+			for more := true; more; {
+				select {
+				case r := <-a.probed:
+					changed = a.onProbed(r) || changed
+				default:
+					more = false
+				}
+			}
+			if changed {
+				a.apply()
+			}
+			continue
+		case s := <-a.wire.Sightings():
+			changed := a.onSighting(s)
+			for more := true; more; {
+				select {
+				case s := <-a.wire.Sightings():
+					changed = a.onSighting(s) || changed
+				default:
+					more = false
+				}
+			}
+			if changed {
+				a.apply()
+			} else {
+				a.conflictGauges()
+				a.status.update(a.wants(a.in, a.plan))
+			}
+			continue
+		case <-tick.C():
+			if !a.guardTick() {
+				if a.kernelDirty {
+					a.reportKernel()
+				}
+				if a.plan != nil {
+					a.conflictGauges()
+					a.status.update(a.wants(a.in, a.plan))
+				}
+				continue
+			}
 		}
 		a.triggered = a.cfg.Clock.Now()
 		if batch != nil && first.Before(a.triggered) {
@@ -179,9 +232,21 @@ func (a *agent) gather(ctx context.Context) (*inputs, error) {
 			}
 		}
 	}
+	now := a.cfg.Clock.Now()
+	live := map[string]bool{}
 	for _, m := range a.members.Members() {
 		in.Live = append(in.Live, m.Name)
+		live[m.Name] = true
+		if _, ok := a.liveSince[m.Name]; !ok {
+			a.liveSince[m.Name] = now
+		}
 	}
+	for n := range a.liveSince {
+		if !live[n] {
+			delete(a.liveSince, n)
+		}
+	}
+	a.live = live
 	return in, nil
 }
 
@@ -194,26 +259,76 @@ func (a *agent) reconcile(ctx context.Context) {
 		a.log.Error(err, "gathering inputs; keeping the current announcements")
 		return
 	}
+	a.rememberPeers()
+	in.Holders = map[string]string{}
+	for key, c := range a.claims {
+		switch {
+		case c.State == claimHeld:
+			in.Holders[key] = in.Self
+		case c.State == claimDeferred && c.Holder != "":
+			in.Holders[key] = c.Holder
+		}
+	}
+	in.Now, in.FailbackAfter, in.LiveSince = start, a.cfg.FailbackAfter, a.liveSince
 	pl := decide(in, a.table)
-	a.ann.Set(pl.Assignment)
+	a.plan, a.in = pl, in
 	now := a.cfg.Clock.Now()
 	a.metrics.Decide.Observe(now.Sub(start).Seconds())
 	a.metrics.Members.Set(float64(len(in.Live)))
 
+	// Claims: being elected starts a probe; losing the election releases.
+	for key, g := range pl.Groups {
+		c := a.claims[key]
+		elected := g.Winner == in.Self && len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
+		holderOK := c.Holder != "" && in.Holders[key] == c.Holder && g.HolderOK
+		nc, out := c.elect(elected, holderOK, now, a.policy)
+		a.setClaim(key, nc)
+		if out == outProbe {
+			a.startProbe(ctx, key, g, nc.Gen)
+		}
+	}
+	for key := range a.claims {
+		if _, ok := pl.Groups[key]; !ok {
+			a.setClaim(key, claim{})
+		}
+	}
+	for key := range a.winners {
+		if _, ok := pl.Groups[key]; !ok {
+			a.table.Forget(key)
+		}
+	}
+	for key, g := range pl.Groups {
+		if prev, ok := a.winners[key]; ok && prev != g.Winner {
+			a.metrics.ElectionChanges.Inc()
+		}
+	}
+	a.winners = make(map[string]string, len(pl.Groups))
+	for key, g := range pl.Groups {
+		a.winners[key] = g.Winner
+	}
+	a.reportKernel()
+	a.apply()
+}
+
+// reportKernel raises KernelAnswers for the groups this node's kernel answers for, from its configuration
+// (an address on a local link without strict ARP) or from the wire.
+func (a *agent) reportKernel() {
+	a.kernelDirty = false
 	kernel := map[string]string{}
 	answering := 0
-	for key, g := range pl.Groups {
-		if len(g.Kernel) == 0 {
-			continue
-		}
+	for key, g := range a.plan.Groups {
 		var whys []string
-		for _, a := range g.Addrs {
-			if why, ok := g.Kernel[a]; ok {
+		for _, addr := range g.Addrs {
+			if why, ok := g.Kernel[addr]; ok {
 				whys = append(whys, why)
-				answering++
 			}
 		}
-		msg := fmt.Sprintf("the kernel of %s answers ARP too: %s; %s", in.Self, strings.Join(whys, "; "), kernelFix)
+		whys = append(whys, a.kernelWire(g)...)
+		if len(whys) == 0 {
+			continue
+		}
+		answering += len(whys)
+		msg := fmt.Sprintf("the kernel of %s answers ARP too: %s; %s", a.in.Self, strings.Join(whys, "; "), kernelFix)
 		kernel[key] = msg
 		if a.kernelWarned[key] != msg {
 			a.log.Info("the node's kernel answers ARP for a load-balancer address too", "addresses", joinAddrs(g.Addrs), "why", strings.Join(whys, "; "))
@@ -222,15 +337,55 @@ func (a *agent) reconcile(ctx context.Context) {
 	}
 	a.kernelWarned = kernel
 	a.metrics.KernelAnswering.Set(float64(answering))
+}
+
+// apply hands the responders what the held claims say, tells the guard what to watch, raises Announcing and
+// StoppedAnnouncing, and hands the status writer its wants.
+func (a *agent) apply() {
+	pl, in := a.plan, a.in
+	if pl == nil {
+		return
+	}
+	now := a.cfg.Clock.Now()
+	held := func(key string) bool { return a.claims[key].State == claimHeld }
+	assigned := pl.assignmentFor(held)
+	for _, e := range a.assigned {
+		for _, v := range e.VIPs {
+			a.released[v] = now
+		}
+	}
+	a.ann.Set(assigned)
+	a.assigned = assigned
+	for _, e := range assigned {
+		for _, v := range e.VIPs {
+			delete(a.released, v)
+		}
+	}
+	for v, t := range a.released {
+		if now.Sub(t) > time.Second {
+			delete(a.released, v)
+		}
+	}
+	ifs := make([]announce.Interface, 0, len(assigned))
+	for _, e := range assigned {
+		ifs = append(ifs, e.Interface)
+	}
+	a.wire.SetInterfaces(ifs)
+	a.addrKey = make(map[netip.Addr]string, len(a.addrKey))
+	all := make([]netip.Addr, 0, len(a.addrKey))
+	for key, g := range pl.Groups {
+		for _, addr := range g.Addrs {
+			a.addrKey[addr] = key
+			all = append(all, addr)
+		}
+	}
+	a.wire.SetVIPs(all)
 
 	mine := map[string]bool{}
 	announced := 0
 	changed := false
 	for key, g := range pl.Groups {
-		if prev, ok := a.winners[key]; ok && prev != g.Winner {
-			a.metrics.ElectionChanges.Inc()
-		}
-		if g.Winner != in.Self {
+		if !held(key) {
 			if a.mine[key] {
 				changed = true
 				a.event(g, corev1.EventTypeNormal, EventStoppedAnnouncing, fmt.Sprintf("%s stopped announcing %s: now %s", in.Self, joinAddrs(g.Addrs), winnerText(g)))
@@ -254,18 +409,9 @@ func (a *agent) reconcile(ctx context.Context) {
 	}
 	a.metrics.Announced.Set(float64(announced))
 	a.mine = mine
-	for key := range a.winners {
-		if _, ok := pl.Groups[key]; !ok {
-			a.table.Forget(key)
-		}
-	}
-	a.winners = make(map[string]string, len(pl.Groups))
-	for key, g := range pl.Groups {
-		a.winners[key] = g.Winner
-	}
+	a.conflictGauges()
 	a.status.update(a.wants(in, pl))
 }
-
 func winnerText(g *group) string {
 	if g.Winner == "" {
 		return "no node is eligible (" + g.Why + ")"
@@ -304,8 +450,12 @@ func (a *agent) event(g *group, typ, reason, note string) {
 func (a *agent) wants(in *inputs, pl *plan) statusWants {
 	w := statusWants{Set: map[types.NamespacedName]announcementState{}}
 	for key, g := range pl.Groups {
+		c := a.claims[key]
 		switch {
 		case g.Winner == in.Self:
+			if c.State == claimProbing || (c.State == claimDeferred && c.Holder != "") {
+				continue // probing for a moment, or another speaker answers and writes
+			}
 		case g.Winner == "":
 			if first, ok := election.Winner(key, in.Live); !ok || first != in.Self {
 				continue
@@ -320,8 +470,17 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 				st.Reason, st.Message = g.Why, "no node may announce "+joinAddrs(s.Addrs)+": "+whyText(g.Why)
 			case len(st.Interfaces) == 0:
 				st.Reason, st.Message = "NoInterface", in.Self+" is elected but "+interfacesText(g)
+			case c.State == claimDeferred && c.Foreign != nil:
+				st.Interfaces = nil
+				st.Reason = EventIPConflict
+				st.Message = fmt.Sprintf("%s is answered by %s, which is not a Herald speaker: %s does not announce it (conflict policy yield) and probes again with backoff",
+					c.Foreign.Addr, c.Foreign.MAC, in.Self)
 			default:
 				st.Announced, st.Reason, st.Message = true, "Announcing", in.Self+" answers ARP/NDP for "+joinAddrs(s.Addrs)+" on "+strings.Join(st.Interfaces, ",")
+			}
+			if cf := c.Conflict; cf != nil {
+				st.Conflict = &heraldv1.AnnouncementConflict{Kind: cf.Kind, Address: cf.Addr.String(), MAC: cf.MAC, Node: cf.Node,
+					Since: &metav1.Time{Time: cf.Since}}
 			}
 			w.Set[s.Name] = st
 		}

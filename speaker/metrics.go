@@ -13,6 +13,11 @@ type Metrics struct {
 	Decide          prometheus.Histogram // herald_speaker_decide_seconds
 	StatusWrites    *prometheus.CounterVec
 	KernelAnswering prometheus.Gauge // herald_speaker_kernel_answering_addresses
+
+	Conflicts   *prometheus.CounterVec // herald_speaker_conflicts_total{kind}
+	Conflicting *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
+	Deferred    *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
+	ProbeDelay  prometheus.Histogram   // herald_speaker_probe_delay_seconds
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -50,6 +55,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Load-balancer addresses this node's kernel answers ARP for as well (configured on a local interface without strict ARP): every such node answers beside the elected one.",
 		}),
 	}
+	m.Conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_conflicts_total",
+		Help: "Conflicts this speaker found, by who else answered for an address it announces or is elected for: Foreign (a device that is not a speaker) or Speaker (a split brain).",
+	}, []string{"kind"})
+	m.Conflicting = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_conflicting_addresses",
+		Help: "Addresses this speaker is elected for that another device answers for too (or instead, when it yields), by kind: Foreign or Speaker.",
+	}, []string{"kind"})
+	m.Deferred = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_speaker_deferred_addresses",
+		Help: "Addresses this speaker is elected for but does not answer because another speaker (to=speaker) or a foreign device (to=foreign) answers for them.",
+	}, []string{"to"})
+	m.ProbeDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "herald_speaker_probe_delay_seconds",
+		Help:    "Time the probe before a first announcement added: from the probe's start to answering.",
+		Buckets: buckets,
+	})
+	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay)
 	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

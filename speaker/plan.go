@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -36,6 +37,16 @@ type inputs struct {
 	Live      []string                                              // live members, self included
 	Links     []iface.Link
 	ArpIgnore map[string]int // net.ipv4.conf.{all,<link>}.arp_ignore of this node
+	ProxyARP  map[string]int // net.ipv4.conf.{all,<link>}.proxy_arp of this node
+	// Holders are, per group key, the speaker this node knows to answer for it: itself for what it answers, and
+	// the speaker it found answering when it probed. A holder that is live and eligible keeps the key, whoever
+	// the election prefers: moving an address that works costs its clients an outage.
+	Holders map[string]string
+	// FailbackAfter, when positive, hands a key back to the node the election prefers once that node has been a
+	// live member for this long (LiveSince, as this speaker saw it; Now is the decision's time).
+	FailbackAfter time.Duration
+	LiveSince     map[string]time.Time
+	Now           time.Time
 }
 
 // group is a set of Services sharing one announcement: the same first load-balancer address, hence the same
@@ -45,8 +56,13 @@ type group struct {
 	Addrs    []netip.Addr // every address of the group's Services, sorted
 	Services []svcRef     // sorted by namespace/name
 	Pool     string       // pool holding the key address; "" when none does
-	// Winner is the announcing node; "" when no node is eligible.
+	// Winner is the announcing node; "" when no node is eligible. It is the holder when one is live and
+	// eligible, else the election's choice.
 	Winner string
+	// Elected is the election's choice, which differs from Winner while a holder keeps the key.
+	Elected string
+	// HolderOK says that the key's holder (inputs.Holders) is eligible for it (live, selected, ready).
+	HolderOK bool
 	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NoEligibleNode".
 	Why string
 	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
@@ -325,7 +341,7 @@ func decide(in *inputs, table *election.Table) *plan {
 		}
 		nodes := eligibleFor(p)
 		locals := localOnly[key]
-		winner, ok := table.Elect(key, func(n string) bool {
+		eligible := func(n string) bool {
 			if !nodes[n] {
 				return false
 			}
@@ -335,10 +351,18 @@ func decide(in *inputs, table *election.Table) *plan {
 				}
 			}
 			return true
-		})
+		}
+		winner, ok := table.Elect(key, eligible)
 		if !ok {
 			g.Why = "NoEligibleNode"
 			continue
+		}
+		g.Elected = winner
+		if h, held := in.Holders[key]; held && eligible(h) {
+			g.HolderOK = true
+			if h != winner && !failbackDue(in, winner) {
+				winner = h
+			}
 		}
 		g.Winner = winner
 		if winner != in.Self {
@@ -366,6 +390,42 @@ func decide(in *inputs, table *election.Table) *plan {
 		pl.Assignment[name] = e
 	}
 	return pl
+}
+
+// assignmentFor is what this node answers: the part of pl.Assignment (everything it is elected for) whose
+// addresses belong to groups held says it answers.
+func (pl *plan) assignmentFor(held func(key string) bool) announce.Assignment {
+	keyOf := map[netip.Addr]string{}
+	for key, g := range pl.Groups {
+		if g.Winner != "" && held(key) {
+			for _, a := range g.Addrs {
+				keyOf[a] = key
+			}
+		}
+	}
+	out := announce.Assignment{}
+	for name, e := range pl.Assignment {
+		var vips []netip.Addr
+		for _, a := range e.VIPs {
+			if _, ok := keyOf[a]; ok {
+				vips = append(vips, a)
+			}
+		}
+		if len(vips) > 0 {
+			e.VIPs = vips
+			out[name] = e
+		}
+	}
+	return out
+}
+
+// failbackDue says whether the election's choice has been live long enough to take a key back from its holder.
+func failbackDue(in *inputs, elected string) bool {
+	if in.FailbackAfter <= 0 {
+		return false
+	}
+	since, ok := in.LiveSince[elected]
+	return ok && in.Now.Sub(since) >= in.FailbackAfter
 }
 
 // interfacesFor returns the interfaces the advertisements announcing pool p on node n allow: auto when one of

@@ -385,3 +385,75 @@ func TestKernelAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideHolder: a live, eligible holder keeps its key whoever the election prefers; an ineligible or dead one
+// does not; with FailbackAfter the election's choice takes the key back once it has been live long enough.
+func TestDecideHolder(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	const ip = "198.51.100.20"
+	base := func(self string) *inputs {
+		in := ptInputs(self, live, nodes)
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.51.100.0/24")}
+		in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+		in.Services = []*corev1.Service{ptSvc("s", ip)}
+		in.Now = t0
+		return in
+	}
+	order := election.Order(ip, live)
+	preferred, other := order[0], order[2]
+
+	in := base(preferred)
+	pl := decide(in, election.NewTable())
+	if g := pl.Groups[ip]; g.Winner != preferred || g.Elected != preferred {
+		t.Fatalf("no holder: winner %s elected %s, want %s", g.Winner, g.Elected, preferred)
+	}
+
+	in = base(preferred)
+	in.Holders = map[string]string{ip: other}
+	g := decide(in, election.NewTable()).Groups[ip]
+	if g.Winner != other || g.Elected != preferred || !g.HolderOK {
+		t.Errorf("live holder %s: winner %s elected %s holderOK %v", other, g.Winner, g.Elected, g.HolderOK)
+	}
+
+	in = base(preferred)
+	in.Holders = map[string]string{ip: other}
+	in.Live = []string{preferred, order[1]}
+	g = decide(in, election.NewTable()).Groups[ip]
+	if g.Winner != preferred || g.HolderOK {
+		t.Errorf("dead holder %s: winner %s holderOK %v, want %s", other, g.Winner, g.HolderOK, preferred)
+	}
+
+	in = base(preferred)
+	in.Holders = map[string]string{ip: other}
+	for _, n := range in.Nodes {
+		if n.Name == other {
+			n.Labels = map[string]string{ExcludeLabel: ""}
+		}
+	}
+	g = decide(in, election.NewTable()).Groups[ip]
+	if g.Winner != preferred || g.HolderOK {
+		t.Errorf("excluded (drained) holder %s: winner %s holderOK %v, want %s", other, g.Winner, g.HolderOK, preferred)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		since time.Duration // how long the preferred node has been live
+		want  string
+	}{
+		{name: "failback not due", since: 30 * time.Second, want: other},
+		{name: "failback due", since: 2 * time.Minute, want: preferred},
+	} {
+		in = base(preferred)
+		in.Nodes = map[string]*corev1.Node{}
+		for _, n := range nodes {
+			in.Nodes[n.Name] = ptNode(n.Name)
+		}
+		in.Holders = map[string]string{ip: other}
+		in.FailbackAfter = time.Minute
+		in.LiveSince = map[string]time.Time{preferred: t0.Add(-tc.since), other: t0.Add(-time.Hour)}
+		if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != tc.want {
+			t.Errorf("%s: winner %s, want %s", tc.name, g.Winner, tc.want)
+		}
+	}
+}

@@ -33,9 +33,18 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/guard"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/membership"
+	"github.com/heraldlb/herald/internal/stall"
 )
+
+// stallDetector is the part of stall.Detector the loop uses.
+type stallDetector interface {
+	Fresh() bool
+	Stalls() <-chan time.Duration
+	Resume()
+}
 
 // Config configures a speaker.
 type Config struct {
@@ -63,6 +72,26 @@ type Config struct {
 	// RejoinInterval is how often a speaker that misses a Node among the members tries to join it again.
 	RejoinInterval time.Duration
 
+	// ConflictPolicy says what to do about a device that is not a speaker answering for an address:
+	// ConflictYield (the default) stops answering and probes again with backoff; ConflictDefend answers anyway.
+	ConflictPolicy string
+	// ConflictRetryMin and ConflictRetryMax bound the backoff between probes of an address another device
+	// answers for; ConflictClearAfter is how long a conflict must go unseen to be resolved.
+	ConflictRetryMin, ConflictRetryMax, ConflictClearAfter time.Duration
+	// ProbeCount probes (ARP probes, DAD solicitations) ProbeInterval apart, then ProbeWait, precede the first
+	// announcement of an address by this node.
+	ProbeCount               int
+	ProbeInterval, ProbeWait time.Duration
+	// ProbeRate bounds probe frames per second (a node taking over thousands of addresses paces its probes).
+	ProbeRate int
+	// FailbackAfter, when positive, lets the node the election prefers take an address back from the node that
+	// holds it once it has been a live member this long. Zero (the default) never moves an address that works.
+	FailbackAfter time.Duration
+	// StallThreshold: a gap this long in the speaker's own ticks means the process did not run (a CPU stall, a
+	// SIGSTOP); it then stops answering and probes again before answering. Zero means the default (250ms);
+	// negative disables the check.
+	StallThreshold time.Duration
+
 	RESTConfig  *rest.Config
 	MetricsAddr string // "0" disables
 	ProbeAddr   string // "0" disables
@@ -71,7 +100,40 @@ type Config struct {
 	Clock       clock.WithTicker
 }
 
+// Conflict policies.
+const (
+	ConflictYield  = "yield"
+	ConflictDefend = "defend"
+)
+
+// Defaults of the guard.
+const (
+	DefaultStallThreshold = 250 * time.Millisecond
+	DefaultProbeCount     = 3
+	DefaultProbeInterval  = 30 * time.Millisecond
+	DefaultProbeWait      = 40 * time.Millisecond
+	DefaultProbeRate      = 20000
+)
+
 func (c *Config) defaults() {
+	if c.ConflictPolicy == "" {
+		c.ConflictPolicy = ConflictYield
+	}
+	if c.StallThreshold == 0 {
+		c.StallThreshold = DefaultStallThreshold
+	}
+	if c.ProbeCount == 0 {
+		c.ProbeCount = DefaultProbeCount
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.ProbeWait == 0 {
+		c.ProbeWait = DefaultProbeWait
+	}
+	if c.ProbeRate == 0 {
+		c.ProbeRate = DefaultProbeRate
+	}
 	if c.Port == 0 {
 		c.Port = 7946
 	}
@@ -124,6 +186,11 @@ type agent struct {
 	kick  chan struct{}     // informer events; capacity 1
 	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
 
+	wire   wire               // the guard: watches the wire and probes
+	stall  stallDetector      // nil when stall detection is off
+	probed chan probeResult   // probe results
+	probes sync.WaitGroup     // probe goroutines
+
 	// loop state
 	key      []byte // the gossip key in use
 	table    *election.Table
@@ -132,6 +199,21 @@ type agent struct {
 	mine     map[string]bool   // group keys this node announced at the last decision
 	// kernelWarned holds, per group key, the KernelAnswers message last raised, so each is raised once.
 	kernelWarned map[string]string
+	kernelSeen   map[netip.Addr]time.Time // addresses this node's kernel was seen answering for on the wire
+	kernelDirty  bool
+
+	plan      *plan   // the last decision
+	in        *inputs // its inputs
+	claims    map[string]claim
+	attention map[string]bool // claim keys with something due (a retry, a conflict to clear)
+	policy    guardPolicy
+	assigned  announce.Assignment      // what the responders answer
+	released  map[netip.Addr]time.Time // addresses they stopped answering less than a second ago
+	addrKey   map[netip.Addr]string    // every managed address -> its group key
+	peerMACs  map[string]string        // MACs speakers published -> their node, remembered after they leave
+	selfMACs  map[string]bool          // this node's link MACs
+	live      map[string]bool          // live members at the last decision
+	liveSince map[string]time.Time     // when each live member was first seen live in a row
 	lastJoin     time.Time
 	triggered    time.Time // when the first unprocessed trigger arrived
 }
@@ -141,6 +223,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	if cfg.NodeName == "" {
 		return errors.New("speaker: the node name is required")
+	}
+	if cfg.ConflictPolicy != ConflictYield && cfg.ConflictPolicy != ConflictDefend {
+		return fmt.Errorf("speaker: conflict policy %q: want %q or %q", cfg.ConflictPolicy, ConflictYield, ConflictDefend)
 	}
 	if cfg.Secret.Name == "" || cfg.Secret.Namespace == "" {
 		return errors.New("speaker: the gossip key Secret's namespace and name are required")
@@ -179,6 +264,20 @@ func Run(ctx context.Context, cfg Config) error {
 		table:   election.NewTable(),
 		winners: map[string]string{},
 		mine:    map[string]bool{},
+
+		kernelSeen: map[netip.Addr]time.Time{},
+		claims:     map[string]claim{},
+		attention:  map[string]bool{},
+		policy: guardPolicy{Defend: cfg.ConflictPolicy == ConflictDefend, RetryMin: cfg.ConflictRetryMin,
+			RetryMax: cfg.ConflictRetryMax, ClearAfter: cfg.ConflictClearAfter}.withDefaults(),
+		assigned:  announce.Assignment{},
+		released:  map[netip.Addr]time.Time{},
+		addrKey:   map[netip.Addr]string{},
+		peerMACs:  map[string]string{},
+		selfMACs:  map[string]bool{},
+		live:      map[string]bool{},
+		liveSince: map[string]time.Time{},
+		probed:    make(chan probeResult, 256),
 	}
 	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
 	// them this speaker's own writes, do not wake the loop.
@@ -252,7 +351,17 @@ func Run(ctx context.Context, cfg Config) error {
 	// the real announcers until gossip caught up.
 	a.join(ctx)
 
+	if cfg.StallThreshold > 0 {
+		det := stall.New(stall.Config{Clock: cfg.Clock, Threshold: cfg.StallThreshold, Metrics: stall.NewMetrics(cfg.Registerer)})
+		a.stall = det
+		wg.Go(func() { det.Run(mgrCtx) })
+	}
+	var fresh func() bool
+	if a.stall != nil {
+		fresh = a.stall.Fresh
+	}
 	a.ann = announce.New(announce.Config{
+		Fresh:              fresh,
 		GratuitousRepeats:  cfg.GratuitousRepeats,
 		GratuitousInterval: cfg.GratuitousInterval,
 		Refresh:            cfg.Refresh,
@@ -268,6 +377,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	})
 	defer a.ann.Close()
+
+	gw := guard.New(guard.Config{Clock: cfg.Clock, Logger: log.WithName("guard"), Metrics: guard.NewMetrics(cfg.Registerer),
+		ProbeRate: cfg.ProbeRate})
+	a.wire = &guardWire{w: gw, pc: guard.ProbeConfig{Count: cfg.ProbeCount, Interval: cfg.ProbeInterval, Wait: cfg.ProbeWait}}
+	wg.Go(func() {
+		if err := gw.Run(annCtx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, guard.ErrClosed) {
+			log.Error(err, "guard stopped")
+		}
+	})
+	defer gw.Close()
 
 	watcher := iface.NewWatcher(iface.WatcherOptions{Logger: log.WithName("iface")})
 	wg.Go(func() {

@@ -31,12 +31,24 @@ type announcementState struct {
 	Announced  bool
 	Reason     string
 	Message    string
+	Conflict   *heraldv1.AnnouncementConflict
 }
 
 func (s announcementState) equal(o announcementState) bool {
 	return s.UID == o.UID && s.Node == o.Node && slices.Equal(s.Addresses, o.Addresses) &&
-		slices.Equal(s.Interfaces, o.Interfaces) && s.Announced == o.Announced && s.Reason == o.Reason && s.Message == o.Message
+		slices.Equal(s.Interfaces, o.Interfaces) && s.Announced == o.Announced && s.Reason == o.Reason && s.Message == o.Message &&
+		equalConflict(s.Conflict, o.Conflict)
 }
+
+func equalConflict(a, b *heraldv1.AnnouncementConflict) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Kind == b.Kind && a.Address == b.Address && a.MAC == b.MAC && a.Node == b.Node
+}
+
+// ConditionConflict is the Announcement condition saying whether another device answers for an address too.
+const ConditionConflict = "Conflict"
 
 // statusWants is the whole set of Announcements a speaker is responsible for.
 type statusWants struct {
@@ -174,6 +186,26 @@ func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st 
 	}
 	meta.SetStatusCondition(&an.Status.Conditions, metav1.Condition{Type: ConditionAnnounced, Status: status,
 		Reason: st.Reason, Message: st.Message, ObservedGeneration: an.Generation})
+	if cf := st.Conflict; cf != nil {
+		if !equalConflict(an.Status.Conflict, cf) {
+			an.Status.Conflict = cf.DeepCopy()
+		}
+		reason, msg := "IPConflict", fmt.Sprintf("%s is also answered by %s, a device that is not a Herald speaker", cf.Address, cf.MAC)
+		switch cf.Kind {
+		case heraldv1.ConflictSpeaker:
+			reason, msg = "DuplicateAnnouncer", fmt.Sprintf("%s was also answered by speaker %s (%s); %s keeps it", cf.Address, cf.Node, cf.MAC, st.Node)
+		case heraldv1.ConflictKernel:
+			reason, msg = "KernelAnswers", fmt.Sprintf("%s is also answered by the kernel of a node (%s)", cf.Address, cf.MAC)
+		}
+		meta.SetStatusCondition(&an.Status.Conditions, metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionTrue,
+			Reason: reason, Message: msg, ObservedGeneration: an.Generation})
+	} else {
+		an.Status.Conflict = nil
+		if meta.FindStatusCondition(an.Status.Conditions, ConditionConflict) != nil {
+			meta.SetStatusCondition(&an.Status.Conditions, metav1.Condition{Type: ConditionConflict, Status: metav1.ConditionFalse,
+				Reason: "NoConflict", Message: "no other device was seen answering for the addresses", ObservedGeneration: an.Generation})
+		}
+	}
 	if equalStatus(before, &an.Status) {
 		return nil
 	}
@@ -184,6 +216,9 @@ func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st 
 }
 
 func equalStatus(a, b *heraldv1.AnnouncementStatus) bool {
+	if !equalConflict(a.Conflict, b.Conflict) {
+		return false
+	}
 	if a.Node != b.Node || !slices.Equal(a.Addresses, b.Addresses) || !slices.Equal(a.Interfaces, b.Interfaces) {
 		return false
 	}

@@ -1,0 +1,605 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/packet"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/lab"
+	"github.com/heraldlb/herald/internal/probe"
+)
+
+// Chaos bounds. The failover bound is memberlist's detection (about 0.5 s with the defaults), the probe before
+// announcing (0.1 s) and slack for a shared two-core machine; BENCHMARKS.md has the measured figures.
+const (
+	failoverBound = 2 * time.Second
+	// dupBound is the longest run of client requests answered by two MACs once a duplicate is on the wire.
+	dupBound = 500 * time.Millisecond
+)
+
+// TestChaos runs the guard's chaos scenarios on one three-node lab with a rogue host and a flooder beside it.
+// Each scenario probes every address from the client every 10 ms while it disrupts the lab, then asserts on
+// what the client saw: no address dark longer than the failover bound, two MACs only inside a short window, no
+// move that was not needed, and one responder per address at the end.
+func TestChaos(t *testing.T) {
+	c := newClusterWith(t, 3, []string{"rogue", "flooder"}, "--conflict-retry-max=2s")
+	c.pool("lab", []string{poolV4, poolV6})
+	var vips []netip.Addr
+	for i := range 6 {
+		_, addrs := c.service("chaos", fmt.Sprintf("svc%d", i), "lab")
+		vips = append(vips, addrs[0])
+	}
+	for i, v := range vips {
+		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "chaos", Name: fmt.Sprintf("svc%d", i)}}, v)
+	}
+
+	t.Run("kill -9 the announcer, then restart it", func(t *testing.T) { chaosKill(t, c, vips) })
+	t.Run("SIGSTOP the announcer for 2s", func(t *testing.T) { chaosStop(t, c, vips, 2*time.Second) })
+	t.Run("SIGSTOP the announcer for 10s", func(t *testing.T) { chaosStop(t, c, vips, 10*time.Second) })
+	t.Run("gossip partition for 30s", func(t *testing.T) { chaosPartition(t, c, vips, 30*time.Second) })
+	t.Run("link flapping every 2s", func(t *testing.T) { chaosFlap(t, c, vips) })
+	t.Run("API server stopped for 60s", func(t *testing.T) { chaosAPIDown(t, c, vips, 60*time.Second) })
+	t.Run("rogue host claims an address", func(t *testing.T) { chaosRogue(t, c, vips) })
+	t.Run("address owned before it is requested", func(t *testing.T) { chaosOwned(t, c) })
+	t.Run("ARP request flood", func(t *testing.T) { chaosFlood(t, c, vips) })
+}
+
+// watch probes addresses from the client every 10 ms until stop.
+type watch struct {
+	c      *cluster
+	series map[netip.Addr]*probe.Series
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	start  time.Time
+}
+
+func (c *cluster) watch(vips []netip.Addr) *watch {
+	ctx, cancel := context.WithCancel(c.ctx)
+	w := &watch{c: c, series: map[netip.Addr]*probe.Series{}, cancel: cancel, start: time.Now()}
+	for _, v := range vips {
+		s := &probe.Series{Every: 10 * time.Millisecond}
+		w.series[v] = s
+		p := c.p4
+		if v.Is6() {
+			p = c.p6
+		}
+		w.wg.Go(func() { _ = p.Watch(ctx, v, 10*time.Millisecond, s.Add) })
+	}
+	return w
+}
+
+func (w *watch) stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+// holders maps each address to the node answering it alone now, from the client's probes.
+func (c *cluster) holders(vips []netip.Addr) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, v := range vips {
+		got := c.responders(v)
+		if len(got) == 1 {
+			out[v] = c.nodeOfMAC(got[0])
+		} else {
+			out[v] = fmt.Sprint(got)
+		}
+	}
+	return out
+}
+
+// verdict asserts on a watch: for each address, the longest outage, the duplicate windows and the moves
+// (at most maxMoves[addr], default 0), and logs the scenario's figures.
+func (w *watch) verdict(t *testing.T, scenario string, maxMoves map[netip.Addr]int, darkBound time.Duration) {
+	t.Helper()
+	var worstGap, worstDup time.Duration
+	dupReqs, moves := 0, 0
+	for v, s := range w.series {
+		gap := s.LongestGap()
+		wins := s.DuplicateWindows()
+		var longest time.Duration
+		for _, d := range wins {
+			longest = max(longest, d)
+		}
+		worstGap, worstDup = max(worstGap, gap), max(worstDup, longest)
+		dupReqs += s.Duplicates()
+		moves += s.Moves()
+		if gap > darkBound {
+			t.Errorf("%s: %s was dark for %v (bound %v)", scenario, v, gap, darkBound)
+		}
+		if longest > dupBound {
+			t.Errorf("%s: %s was answered by two MACs for %v in a row (bound %v)", scenario, v, longest, dupBound)
+		}
+		if m := s.Moves(); m > maxMoves[v] {
+			t.Errorf("%s: %s moved %d times, want at most %d (MACs seen %v)", scenario, v, m, maxMoves[v], s.MACs())
+		}
+		if s.Len() == 0 {
+			t.Errorf("%s: no probe of %s was recorded", scenario, v)
+		}
+	}
+	t.Logf("chaos: scenario=%q addresses=%d longest_outage=%v duplicate_requests=%d longest_duplicate_window=%v moves=%d",
+		scenario, len(w.series), worstGap, dupReqs, worstDup, moves)
+}
+
+// final asserts one responder per address, the node its Announcement names.
+func (c *cluster) final(t *testing.T, vips []netip.Addr) map[netip.Addr]string {
+	t.Helper()
+	var h map[netip.Addr]string
+	c.eventually(30*time.Second, "one responder per address, the one its Announcement names", func() (bool, string) {
+		h = c.holders(vips)
+		var anns heraldv1.AnnouncementList
+		if err := c.c.List(c.ctx, &anns, client.InNamespace("chaos")); err != nil {
+			return false, err.Error()
+		}
+		byAddr := map[string]string{}
+		for _, an := range anns.Items {
+			for _, a := range an.Status.Addresses {
+				byAddr[a] = an.Status.Node
+			}
+		}
+		for _, v := range vips {
+			if _, ok := c.hosts[h[v]]; !ok {
+				return false, fmt.Sprintf("%s answered by %s", v, h[v])
+			}
+			if byAddr[v.String()] != h[v] {
+				return false, fmt.Sprintf("%s answered by %s, its Announcement names %q", v, h[v], byAddr[v.String()])
+			}
+		}
+		return true, ""
+	})
+	return h
+}
+
+// victim is the node holding the most addresses, and the addresses it holds.
+func victim(h map[netip.Addr]string) (string, map[netip.Addr]int) {
+	count := map[string]int{}
+	for _, n := range h {
+		count[n]++
+	}
+	best := ""
+	for n, k := range count {
+		if best == "" || k > count[best] || (k == count[best] && n < best) {
+			best = n
+		}
+	}
+	moves := map[netip.Addr]int{}
+	for v, n := range h {
+		if n == best {
+			moves[v] = 1
+		}
+	}
+	return best, moves
+}
+
+func chaosKill(t *testing.T, c *cluster, vips []netip.Addr) {
+	c = withT(c, t)
+	node, moves := victim(c.final(t, vips))
+	w := c.watch(vips)
+	time.Sleep(300 * time.Millisecond)
+	if err := c.speaker[node].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.speaker[node].Wait()
+	c.waitMembers(len(c.hosts) - 1)
+	time.Sleep(2 * time.Second)
+	// The same node comes back under the same name: it must not take its addresses back.
+	c.startSpeaker(node)
+	c.waitMembers(len(c.hosts))
+	time.Sleep(5 * time.Second)
+	w.stop()
+	w.verdict(t, "kill -9 and restart", moves, failoverBound)
+	after := c.final(t, vips)
+	for v := range moves {
+		if after[v] == node {
+			t.Errorf("%s went back to %s after its restart: a second move", v, node)
+		}
+	}
+}
+
+func chaosStop(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration) {
+	c = withT(c, t)
+	node, moves := victim(c.final(t, vips))
+	w := c.watch(vips)
+	time.Sleep(300 * time.Millisecond)
+	p := c.speaker[node]
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = p.Signal(syscall.SIGCONT)
+		}
+	}()
+	time.Sleep(d)
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	c.waitMembers(len(c.hosts))
+	time.Sleep(5 * time.Second)
+	w.stop()
+	w.verdict(t, fmt.Sprintf("SIGSTOP %v", d), moves, failoverBound)
+	after := c.final(t, vips)
+	for v := range moves {
+		if after[v] == node {
+			t.Errorf("%s went back to %s after it resumed: a second move", v, node)
+		}
+	}
+}
+
+// nft runs nft in a host's namespace.
+func nft(c *cluster, node string, args ...string) error {
+	out, err := c.hosts[node].Run(c.ctx, "nft", args...)
+	if err != nil {
+		return fmt.Errorf("nft %s in %s: %v: %s", strings.Join(args, " "), node, err, out)
+	}
+	return nil
+}
+
+func chaosPartition(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration) {
+	c = withT(c, t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("nft is missing (make lab-deps installs nftables): %v", err)
+	}
+	node, _ := victim(c.final(t, vips))
+	w := c.watch(vips)
+	time.Sleep(300 * time.Millisecond)
+	// Drop memberlist's traffic (UDP and TCP port 7946) in and out of one node; ARP and everything else flows.
+	rules := "table inet herald_chaos {\n" +
+		" chain in { type filter hook input priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n" +
+		" chain out { type filter hook output priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n}\n"
+	if out, err := c.hosts[node].RunInput(c.ctx, rules, "nft", "-f", "-"); err != nil {
+		t.Fatalf("partitioning %s: %v: %s", node, err, out)
+	}
+	healed := false
+	heal := func() {
+		if !healed {
+			healed = true
+			if err := nft(c, node, "delete", "table", "inet", "herald_chaos"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer heal()
+	c.eventually(10*time.Second, node+" seen dead by the others", func() (bool, string) {
+		for n := range c.hosts {
+			if n == node {
+				continue
+			}
+			v, err := c.metric(n, "herald_speaker_members")
+			if err != nil || v != float64(len(c.hosts)-1) {
+				return false, fmt.Sprintf("%s sees %v members (%v)", n, v, err)
+			}
+		}
+		return true, ""
+	})
+	time.Sleep(d)
+	heal()
+	c.waitMembers(len(c.hosts))
+	time.Sleep(3 * time.Second)
+	w.stop()
+	// Both sides see the other answering, so nobody takes anything over: no move at all.
+	w.verdict(t, fmt.Sprintf("gossip partition %v", d), nil, 0)
+	c.final(t, vips)
+}
+
+func chaosFlap(t *testing.T, c *cluster, vips []netip.Addr) {
+	c = withT(c, t)
+	node, moves := victim(c.final(t, vips))
+	h := c.hosts[node]
+	w := c.watch(vips)
+	time.Sleep(300 * time.Millisecond)
+	up := true
+	defer func() {
+		if !up {
+			_ = c.lab.SetLink(h, true)
+		}
+	}()
+	for range 3 {
+		if err := c.lab.SetLink(h, false); err != nil {
+			t.Fatal(err)
+		}
+		up = false
+		time.Sleep(2 * time.Second)
+		if err := c.lab.SetLink(h, true); err != nil {
+			t.Fatal(err)
+		}
+		up = true
+		time.Sleep(2 * time.Second)
+	}
+	c.waitMembers(len(c.hosts))
+	time.Sleep(3 * time.Second)
+	w.stop()
+	// The first time the link goes down its addresses move (it really is unreachable); they never come back,
+	// and the later flaps cost nothing.
+	w.verdict(t, "link flapping every 2s", moves, failoverBound)
+	c.final(t, vips)
+}
+
+func chaosAPIDown(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration) {
+	c = withT(c, t)
+	c.final(t, vips)
+	apiserver := c.apiserverPid()
+	w := c.watch(vips)
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(apiserver, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := syscall.Kill(apiserver, syscall.SIGCONT); err != nil {
+				t.Errorf("resuming kube-apiserver: %v", err)
+			}
+		}
+	}
+	defer resume()
+	time.Sleep(d)
+	resume()
+	time.Sleep(3 * time.Second)
+	w.stop()
+	w.verdict(t, fmt.Sprintf("API server stopped %v", d), nil, 0)
+	c.final(t, vips)
+}
+
+func (c *cluster) apiserverPid() int {
+	c.t.Helper()
+	out, err := exec.CommandContext(c.ctx, "ip", "netns", "pids", c.lab.CP.NS).Output()
+	if err != nil {
+		c.t.Fatalf("listing the control plane's processes: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if comm, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "kube-apiserver" {
+			pid, _ := strconv.Atoi(f)
+			return pid
+		}
+	}
+	c.t.Fatalf("no kube-apiserver among the control plane's processes %q", out)
+	return 0
+}
+
+// rogueOwn puts addr on the rogue host and announces it with gratuitous ARP; the returned func removes it.
+func (c *cluster) rogueOwn(addr netip.Addr) func() {
+	c.t.Helper()
+	r := c.lab.Others[0]
+	if out, err := r.Run(c.ctx, "ip", "addr", "add", addr.String()+"/24", "dev", r.Link); err != nil {
+		c.t.Fatalf("adding %s on the rogue host: %v: %s", addr, err, out)
+	}
+	removed := false
+	return func() {
+		if !removed {
+			removed = true
+			if out, err := r.Run(c.ctx, "ip", "addr", "del", addr.String()+"/24", "dev", r.Link); err != nil {
+				c.t.Errorf("removing %s from the rogue host: %v: %s", addr, err, out)
+			}
+		}
+	}
+}
+
+// events lists the notes of a Service's Events with reason.
+func (c *cluster) events(ns, name, reason string) []string {
+	var evs eventsv1.EventList
+	if err := c.c.List(c.ctx, &evs, client.InNamespace(ns)); err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.Regarding.Name == name && e.Reason == reason {
+			out = append(out, e.Note)
+		}
+	}
+	return out
+}
+
+func chaosRogue(t *testing.T, c *cluster, vips []netip.Addr) {
+	c = withT(c, t)
+	h := c.final(t, vips)
+	vip := vips[0]
+	r := c.lab.Others[0]
+	node := h[vip]
+	w := c.watch([]netip.Addr{vip})
+	time.Sleep(300 * time.Millisecond)
+	remove := c.rogueOwn(vip)
+	defer remove()
+	claimed := time.Now()
+	if out, err := r.Run(c.ctx, "arping", "-U", "-c", "2", "-w", "2", "-I", r.Link, "-s", vip.String(), vip.String()); err != nil {
+		t.Logf("arping -U: %v: %s", err, out) // arping exits 1 when nobody replies to a gratuitous ARP
+	}
+	// Herald yields (the default policy): the rogue host alone answers, and the conflict is reported.
+	c.eventually(10*time.Second, "the rogue host alone answering", func() (bool, string) {
+		got := c.responders(vip)
+		return len(got) == 1 && got[0] == r.MAC.String(), fmt.Sprintf("responders %v", got)
+	})
+	c.eventually(10*time.Second, "an IPConflict Event naming the rogue MAC", func() (bool, string) {
+		for _, n := range c.events("chaos", "svc0", "IPConflict") {
+			if strings.Contains(n, r.MAC.String()) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(c.events("chaos", "svc0", "IPConflict"))
+	})
+	c.eventually(10*time.Second, "the Announcement's conflict", func() (bool, string) {
+		var an heraldv1.Announcement
+		if err := c.c.Get(c.ctx, client.ObjectKey{Namespace: "chaos", Name: "svc0"}, &an); err != nil {
+			return false, err.Error()
+		}
+		cf := an.Status.Conflict
+		return cf != nil && cf.Kind == heraldv1.ConflictForeign && cf.MAC == r.MAC.String(), fmt.Sprintf("status %+v", an.Status)
+	})
+	w.stop()
+	s := w.series[vip]
+	wins := s.DuplicateWindows()
+	first, ok := s.FirstAfter(claimed, c.hosts[node].MAC)
+	var detect time.Duration
+	if ok {
+		detect = first.Sub(claimed)
+	}
+	var longest time.Duration
+	for _, d := range wins {
+		longest = max(longest, d)
+	}
+	t.Logf("chaos: scenario=%q duplicate_requests=%d longest_duplicate_window=%v rogue_first_seen_after=%v",
+		"rogue host claims an address", s.Duplicates(), longest, detect)
+	if longest > dupBound {
+		t.Errorf("answered by the rogue host and %s together for %v", node, longest)
+	}
+	if v, err := c.metric(node, `herald_speaker_conflicting_addresses{kind="Foreign"}`); err != nil || v != 1 {
+		t.Errorf("%s reports %v conflicting addresses (%v), want 1", node, v, err)
+	}
+	// The rogue host gives the address up: Herald answers again after its next probe.
+	w = c.watch([]netip.Addr{vip})
+	remove()
+	c.eventually(15*time.Second, "Herald answering again", func() (bool, string) {
+		got := c.responders(vip)
+		return len(got) == 1 && got[0] != r.MAC.String(), fmt.Sprintf("responders %v", got)
+	})
+	w.stop()
+	c.eventually(10*time.Second, "a ConflictResolved Event", func() (bool, string) {
+		got := c.events("chaos", "svc0", "ConflictResolved")
+		return len(got) > 0, "none yet"
+	})
+	c.final(t, vips)
+}
+
+func chaosOwned(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	vip := netip.MustParseAddr("198.51.100.150")
+	r := c.lab.Others[0]
+	remove := c.rogueOwn(vip)
+	defer remove()
+	w := c.watch([]netip.Addr{vip})
+	svc, addrs := c.service("chaos", "owned", "lab", func(s *corev1.Service) {
+		s.Annotations["herald.dev/load-balancer-ips"] = vip.String()
+	})
+	defer c.delete(svc)
+	if addrs[0] != vip {
+		t.Fatalf("the Service got %v, want %s", addrs, vip)
+	}
+	var an heraldv1.Announcement
+	c.eventually(15*time.Second, "the Announcement reporting IPConflict", func() (bool, string) {
+		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(svc), &an); err != nil {
+			return false, err.Error()
+		}
+		cond := findCond(an.Status.Conditions, "Announced")
+		cf := an.Status.Conflict
+		return cond != nil && cond.Reason == "IPConflict" && cond.Status == "False" && cf != nil && cf.MAC == r.MAC.String(),
+			fmt.Sprintf("status %+v", an.Status)
+	})
+	time.Sleep(2 * time.Second)
+	w.stop()
+	s := w.series[vip]
+	for _, m := range s.MACs() {
+		if m.String() != r.MAC.String() {
+			t.Errorf("%s, owned by the rogue host, was answered by %s (%s)", vip, m, c.nodeOfMAC(m.String()))
+		}
+	}
+	if got := c.events("chaos", "owned", "IPConflict"); len(got) == 0 || !strings.Contains(got[0], r.MAC.String()) {
+		t.Errorf("IPConflict Events %q, want one naming %s", got, r.MAC)
+	}
+	t.Logf("chaos: scenario=%q requests=%d answered_by_herald=0 conflict_reported_on=%s", "address owned before it is requested", s.Len(), an.Status.Node)
+	remove()
+	c.eventually(15*time.Second, "Herald answering once the owner is gone", func() (bool, string) {
+		got := c.responders(vip)
+		return len(got) == 1 && got[0] != r.MAC.String(), fmt.Sprintf("responders %v", got)
+	})
+}
+
+func chaosFlood(t *testing.T, c *cluster, vips []netip.Addr) {
+	c = withT(c, t)
+	h := c.final(t, vips)
+	vip := vips[0]
+	for _, v := range vips {
+		if v.Is4() {
+			vip = v
+			break
+		}
+	}
+	node := h[vip]
+	pid := c.speaker[node].Pid()
+	f := c.lab.Others[1]
+	w := c.watch([]netip.Addr{vip})
+	cpu0, t0 := procCPU(t, pid), time.Now()
+	sent, err := flood(c.ctx, f, vip, 30000, 5*time.Second)
+	if err != nil {
+		t.Fatalf("flooding: %v", err)
+	}
+	cpu, el := procCPU(t, pid)-cpu0, time.Since(t0)
+	w.stop()
+	s := w.series[vip]
+	answered := 1 - float64(s.Unanswered())/float64(s.Len())
+	share := cpu.Seconds() / el.Seconds()
+	t.Logf("chaos: scenario=%q flood_frames=%d flood_rate=%.0f/s speaker_cpu=%.1f%% client_requests=%d answered=%.4f",
+		"ARP request flood", sent, float64(sent)/el.Seconds(), 100*share, s.Len(), answered)
+	if answered < 0.99 {
+		t.Errorf("under the flood only %.2f%% of the client's requests were answered", 100*answered)
+	}
+	if share > 0.9 {
+		t.Errorf("the speaker used %.0f%% of a core under the flood", 100*share)
+	}
+}
+
+func findCond(cs []metav1.Condition, t string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == t {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// flood sends ARP requests for vip from the host h, rate per second for d, as one would from a broken or
+// hostile client, and returns how many it sent.
+func flood(ctx context.Context, h *lab.Host, vip netip.Addr, rate int, d time.Duration) (int, error) {
+	sent := 0
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.Link)
+		if err != nil {
+			return err
+		}
+		conn, err := packet.Listen(ifi, packet.Raw, 0x0806, nil)
+		if err != nil {
+			return fmt.Errorf("opening a packet socket on %s: %w", h.Link, err)
+		}
+		defer conn.Close()
+		frame := make([]byte, 42)
+		copy(frame[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		copy(frame[6:12], h.MAC)
+		copy(frame[12:14], []byte{0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1})
+		copy(frame[14:24], []byte{0, 1, 0x08, 0x00, 6, 4, 0, 1})
+		copy(frame[22:28], h.MAC)
+		spa := h.IPv4.As4()
+		copy(frame[28:32], spa[:])
+		tpa := vip.As4()
+		copy(frame[38:42], tpa[:])
+		dst := &packet.Addr{HardwareAddr: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+		start := time.Now()
+		for time.Since(start) < d && ctx.Err() == nil {
+			due := int(time.Since(start).Seconds() * float64(rate))
+			for ; sent < due; sent++ {
+				if _, err := conn.WriteTo(frame, dst); err != nil {
+					return fmt.Errorf("sending: %w", err)
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	})
+	return sent, err
+}

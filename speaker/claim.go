@@ -1,0 +1,295 @@
+package speaker
+
+import (
+	"net/netip"
+	"time"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/election"
+)
+
+// A claim is this node's standing on one announcement key, beside the election: being elected is not enough
+// to answer. Before answering for an address for the first time the node probes the wire (RFC 5227 / RFC 4862),
+// and it defers to whoever already answers: another speaker that holds the address (after a failover, a
+// partition, a restart of this node) or a device that owns it. While it answers, the guard watches for others
+// claiming the address and settles split brains by a rule both sides compute alone. The functions here are
+// pure: the event loop feeds them what happened and acts on what they return.
+
+type claimState uint8
+
+const (
+	claimIdle     claimState = iota // not elected (or nothing to answer on)
+	claimProbing                    // elected; probing before the first announcement
+	claimHeld                       // answering
+	claimDeferred                   // elected, but a speaker (Holder) or a foreign device (Foreign) answers
+)
+
+func (s claimState) String() string {
+	return [...]string{"idle", "probing", "held", "deferred"}[s]
+}
+
+// responderClass says who sent a frame claiming an address.
+type responderClass uint8
+
+const (
+	classSelf    responderClass = iota // this node's responder
+	classSpeaker                       // another Herald speaker, by the MACs members publish
+	classForeign                       // anyone else
+	classKernel                        // this node's kernel (our MAC, for an address we do not answer there)
+)
+
+func (c responderClass) String() string {
+	return [...]string{"self", "speaker", "foreign", "kernel"}[c]
+}
+
+// responder is a classified claimant.
+type responder struct {
+	Class responderClass
+	Node  string // classSpeaker: its node
+	MAC   string
+	Addr  netip.Addr // the address it claimed
+}
+
+// conflict is another device answering for a key this node announces (or yields): what the Announcement
+// status, the Events and the metrics report while it lasts.
+type conflict struct {
+	Kind  heraldv1.ConflictKind
+	Addr  netip.Addr
+	MAC   string
+	Node  string
+	Since time.Time // first seen
+	Seen  time.Time // last seen
+}
+
+// claim is one key's state. The zero value is idle.
+type claim struct {
+	State claimState
+	Since time.Time // held: answering since; probing: probe start; deferred: since
+	Gen   uint64    // probe generation: a result of an older probe is stale
+	// Holder is the speaker a deferred claim waits for; HolderOK whether, at the last decision, it was a live
+	// member eligible for the key (so that it losing either triggers a probe at once).
+	Holder   string
+	HolderOK bool
+	// Foreign is the device a deferred (yield) or defending (held) claim conflicts with.
+	Foreign  *responder
+	RetryAt  time.Time     // deferred: probe again from then on
+	Backoff  time.Duration // the last retry delay; doubles up to guardPolicy.RetryMax
+	Conflict *conflict
+}
+
+// guardPolicy are the guard's settings.
+type guardPolicy struct {
+	// Defend announces over a foreign device that owns an address (and re-announces when it claims it again);
+	// the default, yield, stops answering and reports the conflict, because announcing over a real host hijacks it.
+	Defend bool
+	// RetryMin and RetryMax bound the backoff between probes of a deferred claim.
+	RetryMin, RetryMax time.Duration
+	// ClearAfter is how long a conflict must go unseen to count as resolved.
+	ClearAfter time.Duration
+}
+
+func (p guardPolicy) withDefaults() guardPolicy {
+	if p.RetryMin <= 0 {
+		p.RetryMin = time.Second
+	}
+	if p.RetryMax < p.RetryMin {
+		p.RetryMax = 30 * time.Second
+		if p.RetryMax < p.RetryMin {
+			p.RetryMax = p.RetryMin
+		}
+	}
+	if p.ClearAfter <= 0 {
+		p.ClearAfter = 5 * time.Second
+	}
+	return p
+}
+
+// outcome is what the loop must do after a claim changed.
+type outcome uint8
+
+const (
+	outNone      outcome = iota
+	outProbe             // start a probe of generation claim.Gen
+	outAnnounce          // start answering (the claim is held now)
+	outRelease           // stop answering (the claim left held)
+	outReannounce        // keep answering and re-send gratuitous ARP / unsolicited NA at once
+)
+
+// report says which Event a change deserves, if any.
+type report uint8
+
+const (
+	reportNone         report = iota
+	reportConflict            // a new conflict (Warning)
+	reportResolved            // a conflict ended (Normal)
+	reportDeferred            // deferred to a speaker that already answers (Normal)
+	reportLostConflict        // yielded to another speaker by the split-brain rule (Normal)
+)
+
+// elect updates a claim after a decision. elected says this node won the key and has an interface to answer on;
+// holderOK whether the claim's Holder is a live member eligible for the key (false when there is no Holder).
+func (c claim) elect(elected, holderOK bool, now time.Time, p guardPolicy) (claim, outcome) {
+	lostHolder := c.Holder != "" && c.HolderOK && !holderOK
+	c.HolderOK = holderOK
+	if !elected {
+		switch c.State {
+		case claimHeld:
+			return claim{Holder: c.Holder, HolderOK: holderOK}, outRelease
+		case claimProbing:
+			c.State, c.Gen = claimIdle, c.Gen+1
+			return c, outNone
+		case claimDeferred:
+			if c.Holder == "" {
+				// A foreign device's address that is not ours to claim any more.
+				return claim{Gen: c.Gen}, outNone
+			}
+		}
+		return c, outNone
+	}
+	switch c.State {
+	case claimIdle:
+		return c.probe(now), outProbe
+	case claimDeferred:
+		if lostHolder || !now.Before(c.RetryAt) {
+			return c.probe(now), outProbe
+		}
+	}
+	return c, outNone
+}
+
+func (c claim) probe(now time.Time) claim {
+	c.State, c.Since, c.Gen = claimProbing, now, c.Gen+1
+	return c
+}
+
+// probed applies the result of probe gen: the other devices that claimed the key's addresses meanwhile
+// (this node's own responder and kernel left out). holderOK is as for elect, for the speaker found, if any.
+func (c claim) probed(gen uint64, found []responder, holderOK func(node string) bool, now time.Time, p guardPolicy) (claim, outcome, report) {
+	if c.State != claimProbing || gen != c.Gen {
+		return c, outNone, reportNone
+	}
+	var speaker, foreign *responder
+	for i := range found {
+		r := &found[i]
+		switch r.Class {
+		case classSpeaker:
+			if speaker == nil || r.Node < speaker.Node {
+				speaker = r
+			}
+		case classForeign:
+			if foreign == nil {
+				foreign = r
+			}
+		}
+	}
+	switch {
+	case speaker != nil:
+		// Another speaker answers: it holds the address (we failed over to it, or came back, or a partition
+		// hides it from memberlist). Taking the address back would cost its clients a second move.
+		same := c.State == claimDeferred && c.Holder == speaker.Node
+		c.State, c.Holder, c.HolderOK, c.Foreign, c.Conflict = claimDeferred, speaker.Node, holderOK(speaker.Node), nil, nil
+		c.Since = now
+		c.retry(now, p)
+		if same {
+			return c, outNone, reportNone
+		}
+		return c, outNone, reportDeferred
+	case foreign != nil && !p.Defend:
+		c.State, c.Holder, c.HolderOK, c.Foreign = claimDeferred, "", false, foreign
+		c.retry(now, p)
+		rep := c.noteConflict(heraldv1.ConflictForeign, foreign, now)
+		return c, outNone, rep
+	case foreign != nil:
+		c.State, c.Since, c.Holder, c.Foreign, c.Backoff = claimHeld, now, "", foreign, 0
+		rep := c.noteConflict(heraldv1.ConflictForeign, foreign, now)
+		return c, outAnnounce, rep
+	}
+	rep := reportNone
+	if c.Conflict != nil {
+		rep = reportResolved
+	}
+	return claim{State: claimHeld, Since: now, Gen: c.Gen}, outAnnounce, rep
+}
+
+// retry arms the next probe of a deferred claim with exponential backoff.
+func (c *claim) retry(now time.Time, p guardPolicy) {
+	switch {
+	case c.Backoff <= 0:
+		c.Backoff = p.RetryMin
+	case c.Backoff < p.RetryMax:
+		c.Backoff = min(2*c.Backoff, p.RetryMax)
+	}
+	c.RetryAt = now.Add(c.Backoff)
+}
+
+// noteConflict records (or refreshes) the claim's conflict and says whether it is new.
+func (c *claim) noteConflict(kind heraldv1.ConflictKind, r *responder, now time.Time) report {
+	if c.Conflict != nil && c.Conflict.Kind == kind && c.Conflict.MAC == r.MAC && c.Conflict.Addr == r.Addr {
+		c.Conflict.Seen = now
+		return reportNone
+	}
+	c.Conflict = &conflict{Kind: kind, Addr: r.Addr, MAC: r.MAC, Node: r.Node, Since: now, Seen: now}
+	return reportConflict
+}
+
+// observed applies a frame seen on the wire in which r claims one of the key's addresses.
+//
+// Two speakers answering for one key (a partition, a stalled node, views that differ for a moment) each see
+// the other's gratuitous frames and replies, and each applies the same rule, with nothing exchanged: the node
+// that comes first in the key's election order keeps the address and re-announces it, so that client caches
+// converge at once; the other stops answering and defers to it.
+func (c claim) observed(key, self string, r responder, holderOK func(node string) bool, now time.Time, p guardPolicy) (claim, outcome, report) {
+	switch c.State {
+	case claimHeld:
+		switch r.Class {
+		case classSpeaker:
+			if splitBrainWinner(key, self, r.Node) == self {
+				rep := c.noteConflict(heraldv1.ConflictSpeaker, &r, now)
+				return c, outReannounce, rep
+			}
+			d := claim{State: claimDeferred, Since: now, Gen: c.Gen, Holder: r.Node, HolderOK: holderOK(r.Node)}
+			d.retry(now, p)
+			return d, outRelease, reportLostConflict
+		case classForeign:
+			rep := c.noteConflict(heraldv1.ConflictForeign, &r, now)
+			if p.Defend {
+				c.Foreign = &r
+				return c, outReannounce, rep
+			}
+			d := claim{State: claimDeferred, Since: now, Gen: c.Gen, Foreign: &r, Conflict: c.Conflict}
+			d.retry(now, p)
+			return d, outRelease, rep
+		}
+	case claimDeferred:
+		if c.Conflict != nil && r.Class == classForeign && r.MAC == c.Conflict.MAC {
+			c.Conflict.Seen = now
+		}
+	}
+	return c, outNone, reportNone
+}
+
+// tick resolves a held claim's conflict that has not been seen for ClearAfter.
+func (c claim) tick(now time.Time, p guardPolicy) (claim, report) {
+	if c.State == claimHeld && c.Conflict != nil && now.Sub(c.Conflict.Seen) >= p.ClearAfter {
+		c.Conflict, c.Foreign = nil, nil
+		return c, reportResolved
+	}
+	return c, reportNone
+}
+
+// due is when tick or a decision next has something to do for the claim; zero when nothing is pending.
+func (c claim) due(p guardPolicy) time.Time {
+	switch {
+	case c.State == claimDeferred:
+		return c.RetryAt
+	case c.State == claimHeld && c.Conflict != nil:
+		return c.Conflict.Seen.Add(p.ClearAfter)
+	}
+	return time.Time{}
+}
+
+// splitBrainWinner is the node of a and b that keeps key when both answer for it: the one first in the key's
+// election order. Both compute it alone, from the two names.
+func splitBrainWinner(key, a, b string) string {
+	return election.Order(key, []string{a, b})[0]
+}

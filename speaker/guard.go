@@ -1,0 +1,335 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/guard"
+)
+
+// Event reasons of the guard, on Services.
+const (
+	EventIPConflict        = "IPConflict"        // Warning: a device that is not a speaker answers for an address
+	EventDuplicateAnnouncer = "DuplicateAnnouncer" // Warning: two speakers answered for an address (split brain)
+	EventConflictResolved  = "ConflictResolved"  // Normal: the conflict is over
+	EventDeferring         = "Deferring"         // Normal: another speaker already answers; this node leaves it there
+	EventYielded           = "Yielded"           // Normal: this node stopped answering after a split brain
+)
+
+// sighting is a frame claiming an address, seen on one of this node's interfaces.
+type sighting = guard.Observation
+
+// wire is the guard as the loop uses it: it watches the interfaces this node answers on for frames claiming
+// any address Herald manages, and probes an address before this node announces it.
+type wire interface {
+	SetInterfaces(ifs []announce.Interface)
+	SetVIPs(vips []netip.Addr)
+	Sightings() <-chan sighting
+	Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error)
+}
+
+// probeResult is what a probe of one key found.
+type probeResult struct {
+	Key     string
+	Gen     uint64
+	Found   []sighting
+	Started time.Time
+	Err     error
+}
+
+// startProbe probes every address of g on the interfaces it would be answered on, in the background; the
+// result reaches the loop through a.probed.
+func (a *agent) startProbe(ctx context.Context, key string, g *group, gen uint64) {
+	type target struct {
+		ifi  announce.Interface
+		addr netip.Addr
+	}
+	var targets []target
+	for _, addr := range g.Addrs {
+		for _, c := range g.Choices[addr] {
+			targets = append(targets, target{announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}, addr})
+		}
+	}
+	started := a.cfg.Clock.Now()
+	a.probes.Go(func() {
+		res := probeResult{Key: key, Gen: gen, Started: started}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, t := range targets {
+			wg.Go(func() {
+				found, err := a.wire.Probe(ctx, t.ifi, t.addr)
+				mu.Lock()
+				defer mu.Unlock()
+				res.Found = append(res.Found, found...)
+				if err != nil && res.Err == nil {
+					res.Err = fmt.Errorf("probing %s on %s: %w", t.addr, t.ifi.Name, err)
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case a.probed <- res:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// classify says who sent a sighting: this node (its responder, or its kernel for an address it does not
+// answer there), another speaker (by the MACs members publish, remembered after they leave), or a foreign device.
+func (a *agent) classify(s sighting) responder {
+	mac := s.MAC.String()
+	r := responder{MAC: mac, Addr: s.VIP}
+	if s.Outgoing || a.selfMACs[mac] {
+		r.Class = classKernel
+		if a.answers(s.VIP, s.Interface) {
+			r.Class = classSelf
+		}
+		return r
+	}
+	if node, ok := a.peerMACs[mac]; ok && node != a.cfg.NodeName {
+		r.Class, r.Node = classSpeaker, node
+		return r
+	}
+	r.Class = classForeign
+	return r
+}
+
+// answers says whether this node answers (or stopped answering less than a second ago) for vip on the link.
+func (a *agent) answers(vip netip.Addr, link string) bool {
+	if e, ok := a.assigned[link]; ok && slices.Contains(e.VIPs, vip) {
+		return true
+	}
+	if t, ok := a.released[vip]; ok && a.cfg.Clock.Since(t) < time.Second {
+		return true
+	}
+	return false
+}
+
+// rememberPeers records the MACs live members publish; a member's MACs are kept after it leaves, so that a
+// speaker answering from across a partition is still recognised as one.
+func (a *agent) rememberPeers() {
+	for _, m := range a.members.Members() {
+		for _, mac := range m.MACs {
+			a.peerMACs[mac.String()] = m.Name
+		}
+	}
+	a.selfMACs = map[string]bool{}
+	for _, l := range a.curLinks {
+		if len(l.MAC) == 6 {
+			a.selfMACs[l.MAC.String()] = true
+		}
+	}
+}
+
+// onProbed applies probe results; it returns whether any claim changed.
+func (a *agent) onProbed(r probeResult) bool {
+	c, ok := a.claims[r.Key]
+	if !ok || c.State != claimProbing || c.Gen != r.Gen {
+		return false
+	}
+	now := a.cfg.Clock.Now()
+	if r.Err != nil {
+		a.log.Error(r.Err, "probing before announcing; announcing anyway", "key", r.Key)
+	}
+	var found []responder
+	for _, s := range r.Found {
+		cls := a.classify(s)
+		if cls.Class == classKernel {
+			a.kernelSeen[s.VIP] = now
+		}
+		found = append(found, cls)
+	}
+	nc, out, rep := c.probed(r.Gen, found, a.isLive, now, a.policy)
+	a.setClaim(r.Key, nc)
+	if out == outAnnounce {
+		a.metrics.ProbeDelay.Observe(now.Sub(r.Started).Seconds())
+	}
+	a.report(r.Key, c, nc, rep)
+	return true
+}
+
+// onSighting applies a frame seen on the wire; it returns whether any claim changed.
+func (a *agent) onSighting(s sighting) bool {
+	key, ok := a.addrKey[s.VIP]
+	if !ok {
+		return false
+	}
+	r := a.classify(s)
+	now := a.cfg.Clock.Now()
+	switch r.Class {
+	case classSelf:
+		return false
+	case classKernel:
+		if _, seen := a.kernelSeen[s.VIP]; !seen {
+			a.log.Info("this node's kernel answers for a load-balancer address", "address", s.VIP, "interface", s.Interface)
+		}
+		a.kernelSeen[s.VIP] = now
+		a.kernelDirty = true
+		return false
+	}
+	c := a.claims[key]
+	nc, out, rep := c.observed(key, a.cfg.NodeName, r, a.isLive, now, a.policy)
+	a.setClaim(key, nc)
+	if out == outReannounce {
+		var addrs []netip.Addr
+		if g := a.plan.Groups[key]; g != nil {
+			addrs = g.Addrs
+		}
+		a.ann.Reannounce(addrs...)
+	}
+	a.report(key, c, nc, rep)
+	return out == outRelease
+}
+
+func (a *agent) isLive(node string) bool { return a.live[node] }
+
+// setClaim stores a claim and keeps the set of claims with something due.
+func (a *agent) setClaim(key string, c claim) {
+	if c == (claim{}) {
+		delete(a.claims, key)
+	} else {
+		a.claims[key] = c
+	}
+	if !c.due(a.policy).IsZero() {
+		a.attention[key] = true
+	} else {
+		delete(a.attention, key)
+	}
+}
+
+// guardTick resolves conflicts no longer seen and reports whether a deferred claim is due a decision.
+func (a *agent) guardTick() (decide bool) {
+	now := a.cfg.Clock.Now()
+	for key := range a.attention {
+		c := a.claims[key]
+		due := c.due(a.policy)
+		if due.IsZero() {
+			delete(a.attention, key)
+			continue
+		}
+		if now.Before(due) {
+			continue
+		}
+		if c.State == claimDeferred {
+			decide = true
+			continue
+		}
+		nc, rep := c.tick(now, a.policy)
+		a.setClaim(key, nc)
+		a.report(key, c, nc, rep)
+	}
+	return decide
+}
+
+// onStall withdraws every address after this process did not run for d: while it was stopped the others may
+// have declared it dead and taken its addresses over. Each is probed again before it is answered.
+func (a *agent) onStall(d time.Duration) {
+	a.ann.Set(announce.Assignment{})
+	a.assigned = announce.Assignment{}
+	n := 0
+	for key, c := range a.claims {
+		if c.State == claimHeld || c.State == claimProbing {
+			a.setClaim(key, claim{Gen: c.Gen + 1})
+			n++
+		}
+	}
+	a.mine = map[string]bool{}
+	a.log.Info("this process did not run for a while; stopped answering and probing again before answering",
+		"stalled", d.Round(time.Millisecond).String(), "addresses", n)
+	a.stall.Resume()
+}
+
+// report raises the Event a claim change deserves, and counts conflicts.
+func (a *agent) report(key string, before, after claim, rep report) {
+	g := a.plan.Groups[key]
+	if g == nil || rep == reportNone {
+		return
+	}
+	self := a.cfg.NodeName
+	switch rep {
+	case reportConflict:
+		cf := after.Conflict
+		a.metrics.Conflicts.WithLabelValues(string(cf.Kind)).Inc()
+		switch cf.Kind {
+		case heraldv1.ConflictForeign:
+			what := fmt.Sprintf("%s stops answering for it and probes again in %s (conflict policy yield)", self, after.Backoff)
+			if a.policy.Defend {
+				what = self + " answers for it anyway (conflict policy defend)"
+			}
+			a.event(g, corev1.EventTypeWarning, EventIPConflict, fmt.Sprintf("%s is answered by %s, which is not a Herald speaker: %s", cf.Addr, cf.MAC, what))
+		case heraldv1.ConflictSpeaker:
+			a.event(g, corev1.EventTypeWarning, EventDuplicateAnnouncer, fmt.Sprintf("%s and %s both answered for %s (split brain): %s keeps it, first in its election order, and announced it again",
+				self, cf.Node, cf.Addr, self))
+		}
+	case reportResolved:
+		if before.Conflict != nil {
+			a.event(g, corev1.EventTypeNormal, EventConflictResolved, fmt.Sprintf("%s is no longer answered by %s", before.Conflict.Addr, before.Conflict.MAC))
+		}
+	case reportDeferred:
+		a.event(g, corev1.EventTypeNormal, EventDeferring, fmt.Sprintf("%s is elected for %s but %s answers for it already: it stays there while %s is healthy",
+			self, joinAddrs(g.Addrs), after.Holder, after.Holder))
+	case reportLostConflict:
+		a.metrics.Conflicts.WithLabelValues(string(heraldv1.ConflictSpeaker)).Inc()
+		a.event(g, corev1.EventTypeNormal, EventYielded, fmt.Sprintf("%s and %s both answered for %s (split brain): %s stopped, %s comes first in its election order",
+			self, after.Holder, joinAddrs(g.Addrs), self, after.Holder))
+	}
+}
+
+// conflictGauges sets the conflicting and deferred address gauges.
+func (a *agent) conflictGauges() {
+	counts := map[string]int{}
+	deferred := map[string]int{}
+	for _, c := range a.claims {
+		if c.Conflict != nil {
+			counts[string(c.Conflict.Kind)]++
+		}
+		if c.State == claimDeferred {
+			to := "speaker"
+			if c.Holder == "" {
+				to = "foreign"
+			}
+			deferred[to]++
+		}
+	}
+	for _, k := range []heraldv1.ConflictKind{heraldv1.ConflictForeign, heraldv1.ConflictSpeaker} {
+		a.metrics.Conflicting.WithLabelValues(string(k)).Set(float64(counts[string(k)]))
+	}
+	for _, to := range []string{"speaker", "foreign"} {
+		a.metrics.Deferred.WithLabelValues(to).Set(float64(deferred[to]))
+	}
+}
+
+// kernelWire lists, for a group, why the wire says this node's kernel answers for its addresses (seen within
+// the last minute).
+func (a *agent) kernelWire(g *group) []string {
+	var whys []string
+	for _, addr := range g.Addrs {
+		if t, ok := a.kernelSeen[addr]; ok {
+			if a.cfg.Clock.Since(t) > time.Minute {
+				delete(a.kernelSeen, addr)
+				continue
+			}
+			whys = append(whys, fmt.Sprintf("this node's kernel was seen answering for %s on the wire", addr))
+		}
+	}
+	return whys
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}

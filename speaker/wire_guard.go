@@ -1,0 +1,41 @@
+package speaker
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/guard"
+)
+
+// guardWire is the wire the loop uses in production: a guard.Watcher.
+type guardWire struct {
+	w  *guard.Watcher
+	pc guard.ProbeConfig
+}
+
+func toGuard(ifi announce.Interface) guard.Interface {
+	return guard.Interface{Index: ifi.Index, Name: ifi.Name, MAC: ifi.MAC}
+}
+
+func (g *guardWire) SetInterfaces(ifs []announce.Interface) {
+	out := make([]guard.Interface, len(ifs))
+	for i, ifi := range ifs {
+		out[i] = toGuard(ifi)
+	}
+	g.w.SetInterfaces(out)
+}
+
+func (g *guardWire) SetVIPs(vips []netip.Addr) { g.w.SetVIPs(vips) }
+
+func (g *guardWire) Sightings() <-chan sighting { return g.w.Observations() }
+
+// Probe probes vip on ifi and returns every claimant as a sighting.
+func (g *guardWire) Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error) {
+	rs, err := g.w.Probe(ctx, toGuard(ifi), vip, g.pc)
+	out := make([]sighting, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, sighting{VIP: vip, MAC: r.MAC, Kind: r.Kind, Interface: ifi.Name, Outgoing: r.Outgoing, At: r.At})
+	}
+	return out, err
+}
