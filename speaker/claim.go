@@ -108,11 +108,11 @@ func (p guardPolicy) withDefaults() guardPolicy {
 type outcome uint8
 
 const (
-	outNone      outcome = iota
-	outProbe             // start a probe of generation claim.Gen
-	outAnnounce          // start answering (the claim is held now)
-	outRelease           // stop answering (the claim left held)
-	outReannounce        // keep answering and re-send gratuitous ARP / unsolicited NA at once
+	outNone       outcome = iota
+	outProbe              // start a probe of generation claim.Gen
+	outAnnounce           // start answering (the claim is held now)
+	outRelease            // stop answering (the claim left held)
+	outReannounce         // keep answering and re-send gratuitous ARP / unsolicited NA at once
 )
 
 // report says which Event a change deserves, if any.

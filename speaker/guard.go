@@ -18,11 +18,11 @@ import (
 
 // Event reasons of the guard, on Services.
 const (
-	EventIPConflict        = "IPConflict"        // Warning: a device that is not a speaker answers for an address
+	EventIPConflict         = "IPConflict"         // Warning: a device that is not a speaker answers for an address
 	EventDuplicateAnnouncer = "DuplicateAnnouncer" // Warning: two speakers answered for an address (split brain)
-	EventConflictResolved  = "ConflictResolved"  // Normal: the conflict is over
-	EventDeferring         = "Deferring"         // Normal: another speaker already answers; this node leaves it there
-	EventYielded           = "Yielded"           // Normal: this node stopped answering after a split brain
+	EventConflictResolved   = "ConflictResolved"   // Normal: the conflict is over
+	EventDeferring          = "Deferring"          // Normal: another speaker already answers; this node leaves it there
+	EventYielded            = "Yielded"            // Normal: this node stopped answering after a split brain
 )
 
 // sighting is a frame claiming an address, seen on one of this node's interfaces.

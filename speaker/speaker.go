@@ -186,10 +186,10 @@ type agent struct {
 	kick  chan struct{}     // informer events; capacity 1
 	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
 
-	wire   wire               // the guard: watches the wire and probes
-	stall  stallDetector      // nil when stall detection is off
-	probed chan probeResult   // probe results
-	probes sync.WaitGroup     // probe goroutines
+	wire   wire             // the guard: watches the wire and probes
+	stall  stallDetector    // nil when stall detection is off
+	probed chan probeResult // probe results
+	probes sync.WaitGroup   // probe goroutines
 
 	// loop state
 	key      []byte // the gossip key in use
@@ -214,8 +214,8 @@ type agent struct {
 	selfMACs  map[string]bool          // this node's link MACs
 	live      map[string]bool          // live members at the last decision
 	liveSince map[string]time.Time     // when each live member was first seen live in a row
-	lastJoin     time.Time
-	triggered    time.Time // when the first unprocessed trigger arrived
+	lastJoin  time.Time
+	triggered time.Time // when the first unprocessed trigger arrived
 }
 
 // Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
