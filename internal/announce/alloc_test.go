@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // manyVIPs returns a set of n IPv4 and n IPv6 VIPs, the test VIPs among them.
@@ -91,4 +92,37 @@ func BenchmarkHandleNS(b *testing.B) {
 	b.Run("not_ours", func(b *testing.B) {
 		benchmarkHandler(b, handleNS, fixNSChecksum(patch(b, vecNSKernel, 77, 0x11)), resultNotOurs)
 	})
+}
+
+// TestAdmitDoesNotAllocate checks the rest of a responder's per-frame work
+// after the handler: the Fresh gate, the clock and the rate limiter.
+func TestAdmitDoesNotAllocate(t *testing.T) {
+	a := New(Config{Fresh: func() bool { return true }, RateLimit: Limits{PerRequester: -1, PerResponder: 1e9}})
+	l := &link{opened: time.Now()}
+	vips := manyVIPs(10)
+	for _, tt := range []struct {
+		name   string
+		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		fam    family
+		frame  []byte
+	}{
+		{name: "ARP", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPRequestKernel)},
+		{name: "NS", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSKernel)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := newRandomLimiter(a.cfg.RateLimit)
+			out := make([]byte, naFrameLen)
+			if _, r := tt.handle(tt.frame, macA, vips, out); r != resultAnswered {
+				t.Fatalf("handler result %v, want answered", r)
+			}
+			var r result
+			allocs := testing.AllocsPerRun(1000, func() { r = l.admit(a, lim, tt.fam, tt.frame, out) })
+			if r != resultAnswered {
+				t.Fatalf("admit = %v, want answered", r)
+			}
+			if allocs != 0 {
+				t.Errorf("%v allocations per frame, want 0", allocs)
+			}
+		})
+	}
 }

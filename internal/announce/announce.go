@@ -91,6 +91,10 @@ type Config struct {
 	// RateLimit bounds the replies of each responder; the zero value means
 	// the defaults (see Limits).
 	RateLimit Limits
+
+	// limiterSeed, if not 0, keys every responder's limiter instead of a
+	// random seed; tests set it so their requesters get distinct buckets.
+	limiterSeed uint64
 }
 
 // Defaults for Config.

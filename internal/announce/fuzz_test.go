@@ -19,7 +19,12 @@ func FuzzParseARP(f *testing.F) {
 		f.Add(unhex(f, v))
 	}
 	f.Add([]byte{})
+	f.Add(arpRequest(broadcastMAC, macB, netip.MustParseAddr("224.0.0.1"), vip4))
+	f.Add(arpRequest(broadcastMAC, macB, netip.MustParseAddr("127.0.0.1"), vip4))
+	f.Add(arpRequest(broadcastMAC, macB, netip.MustParseAddr("0.0.0.0"), vip4))
+	f.Add(arpRequest(broadcastMAC, macC, ipB4, vip4b))
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		checkHandlers(t, frame)
 		eth, p, r := parseARP(frame)
 		if r == resultNone {
 			b := make([]byte, arpFrameLen)
@@ -60,7 +65,13 @@ func FuzzParseNS(f *testing.F) {
 		f.Add(unhex(f, v))
 	}
 	f.Add([]byte{})
+	sllao := macB
+	sn := netip.MustParseAddr("ff02::1:ff00:10")
+	f.Add(buildNS(nsSpec{ethDst: solicitedNodeMAC(vip6.As16()), ethSrc: macB, src: ipB6, dst: sn, target: vip6, sllao: &sllao,
+		extraOpts: bytes.Repeat([]byte{14, 1, 0, 0, 0, 0, 0, 0}, 15)}))
+	f.Add(buildNS(nsSpec{ethDst: macA, ethSrc: macB, src: ipB6, dst: vip6b, target: vip6b, extraOpts: []byte{1, 1, 2, 0, 0x5e, 0x10, 0, 0x0c}}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		checkHandlers(t, frame)
 		eth, ns, r := parseNS(frame)
 		if r == resultNone {
 			s := nsSpec{
@@ -104,4 +115,70 @@ func FuzzParseNS(f *testing.F) {
 			t.Fatalf("reply %+v to NS for %v", m, netip.AddrFrom16(ns.target))
 		}
 	})
+}
+
+// checkHandlers runs every handler on frame: each either returns a verdict
+// other than answered and writes nothing, or answers with a reply that
+// parses as a valid reply, from our MAC, for a VIP in the set, to a unicast
+// requester (or, for NDP DAD, to all nodes). None may panic.
+func checkHandlers(t *testing.T, frame []byte) {
+	t.Helper()
+	for _, h := range []struct {
+		name   string
+		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		check  func(t *testing.T, frame, reply []byte)
+	}{
+		{name: "handleARP", handle: handleARP, check: checkARPReply},
+		{name: "handleNS", handle: handleNS, check: checkNAReply},
+	} {
+		out := make([]byte, naFrameLen)
+		n, r := h.handle(frame, macA, fuzzVIPs, out)
+		switch {
+		case r == resultNone || r >= numResults || r == resultRateLimited || r == resultStalled:
+			t.Fatalf("%s returned %v, which is not a handler verdict", h.name, r)
+		case r != resultAnswered && n != 0:
+			t.Fatalf("%s: %v with %d bytes written", h.name, r, n)
+		case r != resultAnswered && !bytes.Equal(out, make([]byte, naFrameLen)):
+			t.Fatalf("%s: %v wrote into the reply buffer", h.name, r)
+		case r == resultAnswered:
+			h.check(t, frame, out[:n])
+		}
+	}
+}
+
+func checkARPReply(t *testing.T, frame, reply []byte) {
+	t.Helper()
+	reth, rp, rr := parseARP(reply)
+	req := [6]byte(frame[6:12])
+	bad := rr != resultNone || len(reply) != arpFrameLen || rp.op != arpOpReply || reth.src != macA || rp.sha != macA ||
+		!fuzzVIPs.has4(rp.spa) || reth.dst != req || rp.tha != req || isMulticastMAC(req) || req == ([6]byte{}) ||
+		!validSenderIPv4(rp.tpa)
+	if bad {
+		t.Fatalf("handleARP answered %x with the invalid reply %x", frame, reply)
+	}
+}
+
+func checkNAReply(t *testing.T, frame, reply []byte) {
+	t.Helper()
+	var src, dst [16]byte
+	copy(src[:], reply[22:38])
+	copy(dst[:], reply[38:54])
+	if len(reply) != naFrameLen || icmpChecksum(&src, &dst, reply[icmpOff:]) != 0 || reply[21] != ndHopLimit {
+		t.Fatalf("handleNS answered %x with a bad IPv6/ICMPv6 frame %x", frame, reply)
+	}
+	m, err := ndp.ParseMessage(reply[icmpOff:])
+	if err != nil {
+		t.Fatalf("handleNS reply %x: ndp.ParseMessage: %v", reply, err)
+	}
+	na, ok := m.(*ndp.NeighborAdvertisement)
+	if !ok || !na.Override || na.Router || !fuzzVIPs.has6(na.TargetAddress.As16()) || len(na.Options) != 1 {
+		t.Fatalf("handleNS answered %x with %+v", frame, m)
+	}
+	lla, ok := na.Options[0].(*ndp.LinkLayerAddress)
+	ethDst := [6]byte(reply[0:6])
+	dad := ethDst == allNodesMAC && dst == allNodes && !na.Solicited
+	unicast := !isMulticastMAC(ethDst) && ethDst != ([6]byte{}) && dst[0] != 0xff && na.Solicited
+	if !ok || lla.Direction != ndp.Target || [6]byte(lla.Addr) != macA || [6]byte(reply[6:12]) != macA || !(dad || unicast) {
+		t.Fatalf("handleNS answered %x with %x (%+v)", frame, reply, m)
+	}
 }

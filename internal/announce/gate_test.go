@@ -146,3 +146,42 @@ func TestReannounceWithoutRunDoesNotBlock(t *testing.T) {
 		t.Fatal("Reannounce blocked without Run")
 	}
 }
+
+func TestResponderRateLimit(t *testing.T) {
+	h := newHarness(t, Config{GratuitousRepeats: -1, RateLimit: Limits{PerRequester: 1, Burst: 2}, limiterSeed: testSeed})
+	h.a.Set(Assignment{"eth0": {Interface: iface("eth0", 2, macA), VIPs: []netip.Addr{vip4, vip6}}})
+	p := h.listen.waitOpen(t)
+	p.arp.next(t)
+	p.ndp.next(t)
+
+	fromC := arpRequest(broadcastMAC, macC, ipB4, vip4)
+	for i := range 4 {
+		p.arp.inject(t, unhex(t, vecARPRequestKernel))
+		p.ndp.inject(t, unhex(t, vecNSKernel))
+		if i < 2 {
+			sameFrame(t, "ARP reply within the burst", p.arp.next(t), unhex(t, vecARPReply))
+			sameFrame(t, "NA within the burst", p.ndp.next(t), unhex(t, vecNAKernel))
+		}
+	}
+	eventually(t, "ARP over the limit counted", func() bool { return h.requests(familyIPv4, resultRateLimited) == 2 })
+	eventually(t, "NS over the limit counted", func() bool { return h.requests(familyIPv6, resultRateLimited) == 2 })
+	// Another requester is not affected.
+	p.arp.inject(t, fromC)
+	if f := p.arp.next(t); net6(f.Frame[:6]) != net6(macC[:]) {
+		t.Errorf("reply to the second requester went to %x", f.Frame[:6])
+	}
+	// A second later the first requester gets one more reply.
+	h.clk.Step(time.Second)
+	p.arp.inject(t, unhex(t, vecARPRequestKernel))
+	sameFrame(t, "ARP reply a second later", p.arp.next(t), unhex(t, vecARPReply))
+	p.arp.inject(t, unhex(t, vecARPRequestKernel))
+	eventually(t, "next one over the limit", func() bool { return h.requests(familyIPv4, resultRateLimited) == 3 })
+	if diff := cmp.Diff([]float64{4, 2}, []float64{h.requests(familyIPv4, resultAnswered), h.requests(familyIPv6, resultAnswered)}); diff != "" {
+		t.Errorf("answered ipv4, ipv6 (-want +got):\n%s", diff)
+	}
+	if extra := append(p.arp.pending(), p.ndp.pending()...); len(extra) != 0 {
+		t.Errorf("%d unexpected frames sent", len(extra))
+	}
+}
+
+func net6(b []byte) [6]byte { return [6]byte(b) }

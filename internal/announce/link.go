@@ -84,6 +84,9 @@ func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 	wbuf := make([]byte, naFrameLen)
 	dst := &packet.Addr{HardwareAddr: make(net.HardwareAddr, 6)}
 	lim := newRandomLimiter(a.cfg.RateLimit)
+	if a.cfg.limiterSeed != 0 {
+		lim = newLimiter(a.cfg.RateLimit, a.cfg.limiterSeed)
+	}
 	var lastLog time.Time
 	for {
 		n, _, err := conn.ReadFrom(rbuf)
