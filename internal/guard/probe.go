@@ -343,4 +343,3 @@ func (p *pacer) reserve() time.Duration {
 	p.next = p.next.Add(p.interval)
 	return t.Sub(now) // <= 0: send now
 }
-
