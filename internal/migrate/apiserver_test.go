@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -36,6 +37,28 @@ func TestOutputAcceptedByAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+
+	// Without MetalLB's CRDs, the real client's REST mapper reports no match for metallb.io, and with no
+	// legacy ConfigMap either there is nothing to migrate.
+	if _, err := ReadCluster(ctx, c); !errors.Is(err, ErrNoMetalLB) {
+		t.Fatalf("ReadCluster without MetalLB: error %v, want ErrNoMetalLB", err)
+	}
+	legacy := readInputs(t, "legacy-configmap.yaml")[0]
+	if err := c.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "metallb-system"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, legacy.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadCluster(ctx, c)
+	if err != nil {
+		t.Fatalf("ReadCluster with a legacy ConfigMap and no CRDs: %v", err)
+	}
+	if diff := cmp.Diff([]string{"ConfigMap metallb-system/config"}, objectNames(read)); diff != "" {
+		t.Errorf("ReadCluster (-want +got):\n%s", diff)
+	}
 
 	// The schema is in force: an address Translate leaves out is refused.
 	refused := &unstructured.Unstructured{Object: map[string]any{

@@ -87,11 +87,7 @@ func TestReadCluster(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("error %v, want %v", err, tt.wantErr)
 			}
-			var names []string
-			for _, u := range got {
-				names = append(names, source(u.GetKind(), u.GetNamespace(), u.GetName()))
-			}
-			if diff := cmp.Diff(tt.want, names); diff != "" {
+			if diff := cmp.Diff(tt.want, objectNames(got)); diff != "" {
 				t.Errorf("objects read (-want +got):\n%s", diff)
 			}
 		})
@@ -116,4 +112,13 @@ func TestReadClusterTranslates(t *testing.T) {
 	if diff := cmp.Diff(fromFile, fromCluster); diff != "" {
 		t.Errorf("translation from the cluster differs from the file's (-file +cluster):\n%s", diff)
 	}
+}
+
+// objectNames lists objects as "Kind namespace/name".
+func objectNames(objs []*unstructured.Unstructured) []string {
+	var names []string
+	for _, u := range objs {
+		names = append(names, source(u.GetKind(), u.GetNamespace(), u.GetName()))
+	}
+	return names
 }
