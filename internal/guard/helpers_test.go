@@ -42,10 +42,10 @@ type fakeConn struct {
 	done    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
-	pending bool          // reader side only
-	from    Addr          // reader side only
-	readErr chan error    // a value makes ReadFrom fail
-	writes  chan []byte   // every frame written
+	pending bool        // reader side only
+	from    Addr        // reader side only
+	readErr chan error  // a value makes ReadFrom fail
+	writes  chan []byte // every frame written
 
 	mu     sync.Mutex // guards joined
 	joined map[string]int
