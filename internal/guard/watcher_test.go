@@ -69,7 +69,7 @@ func (h *harness) waitWaiters(t *testing.T, n int) {
 	}
 }
 
-// lastResult injects frame and returns the result it was counted under.
+// injectResult injects frame and returns the result it was counted under.
 func (h *harness) injectResult(t *testing.T, c *fakeConn, f family, frame []byte, outgoing bool) result {
 	t.Helper()
 	var before [numResults]float64
