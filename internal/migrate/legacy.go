@@ -46,6 +46,7 @@ func (t *translator) configMap(u *unstructured.Unstructured) {
 		return
 	}
 	src := source("ConfigMap", ns, name)
+	t.legacyCMs = append(t.legacyCMs, src)
 	for _, k := range legacyBGPKeys {
 		if _, ok := top[k]; ok {
 			t.skipped(src, "data.config: "+k, "Herald announces on Layer 2 only")

@@ -74,6 +74,7 @@ func Translate(objs []*unstructured.Unstructured, opts Options) (*Result, error)
 				"not translated: Herald has no equivalent of this MetalLB kind")
 		}
 	}
+	t.staleConfigMaps()
 	t.legacyAdvertisement()
 	t.coverage()
 	for _, u := range flat {
@@ -141,7 +142,8 @@ type translator struct {
 	byName    map[string][]*pool // by MetalLB name, in input order
 	seen      map[string]bool    // kind/namespace/name of the objects read, to drop repeats
 	bgp       []bgpSelection
-	poolNS    map[string]bool
+	crdPools  bool     // an IPAddressPool resource was read
+	legacyCMs []string // sources of the legacy ConfigMaps read
 }
 
 func (t *translator) note(sev, src, field, format string, args ...any) {
@@ -244,6 +246,7 @@ func (t *translator) poolCR(u *unstructured.Unstructured) {
 		return
 	}
 	src := source("IPAddressPool", ns, name)
+	t.crdPools = true
 	var s metallbPoolSpec
 	raw, err := spec(u, &s)
 	if err != nil {
@@ -551,6 +554,17 @@ func (t *translator) bgpAdvertisement(u *unstructured.Unstructured) {
 		return
 	}
 	t.bgp = append(t.bgp, bgpSelection{ns: ns, src: src, pools: s.IPAddressPools, selectors: sel})
+}
+
+// staleConfigMaps warns about legacy ConfigMaps read beside IPAddressPool resources: MetalLB 0.13 and later
+// ignore the ConfigMap, which is often left behind by an upgrade, yet its pools are translated too.
+func (t *translator) staleConfigMaps() {
+	if !t.crdPools {
+		return
+	}
+	for _, src := range t.legacyCMs {
+		t.warn(src, "data.config", "MetalLB 0.13 and later ignore this ConfigMap when IPAddressPool resources are in use, but its pools were translated too: leave it out of the input if it is a leftover")
+	}
 }
 
 // legacyAdvertisement adds one L2Advertisement for the layer2 pools of legacy configuration.

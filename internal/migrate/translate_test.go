@@ -212,6 +212,22 @@ data:
 			},
 		},
 		{
+			name: "legacy ConfigMap beside IPAddressPool resources",
+			docs: []string{poolA, l2All, `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config, namespace: metallb-system}
+data:
+  config: |
+    address-pools:
+    - {name: old, protocol: layer2, addresses: [192.0.2.0/28]}`},
+			want: []string{
+				"warning ConfigMap metallb-system/config data.config",
+				"info L2Advertisement metallb-legacy-layer2 ",
+			},
+			words: "leftover",
+		},
+		{
 			name: "legacy ConfigMap that is not YAML",
 			docs: []string{`
 apiVersion: v1
