@@ -24,7 +24,7 @@ import (
 )
 
 // needRoot skips t unless it runs as root; with CI=true it fails instead.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return

@@ -34,7 +34,7 @@ type lab struct {
 }
 
 // newLab creates the namespaces, removed when t ends.
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	needRoot(t)
 	for _, tool := range []string{"ip", "arping", "ndisc6", "ping"} {
@@ -68,7 +68,7 @@ func newLab(t *testing.T) *lab {
 // veth joins a and b with a veth pair named aName/bName, gives them the
 // MACs, puts prefixes (with nodad for IPv6) on the b side only and returns
 // the a side as an Interface.
-func (l *lab) veth(t *testing.T, aName, bName string, aMAC, bMAC [6]byte, bAddrs ...string) Interface {
+func (l *lab) veth(t testing.TB, aName, bName string, aMAC, bMAC [6]byte, bAddrs ...string) Interface {
 	t.Helper()
 	mustRun(t, "ip", "link", "add", aName, "netns", l.a, "type", "veth", "peer", "name", bName, "netns", l.b)
 	mustRun(t, "ip", "-n", l.a, "link", "set", aName, "address", net.HardwareAddr(aMAC[:]).String(), "up")
@@ -121,7 +121,7 @@ func listenIn(ns netns.NsHandle) func(Interface) (Conns, error) {
 	}
 }
 
-func mustRun(t *testing.T, name string, args ...string) string {
+func mustRun(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := run(name, args...)
 	if err != nil {
@@ -138,7 +138,7 @@ func run(name string, args ...string) (string, error) {
 }
 
 // startAnnouncer runs an Announcer whose sockets live in ns.
-func startAnnouncer(t *testing.T, ns netns.NsHandle, cfg Config) (*Announcer, *Metrics, *logSink) {
+func startAnnouncer(t testing.TB, ns netns.NsHandle, cfg Config) (*Announcer, *Metrics, *logSink) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
 	logs := &logSink{}
@@ -160,7 +160,7 @@ func startAnnouncer(t *testing.T, ns netns.NsHandle, cfg Config) (*Announcer, *M
 var neighRE = regexp.MustCompile(`lladdr ([0-9a-f:]+) .*\b(REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|PERMANENT|NOARP)\b`)
 
 // neigh returns the MAC and state of ip in namespace ns's neighbour table.
-func neigh(t *testing.T, ns, dev string, ip netip.Addr) (string, string) {
+func neigh(t testing.TB, ns, dev string, ip netip.Addr) (string, string) {
 	t.Helper()
 	out := mustRun(t, "ip", "-n", ns, "neigh", "show", ip.String(), "dev", dev)
 	m := neighRE.FindStringSubmatch(out)
