@@ -143,6 +143,11 @@ func (a *agent) onProbed(r probeResult) bool {
 	var found []responder
 	for _, s := range r.Found {
 		cls := a.classify(s)
+		if isProbe(s.Kind) && cls.Class == classSpeaker && splitBrainWinner(r.Key, a.cfg.NodeName, cls.Node) == a.cfg.NodeName {
+			// Another speaker probing for the address at the same time (RFC 5227's simultaneous probe): of the
+			// two, the one first in the election order goes on, so that they do not both back off.
+			continue
+		}
 		if cls.Class == classKernel {
 			a.kernelSeen[s.VIP] = now
 		}
@@ -161,6 +166,10 @@ func (a *agent) onProbed(r probeResult) bool {
 func (a *agent) onSighting(s sighting) bool {
 	key, ok := a.addrKey[s.VIP]
 	if !ok {
+		return false
+	}
+	if isProbe(s.Kind) {
+		// A probe asks whether the address is in use; the responders answer it. It claims nothing.
 		return false
 	}
 	r := a.classify(s)
@@ -189,6 +198,8 @@ func (a *agent) onSighting(s sighting) bool {
 	a.report(key, c, nc, rep)
 	return out == outRelease
 }
+
+func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }
 
 func (a *agent) isLive(node string) bool { return a.live[node] }
 
