@@ -2,11 +2,14 @@ package speaker
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/heraldlb/herald/internal/iface"
 )
@@ -48,21 +51,38 @@ func kernelAnswers(addr netip.Addr, on string, owners map[netip.Addr]string, arp
 	return fmt.Sprintf("%s is configured on %s and net.ipv4.conf.%s.arp_ignore is 0", addr, owner, on)
 }
 
+// proxyARPAnswers says why this node's kernel answers ARP requests for addr arriving on link on because of proxy
+// ARP, or "" when it does not: with net.ipv4.conf.{all,<on>}.proxy_arp set, Linux answers for any address it
+// routes out of another interface than the one the request arrived on.
+func proxyARPAnswers(addr netip.Addr, on string, proxy map[string]int, routeDev map[netip.Addr]string) string {
+	if proxy["all"] == 0 && proxy[on] == 0 {
+		return ""
+	}
+	dev, ok := routeDev[addr]
+	if !ok || dev == on {
+		return ""
+	}
+	return fmt.Sprintf("net.ipv4.conf.%s.proxy_arp is on and this node routes %s through %s", on, addr, dev)
+}
+
 // kernelFix is the advice that goes with a kernelAnswers finding.
 const kernelFix = "fix: remove the address from the node, or set net.ipv4.conf.all.arp_ignore=1 " +
-	"(kube-proxy in IPVS mode: strictARP: true)"
+	"(kube-proxy in IPVS mode: strictARP: true), and net.ipv4.conf.all.proxy_arp=0; `herald doctor` checks a node"
 
 // readArpIgnore reads net.ipv4.conf.{all,<link>}.arp_ignore of this network namespace for the given links;
 // unreadable values are left out (and count as 0, the kernel's default).
-func readArpIgnore(links []iface.Link) map[string]int {
+func readArpIgnore(links []iface.Link) map[string]int { return readConf(links, "arp_ignore") }
+
+// readConf reads net.ipv4.conf.{all,<link>}.<name> for the given links; unreadable values are left out.
+func readConf(links []iface.Link, name string) map[string]int {
 	out := map[string]int{}
-	read := func(name string) {
-		b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/conf", name, "arp_ignore"))
+	read := func(link string) {
+		b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/conf", link, name))
 		if err != nil {
 			return
 		}
 		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			out[name] = v
+			out[link] = v
 		}
 	}
 	read("all")
@@ -72,4 +92,21 @@ func readArpIgnore(links []iface.Link) map[string]int {
 		}
 	}
 	return out
+}
+
+// routeDev is the link this node routes addr through, or "" when it has no route or the lookup fails.
+func routeDev(addr netip.Addr, links []iface.Link) string {
+	if !addr.Is4() {
+		return ""
+	}
+	routes, err := netlink.RouteGet(net.IP(addr.AsSlice()))
+	if err != nil || len(routes) == 0 {
+		return ""
+	}
+	for _, l := range links {
+		if l.Index == routes[0].LinkIndex {
+			return l.Name
+		}
+	}
+	return ""
 }

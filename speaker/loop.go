@@ -21,6 +21,7 @@ import (
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/service"
 )
 
 type recorder = crrecorder.EventRecorder
@@ -184,6 +185,7 @@ func (a *agent) missingMembers(ctx context.Context) bool {
 // gather reads the decision's inputs from the informer cache without copying.
 func (a *agent) gather(ctx context.Context) (*inputs, error) {
 	in := &inputs{Self: a.cfg.NodeName, Class: a.cfg.LoadBalancerClass, Links: a.curLinks, ArpIgnore: readArpIgnore(a.curLinks),
+		ProxyARP: readConf(a.curLinks, "proxy_arp"),
 		Nodes: map[string]*corev1.Node{}, Endpoints: map[types.NamespacedName][]*discoveryv1.EndpointSlice{}}
 	nocopy := client.UnsafeDisableDeepCopy
 	var nodes corev1.NodeList
@@ -212,9 +214,23 @@ func (a *agent) gather(ctx context.Context) (*inputs, error) {
 		return nil, fmt.Errorf("listing Services: %w", err)
 	}
 	local := map[types.NamespacedName]bool{}
+	proxy := false
+	for _, v := range in.ProxyARP {
+		proxy = proxy || v != 0
+	}
+	if proxy {
+		in.RouteDev = map[netip.Addr]string{}
+	}
 	for i := range svcs.Items {
 		s := &svcs.Items[i]
 		in.Services = append(in.Services, s)
+		if proxy && service.Served(s, in.Class) {
+			for _, addr := range service.Addresses(s) {
+				if dev := routeDev(addr, a.curLinks); addr.Is4() && dev != "" {
+					in.RouteDev[addr] = dev
+				}
+			}
+		}
 		if s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 			local[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = true
 		}

@@ -38,6 +38,8 @@ type inputs struct {
 	Links     []iface.Link
 	ArpIgnore map[string]int // net.ipv4.conf.{all,<link>}.arp_ignore of this node
 	ProxyARP  map[string]int // net.ipv4.conf.{all,<link>}.proxy_arp of this node
+	// RouteDev is, when proxy_arp is on for some link, the device this node routes each IPv4 address through.
+	RouteDev map[netip.Addr]string
 	// Holders are, per group key, the speaker this node knows to answer for it: itself for what it answers, and
 	// the speaker it found answering when it probed. A holder that is live and eligible keeps the key, whoever
 	// the election prefers: moving an address that works costs its clients an outage.
@@ -321,7 +323,9 @@ func decide(in *inputs, table *election.Table) *plan {
 			continue
 		}
 		for _, a := range g.Addrs {
-			if _, ok := owners[a]; !ok {
+			_, owned := owners[a]
+			_, routed := in.RouteDev[a]
+			if !owned && !routed {
 				continue
 			}
 			allowed, auto := interfacesFor(p, in.Nodes[in.Self])
@@ -330,7 +334,11 @@ func decide(in *inputs, table *election.Table) *plan {
 			}
 			ch, _ := iface.Select(a, in.Links, allowed)
 			for _, c := range ch {
-				if why := kernelAnswers(a, c.Link.Name, owners, in.ArpIgnore); why != "" {
+				why := kernelAnswers(a, c.Link.Name, owners, in.ArpIgnore)
+				if why == "" {
+					why = proxyARPAnswers(a, c.Link.Name, in.ProxyARP, in.RouteDev)
+				}
+				if why != "" {
 					if g.Kernel == nil {
 						g.Kernel = map[netip.Addr]string{}
 					}
