@@ -558,9 +558,10 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg)
 	for name, want := range map[string]int{
-		"herald_announce_requests_total":   2 * (int(numResults) - 1),
-		"herald_announce_gratuitous_total": 2,
-		"herald_announce_errors_total":     int(numOps),
+		"herald_announce_requests_total":           2 * (int(numResults) - 1),
+		"herald_announce_gratuitous_total":         2,
+		"herald_announce_gratuitous_stalled_total": 2,
+		"herald_announce_errors_total":             int(numOps),
 	} {
 		if got := testutil.CollectAndCount(reg, name); got != want {
 			t.Errorf("%s has %d series, want %d", name, got, want)
@@ -577,5 +578,6 @@ func TestMetrics(t *testing.T) {
 	var m *Metrics
 	m.request(familyIPv4, resultAnswered)
 	m.sentGratuitous(familyIPv6)
+	m.stalledGratuitous(familyIPv4)
 	m.failed(opWrite)
 }
