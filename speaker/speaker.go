@@ -84,6 +84,10 @@ type Config struct {
 	ProbeInterval, ProbeWait time.Duration
 	// ProbeRate bounds probe frames per second (a node taking over thousands of addresses paces its probes).
 	ProbeRate int
+	// ReplyRate limits, per responder, the replies to one requester for one address (per second, with a burst of
+	// as many) and, per interface and family, all replies; they bound the CPU an ARP/NDP request flood costs.
+	ReplyRatePerRequester float64
+	ReplyRatePerInterface float64
 	// FailbackAfter, when positive, lets the node the election prefers take an address back from the node that
 	// holds it once it has been a live member this long. Zero (the default) never moves an address that works.
 	FailbackAfter time.Duration
@@ -113,6 +117,9 @@ const (
 	DefaultProbeInterval  = 30 * time.Millisecond
 	DefaultProbeWait      = 40 * time.Millisecond
 	DefaultProbeRate      = 20000
+	// DefaultReplyRatePerRequester allows a monitor asking every 10 ms twice over; a flood from one MAC gets
+	// no more.
+	DefaultReplyRatePerRequester = 200
 )
 
 func (c *Config) defaults() {
@@ -130,6 +137,9 @@ func (c *Config) defaults() {
 	}
 	if c.ProbeWait == 0 {
 		c.ProbeWait = DefaultProbeWait
+	}
+	if c.ReplyRatePerRequester == 0 {
+		c.ReplyRatePerRequester = DefaultReplyRatePerRequester
 	}
 	if c.ProbeRate == 0 {
 		c.ProbeRate = DefaultProbeRate
@@ -362,6 +372,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a.ann = announce.New(announce.Config{
 		Fresh:              fresh,
+		RateLimit: announce.Limits{PerRequester: cfg.ReplyRatePerRequester, Burst: int(cfg.ReplyRatePerRequester),
+			PerResponder: cfg.ReplyRatePerInterface},
 		GratuitousRepeats:  cfg.GratuitousRepeats,
 		GratuitousInterval: cfg.GratuitousInterval,
 		Refresh:            cfg.Refresh,

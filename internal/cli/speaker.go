@@ -53,6 +53,8 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", speaker.DefaultProbeInterval, "interval between those probes")
 	fs.DurationVar(&c.ProbeWait, "probe-wait", speaker.DefaultProbeWait, "how long to wait for a claimant after the last probe")
 	fs.IntVar(&c.ProbeRate, "probe-rate", speaker.DefaultProbeRate, "most probe frames sent per second (a node taking over thousands of addresses paces its probes)")
+	fs.Float64Var(&c.ReplyRatePerRequester, "reply-rate-per-requester", speaker.DefaultReplyRatePerRequester, "most ARP/NDP replies per second (and burst) to one requester for one address; negative means unlimited")
+	fs.Float64Var(&c.ReplyRatePerInterface, "reply-rate-per-interface", 20000, "most ARP (or NDP) replies per second on one interface; negative means unlimited")
 	fs.DurationVar(&c.FailbackAfter, "failback-after", 0, "hand an address back to the node the election prefers once it has been up this long; 0 (the default) never moves an address that works")
 	fs.DurationVar(&c.StallThreshold, "stall-threshold", speaker.DefaultStallThreshold, "a gap this long in the speaker's own execution (a CPU stall, SIGSTOP) makes it stop answering and probe again before answering; negative disables")
 	fs.Float64Var(&f.qps, "kube-api-qps", 100, "queries per second to the API server (Announcement writes)")
