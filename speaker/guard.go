@@ -132,6 +132,9 @@ func (a *agent) rememberPeers() {
 
 // onProbed applies probe results; it returns whether any claim changed.
 func (a *agent) onProbed(r probeResult) bool {
+	if !a.fresh() {
+		return false // about to withdraw everything and probe again
+	}
 	c, ok := a.claims[r.Key]
 	if !ok || c.State != claimProbing || c.Gen != r.Gen {
 		return false
@@ -155,6 +158,14 @@ func (a *agent) onProbed(r probeResult) bool {
 	}
 	nc, out, rep := c.probed(r.Gen, found, a.isLive, now, a.policy)
 	a.setClaim(r.Key, nc)
+	switch {
+	case nc.State == claimDeferred && nc.Holder != "":
+		a.log.V(1).Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder)
+	case nc.State == claimDeferred:
+		a.log.Info("a device that is not a speaker answers; not announcing", "key", r.Key, "mac", nc.Foreign.MAC, "retry", nc.Backoff.String())
+	case out == outAnnounce:
+		a.log.V(1).Info("nobody else answers; announcing", "key", r.Key, "probe", now.Sub(r.Started).String())
+	}
 	if out == outAnnounce {
 		a.metrics.ProbeDelay.Observe(now.Sub(r.Started).Seconds())
 	}
@@ -166,6 +177,11 @@ func (a *agent) onProbed(r probeResult) bool {
 func (a *agent) onSighting(s sighting) bool {
 	key, ok := a.addrKey[s.VIP]
 	if !ok {
+		return false
+	}
+	if !a.fresh() {
+		// Frames queued while this process was stopped, read before the stall is handled: another node may have
+		// taken the address over meanwhile, and this node no longer has a say.
 		return false
 	}
 	if isProbe(s.Kind) {
@@ -188,6 +204,11 @@ func (a *agent) onSighting(s sighting) bool {
 	c := a.claims[key]
 	nc, out, rep := c.observed(key, a.cfg.NodeName, r, a.isLive, now, a.policy)
 	a.setClaim(key, nc)
+	if out != outNone {
+		a.log.Info("another device answers for an address this node answers for", "key", key, "address", s.VIP,
+			"mac", r.MAC, "class", r.Class.String(), "node", r.Node, "kind", s.Kind.String(), "interface", s.Interface,
+			"keeps", out == outReannounce)
+	}
 	if out == outReannounce {
 		var addrs []netip.Addr
 		if g := a.plan.Groups[key]; g != nil {
@@ -198,6 +219,9 @@ func (a *agent) onSighting(s sighting) bool {
 	a.report(key, c, nc, rep)
 	return out == outRelease
 }
+
+// fresh says whether this process has run without a stall (always, with stall detection off).
+func (a *agent) fresh() bool { return a.stall == nil || a.stall.Fresh() }
 
 func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }
 

@@ -26,6 +26,10 @@ import (
 
 type recorder = crrecorder.EventRecorder
 
+// statusResync is how often the loop hands the status writer its wants without a change, so that it repairs
+// Announcements someone else overwrote and updates conflicts.
+const statusResync = 5 * time.Second
+
 // Event reasons on Services.
 const (
 	EventAnnouncing        = "Announcing"
@@ -41,6 +45,7 @@ func (a *agent) loop(ctx context.Context) {
 	defer rejoin.Stop()
 	tick := a.cfg.Clock.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	var lastResync time.Time
 	var stalls <-chan time.Duration
 	if a.stall != nil {
 		stalls = a.stall.Stalls()
@@ -102,19 +107,23 @@ func (a *agent) loop(ctx context.Context) {
 			}
 			if changed {
 				a.apply()
-			} else {
+			} else if a.plan != nil {
 				a.conflictGauges()
 				a.status.update(a.wants(a.in, a.plan))
 			}
 			continue
-		case <-tick.C():
+		case now := <-tick.C():
 			if !a.guardTick() {
 				if a.kernelDirty {
 					a.reportKernel()
 				}
 				if a.plan != nil {
 					a.conflictGauges()
-					a.status.update(a.wants(a.in, a.plan))
+					if now.Sub(lastResync) >= statusResync {
+						// Also repairs Announcements another speaker overwrote after this one wrote them.
+						lastResync = now
+						a.status.update(a.wants(a.in, a.plan))
+					}
 				}
 				continue
 			}

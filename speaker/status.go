@@ -59,7 +59,7 @@ type statusWants struct {
 // statusWriter writes Announcements in the background, so that a slow or unreachable API server never delays
 // answering. It keeps only the latest wants and retries what failed.
 type statusWriter struct {
-	client  client.Client
+	client  client.Client // its reads come from the informer cache
 	reader  client.Reader // uncached: the cache may lag behind this writer's own writes
 	node    string
 	log     logr.Logger
@@ -116,7 +116,7 @@ func (w *statusWriter) run(ctx context.Context) {
 func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
 	var errs []error
 	for name, st := range s.Set {
-		if prev, ok := w.written[name]; ok && prev.equal(st) {
+		if prev, ok := w.written[name]; ok && prev.equal(st) && w.cached(ctx, name, st) {
 			continue
 		}
 		if err := w.write(ctx, name, st); err != nil {
@@ -143,6 +143,22 @@ func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
 		return err
 	}
 	return nil
+}
+
+// cached says whether the informer cache shows the Announcement as st would write it: another speaker (one
+// that lost its link and caught up late, say) may have overwritten what this one wrote.
+func (w *statusWriter) cached(ctx context.Context, name types.NamespacedName, st announcementState) bool {
+	var an heraldv1.Announcement
+	if err := w.client.Get(ctx, name, &an, client.UnsafeDisableDeepCopy); err != nil {
+		return false
+	}
+	s := &an.Status
+	if s.Node != st.Node || !slices.Equal(s.Addresses, st.Addresses) || !slices.Equal(s.Interfaces, st.Interfaces) ||
+		!equalConflict(s.Conflict, st.Conflict) {
+		return false
+	}
+	c := meta.FindStatusCondition(s.Conditions, ConditionAnnounced)
+	return c != nil && (c.Status == metav1.ConditionTrue) == st.Announced && c.Reason == st.Reason && c.Message == st.Message
 }
 
 func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st announcementState) error {

@@ -192,3 +192,15 @@ func (s *Series) FirstAfter(t time.Time, mac net.HardwareAddr) (time.Time, bool)
 	}
 	return time.Time{}, false
 }
+
+// LastAnsweredBy is the time of the last request answered by mac, and whether there is one.
+func (s *Series) LastAnsweredBy(mac net.HardwareAddr) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.reqs) - 1; i >= 0; i-- {
+		if slices.ContainsFunc(s.reqs[i].macs, func(m net.HardwareAddr) bool { return macEqual(m, mac) }) {
+			return s.reqs[i].sent, true
+		}
+	}
+	return time.Time{}, false
+}

@@ -96,6 +96,9 @@ func TestSeriesMovesAndDuplicateWindows(t *testing.T) {
 	if got := s.DuplicateWindows(); !slices.Equal(got, want) {
 		t.Errorf("DuplicateWindows = %v, want %v", got, want)
 	}
+	if got, ok := s.LastAnsweredBy(b); !ok || !got.Equal(t0.Add(100*time.Millisecond)) {
+		t.Errorf("LastAnsweredBy(b) = %v, %v; want %v", got, ok, t0.Add(100*time.Millisecond))
+	}
 	if got, ok := s.FirstAfter(t0.Add(15*time.Millisecond), a); !ok || !got.Equal(t0.Add(50*time.Millisecond)) {
 		t.Errorf("FirstAfter = %v, %v; want %v", got, ok, t0.Add(50*time.Millisecond))
 	}
