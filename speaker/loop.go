@@ -195,7 +195,7 @@ func (a *agent) missingMembers(ctx context.Context) bool {
 func (a *agent) gather(ctx context.Context) (*inputs, error) {
 	in := &inputs{Self: a.cfg.NodeName, Class: a.cfg.LoadBalancerClass, Links: a.curLinks, ArpIgnore: readArpIgnore(a.curLinks),
 		ProxyARP: readConf(a.curLinks, "proxy_arp"),
-		Nodes: map[string]*corev1.Node{}, Endpoints: map[types.NamespacedName][]*discoveryv1.EndpointSlice{}}
+		Nodes:    map[string]*corev1.Node{}, Endpoints: map[types.NamespacedName][]*discoveryv1.EndpointSlice{}}
 	nocopy := client.UnsafeDisableDeepCopy
 	var nodes corev1.NodeList
 	if err := a.client.List(ctx, &nodes, nocopy); err != nil {

@@ -371,7 +371,7 @@ func Run(ctx context.Context, cfg Config) error {
 		fresh = a.stall.Fresh
 	}
 	a.ann = announce.New(announce.Config{
-		Fresh:              fresh,
+		Fresh: fresh,
 		RateLimit: announce.Limits{PerRequester: cfg.ReplyRatePerRequester, Burst: int(cfg.ReplyRatePerRequester),
 			PerResponder: cfg.ReplyRatePerInterface},
 		GratuitousRepeats:  cfg.GratuitousRepeats,
