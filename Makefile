@@ -44,7 +44,8 @@ unit: ## Run the tests that need no control plane.
 bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 20 minutes; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./speaker/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
+	$(GO) test -run 'TestChaos' -count 1 -timeout 20m -v ./e2e/ # its "chaos:" lines are the guard's figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m -v ./e2e/
 
@@ -57,6 +58,8 @@ fuzz: ## Run each fuzz target for a short while.
 	$(GO) test -run '^$$' -fuzz '^FuzzNDPRoundTrip$$' -fuzztime 30s ./internal/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime 30s ./internal/membership/
 	$(GO) test -run '^$$' -fuzz '^FuzzTableMatchesWinner$$' -fuzztime 30s ./internal/election/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 30s ./internal/guard/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNDP$$' -fuzztime 30s ./internal/guard/
 
 .PHONY: generate
 generate: tools ## Generate deepcopy code.
