@@ -160,11 +160,11 @@ func (a *agent) onProbed(r probeResult) bool {
 	a.setClaim(r.Key, nc)
 	switch {
 	case nc.State == claimDeferred && nc.Holder != "":
-		a.log.V(1).Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder)
+		a.log.Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder)
 	case nc.State == claimDeferred:
 		a.log.Info("a device that is not a speaker answers; not announcing", "key", r.Key, "mac", nc.Foreign.MAC, "retry", nc.Backoff.String())
 	case out == outAnnounce:
-		a.log.V(1).Info("nobody else answers; announcing", "key", r.Key, "probe", now.Sub(r.Started).String())
+		a.log.Info("nobody else answers; announcing", "key", r.Key, "probe", now.Sub(r.Started).String())
 	}
 	if out == outAnnounce {
 		a.metrics.ProbeDelay.Observe(now.Sub(r.Started).Seconds())

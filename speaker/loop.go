@@ -304,7 +304,11 @@ func (a *agent) reconcile(ctx context.Context) {
 	// Claims: being elected starts a probe; losing the election releases.
 	for key, g := range pl.Groups {
 		c := a.claims[key]
-		elected := g.Winner == in.Self && len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
+		// The election's own choice, deferring to a holder, stays "elected" for the claim: it probes now and then
+		// (backoff up to the retry maximum) to check that the holder still answers, since a holder that stopped
+		// for a reason nobody else sees (it yielded to a foreign device) would otherwise leave the key dark.
+		elected := (g.Winner == in.Self || (g.Elected == in.Self && c.State == claimDeferred && c.Holder != "")) &&
+			len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
 		holderOK := c.Holder != "" && in.Holders[key] == c.Holder && g.HolderOK
 		nc, out := c.elect(elected, holderOK, now, a.policy)
 		a.setClaim(key, nc)

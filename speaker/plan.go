@@ -373,7 +373,7 @@ func decide(in *inputs, table *election.Table) *plan {
 			}
 		}
 		g.Winner = winner
-		if winner != in.Self {
+		if winner != in.Self && g.Elected != in.Self {
 			continue
 		}
 		allowed, auto := interfacesFor(p, in.Nodes[in.Self])
