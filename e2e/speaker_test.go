@@ -6,10 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -588,19 +586,7 @@ func testAPIDown(t *testing.T, c *cluster) {
 	vip := addrs[0]
 	old := c.settled(svc, vip)
 
-	out, err := exec.CommandContext(c.ctx, "ip", "netns", "pids", c.lab.CP.NS).Output()
-	if err != nil {
-		t.Fatalf("listing the control plane's processes: %v", err)
-	}
-	apiserver := 0
-	for _, f := range strings.Fields(string(out)) {
-		if comm, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "kube-apiserver" {
-			apiserver, _ = strconv.Atoi(f)
-		}
-	}
-	if apiserver == 0 {
-		t.Fatalf("no kube-apiserver among the control plane's processes %q", out)
-	}
+	apiserver := c.apiserverPid()
 	if err := syscall.Kill(apiserver, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
