@@ -285,8 +285,14 @@ func TestFloodIsRateLimited(t *testing.T) {
 	if fd.sent < 10000 {
 		t.Errorf("flooder sent only %d requests in %v; the machine is too busy for this test to mean anything", fd.sent, fd.took)
 	}
-	if res.asked < 100 || res.answered != res.asked {
-		t.Errorf("client asked %d times and got %d replies, want every one of at least 100 answered", res.asked, res.answered)
+	// The limiter never refuses the client: every refusal is a flood frame. A few client requests may still be
+	// lost before the responder reads them (the socket buffer overflows when the shared machine is busy running
+	// other tests), so the client's answers are held to 95 %, not 100 %.
+	if refused := float64(fd.sent - got); limited > refused {
+		t.Errorf("%v requests refused as rate_limited but the flooder had only %v refused: the client was limited too", limited, refused)
+	}
+	if res.asked < 100 || float64(res.answered) < 0.95*float64(res.asked) {
+		t.Errorf("client asked %d times and got %d replies, want at least 95 %% of at least 100 answered", res.asked, res.answered)
 	}
 	// Allowed: the burst, the rate over the flood, and one token of slack
 	// for the client's grace period.
