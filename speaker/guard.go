@@ -220,7 +220,12 @@ func (a *agent) onSighting(s sighting) bool {
 }
 
 // fresh says whether this process has run without a stall (always, with stall detection off).
-func (a *agent) fresh() bool { return a.stall == nil || a.stall.Fresh() }
+func (a *agent) fresh() bool {
+	return a.stall == nil || (a.stall.Fresh() && !a.cfg.Clock.Now().Before(a.settleUntil))
+}
+
+// stallSettle is how long after a stall the speaker ignores the wire and starts no probe.
+const stallSettle = 300 * time.Millisecond
 
 func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }
 
@@ -243,6 +248,9 @@ func (a *agent) setClaim(key string, c claim) {
 // guardTick resolves conflicts no longer seen and reports whether a deferred claim is due a decision.
 func (a *agent) guardTick() (decide bool) {
 	now := a.cfg.Clock.Now()
+	if a.settlePending && a.fresh() {
+		a.settlePending, decide = false, true
+	}
 	for key := range a.attention {
 		c := a.claims[key]
 		due := c.due(a.policy)
@@ -277,6 +285,9 @@ func (a *agent) onStall(d time.Duration) {
 		}
 	}
 	a.mine = map[string]bool{}
+	// Frames queued while the process was stopped are still being read; let them drain (and memberlist catch up)
+	// before judging the wire again.
+	a.settleUntil = a.cfg.Clock.Now().Add(stallSettle)
 	a.log.Info("this process did not run for a while; stopped answering and probing again before answering",
 		"stalled", d.Round(time.Millisecond).String(), "addresses", n)
 	a.stall.Resume()

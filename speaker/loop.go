@@ -310,6 +310,10 @@ func (a *agent) reconcile(ctx context.Context) {
 		elected := (g.Winner == in.Self || (g.Elected == in.Self && c.State == claimDeferred && c.Holder != "")) &&
 			len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
 		holderOK := c.Holder != "" && in.Holders[key] == c.Holder && g.HolderOK
+		if elected && !a.fresh() && c.State != claimHeld {
+			a.settlePending = true // decided again once settled (guardTick)
+			continue
+		}
 		nc, out := c.elect(elected, holderOK, now, a.policy)
 		a.setClaim(key, nc)
 		if out == outProbe {

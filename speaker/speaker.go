@@ -224,8 +224,11 @@ type agent struct {
 	selfMACs  map[string]bool          // this node's link MACs
 	live      map[string]bool          // live members at the last decision
 	liveSince map[string]time.Time     // when each live member was first seen live in a row
-	lastJoin  time.Time
-	triggered time.Time // when the first unprocessed trigger arrived
+	// settleUntil: after a stall, no probe starts and no frame counts before then.
+	settleUntil   time.Time
+	settlePending bool // a decision skipped probes while settling
+	lastJoin      time.Time
+	triggered     time.Time // when the first unprocessed trigger arrived
 }
 
 // Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
