@@ -36,8 +36,15 @@ type AnnouncementStatus struct {
 	// +optional
 	Conflict *AnnouncementConflict `json:"conflict,omitempty"`
 
+	// health is what the last health probe of the addresses found. It is written by the watching speaker, a node
+	// other than the announcer (the next in the address's election order), which asks the network who answers
+	// for each address every few seconds, like arping and ndisc6 do.
+	// +optional
+	Health *AnnouncementHealth `json:"health,omitempty"`
+
 	// conditions: Announced is true while the node answers on at least one interface; Conflict is true while
-	// another device answers for an address too (or instead, when Herald yields).
+	// another device answers for an address too (or instead, when Herald yields); Healthy is true while the
+	// watching speaker's probes find exactly one responder for each address, the announcing node.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -85,6 +92,87 @@ type AnnouncementConflict struct {
 	Since *metav1.Time `json:"since,omitempty"`
 }
 
+// HealthVerdict is what a health probe found for an address.
+// +kubebuilder:validation:Enum=Healthy;Dark;Duplicate;WrongResponder;ForeignResponder
+type HealthVerdict string
+
+const (
+	// HealthHealthy: exactly one responder, the node the Announcement names.
+	HealthHealthy HealthVerdict = "Healthy"
+	// HealthDark: nobody answered, so clients cannot reach the address.
+	HealthDark HealthVerdict = "Dark"
+	// HealthDuplicate: more than one MAC answered; clients reach whichever they heard last.
+	HealthDuplicate HealthVerdict = "Duplicate"
+	// HealthWrongResponder: one speaker answered, but not the node the Announcement names.
+	HealthWrongResponder HealthVerdict = "WrongResponder"
+	// HealthForeignResponder: one device answered that is not a Herald speaker, such as a host that owns the
+	// address.
+	HealthForeignResponder HealthVerdict = "ForeignResponder"
+)
+
+// AnnouncementHealth is what the watching speaker's latest probe of a Service's addresses found.
+type AnnouncementHealth struct {
+	// verdict is the worst of the addresses' verdicts: Healthy, Dark, Duplicate, WrongResponder or
+	// ForeignResponder.
+	// +required
+	Verdict HealthVerdict `json:"verdict"`
+
+	// watcher is the node whose speaker probes the addresses.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Watcher string `json:"watcher,omitempty"`
+
+	// lastProbe is when the addresses were last probed.
+	// +optional
+	LastProbe *metav1.Time `json:"lastProbe,omitempty"`
+
+	// since is when the verdict began.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+
+	// addresses are the verdict and responders of each address.
+	// +optional
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=map
+	// +listMapKey=address
+	Addresses []AddressHealth `json:"addresses,omitempty"`
+}
+
+// AddressHealth is what the latest probe of one address found.
+type AddressHealth struct {
+	// address is the load-balancer address probed.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	Address string `json:"address"`
+
+	// verdict is what the probe found for this address.
+	// +required
+	Verdict HealthVerdict `json:"verdict"`
+
+	// responders are the distinct devices that answered, in the order their first answers arrived.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	Responders []HealthResponder `json:"responders,omitempty"`
+}
+
+// HealthResponder is one device that answered a health probe.
+type HealthResponder struct {
+	// mac is the hardware address the answer gave.
+	// +required
+	// +kubebuilder:validation:MaxLength=59
+	MAC string `json:"mac"`
+
+	// node is the responder's node, when the MAC belongs to a Herald speaker.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
+
+	// latency is how long after the request its first answer arrived.
+	// +optional
+	Latency *metav1.Duration `json:"latency,omitempty"`
+}
+
 // Announcement records, for one Service of type LoadBalancer, which node's speaker answers ARP and NDP for its
 // addresses. It has the Service's name and namespace and is written by the announcing speaker.
 // +kubebuilder:object:root=true
@@ -95,6 +183,7 @@ type AnnouncementConflict struct {
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.status.interfaces`
 // +kubebuilder:printcolumn:name="Announced",type=string,JSONPath=`.status.conditions[?(@.type=="Announced")].status`
 // +kubebuilder:printcolumn:name="Conflict",type=string,JSONPath=`.status.conflict.mac`
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.verdict`
 // +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
 type Announcement struct {
 	metav1.TypeMeta   `json:",inline"`
