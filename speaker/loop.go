@@ -21,6 +21,7 @@ import (
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/service"
 )
 
@@ -49,6 +50,10 @@ func (a *agent) loop(ctx context.Context) {
 	var stalls <-chan time.Duration
 	if a.stall != nil {
 		stalls = a.stall.Stalls()
+	}
+	var rounds <-chan probe.Round
+	if a.monitor != nil {
+		rounds = a.monitor.Rounds()
 	}
 	a.triggered = a.cfg.Clock.Now()
 	a.reconcile(ctx)
@@ -112,8 +117,23 @@ func (a *agent) loop(ctx context.Context) {
 				a.status.update(a.wants(a.in, a.plan))
 			}
 			continue
+		case r := <-rounds:
+			a.onRound(r)
+			for more := true; more; {
+				select {
+				case r := <-rounds:
+					a.onRound(r)
+				default:
+					more = false
+				}
+			}
+			continue
 		case now := <-tick.C():
-			if !a.guardTick() {
+			decide := a.guardTick()
+			if a.healthTick() {
+				decide = true
+			}
+			if !decide {
 				if a.kernelDirty {
 					a.reportKernel()
 				}
@@ -295,6 +315,9 @@ func (a *agent) reconcile(ctx context.Context) {
 		}
 	}
 	in.Now, in.FailbackAfter, in.LiveSince = start, a.cfg.FailbackAfter, a.liveSince
+	if a.members != nil {
+		in.Impaired = a.impairedInputs()
+	}
 	pl := decide(in, a.table)
 	a.plan, a.in = pl, in
 	now := a.cfg.Clock.Now()
@@ -341,6 +364,7 @@ func (a *agent) reconcile(ctx context.Context) {
 	}
 	a.reportKernel()
 	a.apply()
+	a.checkDarkReports()
 }
 
 // reportKernel raises KernelAnswers for the groups this node's kernel answers for, from its configuration
@@ -444,6 +468,7 @@ func (a *agent) apply() {
 	a.mine = mine
 	a.conflictGauges()
 	a.status.update(a.wants(in, pl))
+	a.setHealthTargets()
 }
 func winnerText(g *group) string {
 	if g.Winner == "" {

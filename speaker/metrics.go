@@ -18,6 +18,17 @@ type Metrics struct {
 	Conflicting *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
 	Deferred    *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
 	ProbeDelay  prometheus.Histogram   // herald_speaker_probe_delay_seconds
+
+	// Health probing, on the watching speaker.
+	HealthVerdict    *prometheus.GaugeVec     // herald_health_address_verdict{address,service,verdict}
+	HealthResponders *prometheus.GaugeVec     // herald_health_responders{address}
+	HealthAddresses  *prometheus.GaugeVec     // herald_health_addresses{verdict}
+	HealthProbes     *prometheus.CounterVec   // herald_health_probes_total{family,verdict}
+	HealthLatency    *prometheus.HistogramVec // herald_health_probe_latency_seconds{family}
+	HealthRequests   prometheus.Counter       // herald_health_requests_total
+	// On the announcing speaker.
+	DarkReports *prometheus.CounterVec // herald_health_dark_reports_total{action}
+	Impaired    prometheus.Gauge       // herald_health_impaired_prefixes
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -73,6 +84,40 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Buckets: buckets,
 	})
 	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay)
+	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_health_address_verdict",
+		Help: "1 for each load-balancer address this speaker watches, labelled with the verdict of its latest probe (Healthy, Dark, Duplicate, WrongResponder, ForeignResponder) and its Service (namespace/name); one series per address.",
+	}, []string{"address", "service", "verdict"})
+	m.HealthResponders = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_health_responders",
+		Help: "Distinct MACs that answered the latest probe of each load-balancer address this speaker watches.",
+	}, []string{"address"})
+	m.HealthAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "herald_health_addresses",
+		Help: "Load-balancer addresses this speaker watches, by the verdict of their latest probe.",
+	}, []string{"verdict"})
+	m.HealthProbes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_health_probes_total",
+		Help: "Probe rounds this speaker completed, by family (ipv4, ipv6) and verdict.",
+	}, []string{"family", "verdict"})
+	m.HealthLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "herald_health_probe_latency_seconds",
+		Help:    "Time from a health probe's first request to the first answer, by family.",
+		Buckets: buckets,
+	}, []string{"family"})
+	m.HealthRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_health_requests_total",
+		Help: "ARP requests and Neighbor Solicitations the health prober sent (a round sends up to three while unanswered).",
+	})
+	m.DarkReports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_health_dark_reports_total",
+		Help: "Reports from a watcher that an address this speaker announces is dark, by what this speaker did: reannounced (its interface looked fine), withdrew (the interface is down, or the address stayed dark after re-announcing).",
+	}, []string{"action"})
+	m.Impaired = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_health_impaired_prefixes",
+		Help: "Prefixes this speaker withdrew from because it found it could not answer there; other speakers take their addresses over until the hold ends.",
+	})
+	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired)
 	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

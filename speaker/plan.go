@@ -49,6 +49,9 @@ type inputs struct {
 	FailbackAfter time.Duration
 	LiveSince     map[string]time.Time
 	Now           time.Time
+	// Impaired are, per live member, the prefixes it withdrew from (it found it could not answer there, such as
+	// a dead NIC): it is not eligible for addresses inside them.
+	Impaired map[string][]netip.Prefix
 }
 
 // group is a set of Services sharing one announcement: the same first load-balancer address, hence the same
@@ -72,6 +75,12 @@ type group struct {
 	Refusals map[netip.Addr][]iface.Refusal
 	// Kernel says, per address, why this node's kernel answers ARP for it too, whoever is elected.
 	Kernel map[netip.Addr]string
+	// Watcher is the node that probes the group's addresses for health: the first eligible node in the key's
+	// election order other than Winner; "" when there is none.
+	Watcher string
+	// ProbeFrom is, when this node is the Watcher, the interface it probes each address from (the one it would
+	// answer on).
+	ProbeFrom map[netip.Addr]iface.Link
 }
 
 // svcRef is a Service of a group and its own addresses.
@@ -349,9 +358,15 @@ func decide(in *inputs, table *election.Table) *plan {
 		}
 		nodes := eligibleFor(p)
 		locals := localOnly[key]
+		keyAddr := netip.MustParseAddr(key)
 		eligible := func(n string) bool {
 			if !nodes[n] {
 				return false
+			}
+			for _, pf := range in.Impaired[n] {
+				if pf.Contains(keyAddr) {
+					return false
+				}
 			}
 			for _, l := range locals {
 				if !l[n] {
@@ -373,12 +388,23 @@ func decide(in *inputs, table *election.Table) *plan {
 			}
 		}
 		g.Winner = winner
-		if winner != in.Self && g.Elected != in.Self {
-			continue
+		if w, ok := table.Elect(key, func(n string) bool { return n != winner && eligible(n) }); ok {
+			g.Watcher = w
 		}
 		allowed, auto := interfacesFor(p, in.Nodes[in.Self])
 		if auto {
 			allowed = nil
+		}
+		if g.Watcher == in.Self && winner != in.Self {
+			g.ProbeFrom = map[netip.Addr]iface.Link{}
+			for _, a := range g.Addrs {
+				if ch, _ := iface.Select(a, in.Links, allowed); len(ch) > 0 {
+					g.ProbeFrom[a] = ch[0].Link
+				}
+			}
+		}
+		if winner != in.Self && g.Elected != in.Self {
+			continue
 		}
 		g.Choices = map[netip.Addr][]iface.Choice{}
 		g.Refusals = map[netip.Addr][]iface.Refusal{}

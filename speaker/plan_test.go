@@ -457,3 +457,58 @@ func TestDecideHolder(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideWatcherAndImpaired(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	const ip = "198.51.100.20"
+	base := func(self string) *inputs {
+		in := ptInputs(self, live, nodes)
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.51.100.0/24")}
+		in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+		in.Services = []*corev1.Service{ptSvc("s", ip)}
+		in.Now = t0
+		return in
+	}
+	order := election.Order(ip, live)
+
+	// Every node agrees: the watcher is the second in the order, and only it gets an interface to probe from.
+	for _, self := range live {
+		g := decide(base(self), election.NewTable()).Groups[ip]
+		if g.Winner != order[0] || g.Watcher != order[1] {
+			t.Errorf("%s: winner %s watcher %s, want %s and %s", self, g.Winner, g.Watcher, order[0], order[1])
+		}
+		wantProbe := self == order[1]
+		if l, ok := g.ProbeFrom[netip.MustParseAddr(ip)]; ok != wantProbe || (ok && l.Name != "eth0") {
+			t.Errorf("%s: probes from %+v (%v), want eth0: %v", self, l, ok, wantProbe)
+		}
+	}
+
+	// A holder that is not the election's choice: the watcher is the first other node, the preferred one.
+	in := base(order[1])
+	in.Holders = map[string]string{ip: order[2]}
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[2] || g.Watcher != order[0] {
+		t.Errorf("holder %s: winner %s watcher %s, want watcher %s", order[2], g.Winner, g.Watcher, order[0])
+	}
+
+	// The announcer withdrew from the address's prefix: the next node announces, the one after watches; the
+	// holder rule does not keep an impaired holder.
+	in = base(order[1])
+	in.Holders = map[string]string{ip: order[0]}
+	in.Impaired = map[string][]netip.Prefix{order[0]: {netip.MustParsePrefix("198.51.100.0/24")}}
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[1] || g.Watcher != order[2] || g.HolderOK {
+		t.Errorf("impaired %s: winner %s watcher %s holderOK %v, want %s and %s", order[0], g.Winner, g.Watcher, g.HolderOK, order[1], order[2])
+	}
+	// A prefix that does not hold the address changes nothing.
+	in = base(order[1])
+	in.Impaired = map[string][]netip.Prefix{order[0]: {netip.MustParsePrefix("203.0.113.0/24")}}
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[0] {
+		t.Errorf("impaired elsewhere: winner %s, want %s", g.Winner, order[0])
+	}
+	// A lone eligible node has no watcher.
+	in = base(order[0])
+	in.Live = []string{order[0]}
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[0] || g.Watcher != "" {
+		t.Errorf("alone: winner %s watcher %q, want %s and none", g.Winner, g.Watcher, order[0])
+	}
+}

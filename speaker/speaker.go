@@ -36,6 +36,7 @@ import (
 	"github.com/heraldlb/herald/internal/guard"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/membership"
+	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/stall"
 )
 
@@ -96,6 +97,20 @@ type Config struct {
 	// negative disables the check.
 	StallThreshold time.Duration
 
+	// HealthInterval is how often the watching speaker probes each address it watches (the next node in the
+	// address's election order after the announcer); zero means the default (5s), negative disables health
+	// probing. HealthWait is how long a request waits for answers and HealthAttempts how many requests a round
+	// sends while none is answered.
+	HealthInterval time.Duration
+	HealthWait     time.Duration
+	HealthAttempts int
+	// HealthStatusRefresh is how often an unchanged health verdict is written to the Announcements again, to
+	// refresh its lastProbe (a change is written at once).
+	HealthStatusRefresh time.Duration
+	// ImpairedHold is how long a speaker stays withdrawn from a prefix it could not answer on (a watcher found
+	// an address dark after this node re-announced it, or its interface was down).
+	ImpairedHold time.Duration
+
 	RESTConfig  *rest.Config
 	MetricsAddr string // "0" disables
 	ProbeAddr   string // "0" disables
@@ -112,11 +127,14 @@ const (
 
 // Defaults of the guard.
 const (
-	DefaultStallThreshold = 250 * time.Millisecond
-	DefaultProbeCount     = 3
-	DefaultProbeInterval  = 30 * time.Millisecond
-	DefaultProbeWait      = 40 * time.Millisecond
-	DefaultProbeRate      = 20000
+	DefaultStallThreshold      = 250 * time.Millisecond
+	DefaultProbeCount          = 3
+	DefaultProbeInterval       = 30 * time.Millisecond
+	DefaultProbeWait           = 40 * time.Millisecond
+	DefaultProbeRate           = 20000
+	DefaultHealthInterval      = 5 * time.Second
+	DefaultHealthStatusRefresh = 2 * time.Minute
+	DefaultImpairedHold        = time.Minute
 	// DefaultReplyRatePerRequester allows a monitor asking every 10 ms twice over; a flood from one MAC gets
 	// no more.
 	DefaultReplyRatePerRequester = 200
@@ -146,6 +164,15 @@ func (c *Config) defaults() {
 	}
 	if c.Port == 0 {
 		c.Port = 7946
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = DefaultHealthInterval
+	}
+	if c.HealthStatusRefresh == 0 {
+		c.HealthStatusRefresh = DefaultHealthStatusRefresh
+	}
+	if c.ImpairedHold == 0 {
+		c.ImpairedHold = DefaultImpairedHold
 	}
 	if c.LeaveTimeout == 0 {
 		c.LeaveTimeout = 2 * time.Second
@@ -227,8 +254,10 @@ type agent struct {
 	// settleUntil: after a stall, no probe starts and no frame counts before then.
 	settleUntil   time.Time
 	settlePending bool // a decision skipped probes while settling
-	lastJoin      time.Time
-	triggered     time.Time // when the first unprocessed trigger arrived
+
+	health    // health probing: watcher and announcer sides
+	lastJoin  time.Time
+	triggered time.Time // when the first unprocessed trigger arrived
 }
 
 // Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
@@ -291,6 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		live:      map[string]bool{},
 		liveSince: map[string]time.Time{},
 		probed:    make(chan probeResult, 256),
+		health:    newHealth(),
 	}
 	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
 	// them this speaker's own writes, do not wake the loop.
@@ -420,6 +450,15 @@ func Run(ctx context.Context, cfg Config) error {
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	wg.Go(func() { a.status.run(statusCtx) })
+
+	if cfg.HealthInterval > 0 {
+		a.monitor = probe.NewMonitor(probe.MonitorConfig{Interval: cfg.HealthInterval, Wait: cfg.HealthWait,
+			Attempts: cfg.HealthAttempts, Clock: cfg.Clock, Logger: log.WithName("health")})
+		wg.Go(func() { a.monitor.Run(ctx) })
+		defer a.monitor.Close()
+		a.healthStatus = newHealthWriter(a.client, mgr.GetAPIReader(), log.WithName("health-status"), cfg.Clock, cfg.HealthStatusRefresh)
+		wg.Go(func() { a.healthStatus.run(statusCtx) })
+	}
 
 	a.loop(ctx)
 

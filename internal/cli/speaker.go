@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldlb/herald/controllers"
 	"github.com/heraldlb/herald/internal/membership"
+	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/speaker"
 )
 
@@ -49,6 +50,11 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.ConflictRetryMin, "conflict-retry-min", time.Second, "first delay before probing again an address another device answers for")
 	fs.DurationVar(&c.ConflictRetryMax, "conflict-retry-max", 30*time.Second, "longest delay between those probes (the delay doubles up to it)")
 	fs.DurationVar(&c.ConflictClearAfter, "conflict-clear-after", 5*time.Second, "a conflict not seen again for this long is resolved")
+	fs.DurationVar(&c.HealthInterval, "health-interval", speaker.DefaultHealthInterval, "how often the watching speaker (the next node in an address's election order) probes each address it watches, like arping; negative disables health probing")
+	fs.DurationVar(&c.HealthWait, "health-wait", probe.DefaultMonitorWait, "how long a health probe request waits for answers")
+	fs.IntVar(&c.HealthAttempts, "health-attempts", probe.DefaultMonitorAttempts, "requests a health probe round sends while none is answered")
+	fs.DurationVar(&c.HealthStatusRefresh, "health-status-refresh", speaker.DefaultHealthStatusRefresh, "how often an unchanged health verdict is written to the Announcements again (changes are written at once)")
+	fs.DurationVar(&c.ImpairedHold, "impaired-hold", speaker.DefaultImpairedHold, "how long a speaker withdraws from a prefix where a watcher found an address dark after it re-announced it, or where its interface was down")
 	fs.IntVar(&c.ProbeCount, "probe-count", speaker.DefaultProbeCount, "ARP probes / DAD solicitations sent before first answering for an address")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", speaker.DefaultProbeInterval, "interval between those probes")
 	fs.DurationVar(&c.ProbeWait, "probe-wait", speaker.DefaultProbeWait, "how long to wait for a claimant after the last probe")

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/speaker"
+)
+
+// TestHealth checks the health prober with the default 5 s interval: the watching speaker's verdict for each
+// kind of trouble made on purpose, in the Announcement, the metric and Events, and the announcer withdrawing
+// when an address it answers for stays dark.
+func TestHealth(t *testing.T) {
+	c := newClusterWith(t, 3, []string{"rogue"}, "--conflict-retry-max=2s")
+	c.pool("lab", []string{poolV4, poolV6})
+	t.Run("healthy", func(t *testing.T) { healthHealthy(t, c) })
+	t.Run("duplicate responder", func(t *testing.T) { healthDuplicate(t, c) })
+	t.Run("wrong responder", func(t *testing.T) { healthWrong(t, c) })
+	t.Run("foreign responder", func(t *testing.T) { healthForeign(t, c) })
+	t.Run("dark: the announcer withdraws", func(t *testing.T) { healthDark(t, c) })
+}
+
+// health waits for the Service's Announcement to carry the verdict for addr and returns the Announcement.
+func (c *cluster) health(s *corev1.Service, addr netip.Addr, want heraldv1.HealthVerdict, timeout time.Duration) *heraldv1.Announcement {
+	c.t.Helper()
+	var an heraldv1.Announcement
+	c.eventually(timeout, fmt.Sprintf("%s's health verdict for %s to be %s", s.Name, addr, want), func() (bool, string) {
+		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(s), &an); err != nil {
+			return false, err.Error()
+		}
+		h := an.Status.Health
+		if h == nil {
+			return false, "no health yet"
+		}
+		for _, a := range h.Addresses {
+			if a.Address == addr.String() {
+				return a.Verdict == want, fmt.Sprintf("verdict %s, responders %+v", a.Verdict, a.Responders)
+			}
+		}
+		return false, fmt.Sprintf("health %+v", *h)
+	})
+	return &an
+}
+
+// verdictMetric is the watcher's herald_health_address_verdict series for addr: its verdict label, or "".
+func (c *cluster) verdictMetric(node string, addr netip.Addr) string {
+	body, err := c.metrics(node)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "herald_health_address_verdict{") && strings.Contains(line, `address="`+addr.String()+`"`) &&
+			strings.HasSuffix(line, " 1") {
+			_, rest, _ := strings.Cut(line, `verdict="`)
+			v, _, _ := strings.Cut(rest, `"`)
+			return v
+		}
+	}
+	return ""
+}
+
+// metrics reads a speaker's whole /metrics page.
+func (c *cluster) metrics(node string) (string, error) {
+	h := c.hosts[node]
+	conn, err := h.DialContext(c.ctx, "tcp", net.JoinHostPort(h.IPv4.String(), "9122"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := conn.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String(), nil
+}
+
+// visible measures how long after start the watcher's verdict for addr is want in both the Announcement and
+// the metric.
+func (c *cluster) visible(s *corev1.Service, addr netip.Addr, want heraldv1.HealthVerdict, start time.Time, timeout time.Duration) (status, metric time.Duration, an *heraldv1.Announcement) {
+	c.t.Helper()
+	c.eventually(timeout, fmt.Sprintf("%s's verdict %s in the status and the metric", addr, want), func() (bool, string) {
+		var cur heraldv1.Announcement
+		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(s), &cur); err != nil {
+			return false, err.Error()
+		}
+		if h := cur.Status.Health; h != nil {
+			for _, a := range h.Addresses {
+				if a.Address == addr.String() && a.Verdict == want && status == 0 {
+					status = time.Since(start)
+					an = cur.DeepCopy()
+				}
+			}
+			if metric == 0 && c.verdictMetric(h.Watcher, addr) == string(want) {
+				metric = time.Since(start)
+			}
+		}
+		return status > 0 && metric > 0, fmt.Sprintf("status after %v, metric after %v", status, metric)
+	})
+	return status, metric, an
+}
+
+func healthHealthy(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "ok", "lab", func(s *corev1.Service) {
+		s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	})
+	defer c.delete(svc)
+	node := c.settled(svc, addrs[0])
+	for _, a := range addrs {
+		an := c.health(svc, a, heraldv1.HealthHealthy, 20*time.Second)
+		h := an.Status.Health
+		if h.Watcher == "" || h.Watcher == node {
+			t.Errorf("watcher %q: want a node other than the announcer %s", h.Watcher, node)
+		}
+		if h.LastProbe == nil || time.Since(h.LastProbe.Time) > time.Minute {
+			t.Errorf("lastProbe %v: want a recent time", h.LastProbe)
+		}
+		for _, ah := range h.Addresses {
+			if ah.Address != a.String() {
+				continue
+			}
+			if len(ah.Responders) != 1 || ah.Responders[0].MAC != c.hosts[node].MAC.String() || ah.Responders[0].Node != node {
+				t.Errorf("%s responders %+v: want %s (%s) alone", a, ah.Responders, c.hosts[node].MAC, node)
+			}
+			if l := ah.Responders[0].Latency; l == nil || l.Duration <= 0 || l.Duration > time.Second {
+				t.Errorf("%s latency %v: want a positive time under a second", a, l)
+			}
+		}
+		cond := meta.FindStatusCondition(an.Status.Conditions, speaker.ConditionHealthy)
+		if cond == nil || cond.Status != metav1.ConditionTrue {
+			t.Errorf("Healthy condition %+v: want True", cond)
+		}
+		c.eventually(10*time.Second, "the watcher's metric", func() (bool, string) {
+			v := c.verdictMetric(h.Watcher, a)
+			return v == "Healthy", "verdict metric " + v
+		})
+	}
+	t.Logf("health: %v announced by %s, watched by the next node in its election order", addrs, node)
+}
+
+func healthDuplicate(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "dup", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	node := c.settled(svc, vip)
+	c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	// A host that owns the address without telling anyone (no gratuitous ARP): only requests find it.
+	start := time.Now()
+	remove := c.rogueOwn(vip)
+	defer remove()
+	st, mt, an := c.visible(svc, vip, heraldv1.HealthDuplicate, start, 30*time.Second)
+	t.Logf("health: verdict=Duplicate visible_in_status=%v visible_in_metric=%v (interval 5s)", st.Round(time.Millisecond), mt.Round(time.Millisecond))
+	var macs []string
+	for _, a := range an.Status.Health.Addresses {
+		for _, r := range a.Responders {
+			macs = append(macs, r.MAC)
+		}
+	}
+	slices.Sort(macs)
+	want := []string{c.hosts[node].MAC.String(), c.lab.Others[0].MAC.String()}
+	slices.Sort(want)
+	if !slices.Equal(macs, want) {
+		t.Errorf("responders %v, want the announcer's and the rogue's %v", macs, want)
+	}
+	if cond := meta.FindStatusCondition(an.Status.Conditions, speaker.ConditionHealthy); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "Duplicate" {
+		t.Errorf("Healthy condition %+v: want False, Duplicate", cond)
+	}
+	c.eventually(10*time.Second, "a DuplicateResponders Event", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventDuplicateResponders)
+		return len(evs) > 0 && strings.Contains(evs[0], c.lab.Others[0].MAC.String()), fmt.Sprint(evs)
+	})
+	remove()
+	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
+	c.eventually(10*time.Second, "an AddressHealthy Event", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventAddressHealthy)
+		return len(evs) > 0, fmt.Sprint(evs)
+	})
+}
+
+// silence makes a node's announcements of addr vanish on the wire (an nftables egress rule drops its ARP
+// frames with addr as the sender): to the node, everything looks fine. It returns the undo.
+func (c *cluster) silence(node string, addr netip.Addr) func() {
+	c.t.Helper()
+	table := "herald_silence_" + strings.ReplaceAll(addr.String(), ".", "_")
+	if err := nft(c, node, "add", "table", "netdev", table); err != nil {
+		c.t.Fatal(err)
+	}
+	undo := func() {
+		if table != "" {
+			if err := nft(c, node, "delete", "table", "netdev", table); err != nil {
+				c.t.Error(err)
+			}
+			table = ""
+		}
+	}
+	if err := nft(c, node, "add", "chain", "netdev", table, "out", "{ type filter hook egress device eth0 priority 0 ; }"); err != nil {
+		undo()
+		c.t.Fatal(err)
+	}
+	if err := nft(c, node, "add", "rule", "netdev", table, "out", "arp", "saddr", "ip", addr.String(), "drop"); err != nil {
+		undo()
+		c.t.Fatal(err)
+	}
+	return undo
+}
+
+func healthWrong(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "wrong", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	node := c.settled(svc, vip)
+	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	watcher := an.Status.Health.Watcher
+	third := ""
+	for n := range c.hosts {
+		if n != node && n != watcher {
+			third = n
+		}
+	}
+	// The announcer's answers vanish, and a third node's kernel answers instead (the address on its lo, no
+	// strict ARP): one speaker's MAC answers, not the announcer's.
+	undo := c.silence(node, vip)
+	defer undo()
+	h := c.hosts[third]
+	if out, err := h.Run(c.ctx, "ip", "addr", "add", vip.String()+"/32", "dev", "lo"); err != nil {
+		t.Fatalf("adding %s to lo on %s: %v %s", vip, third, err, out)
+	}
+	removed := false
+	remove := func() {
+		if !removed {
+			removed = true
+			if out, err := h.Run(c.ctx, "ip", "addr", "del", vip.String()+"/32", "dev", "lo"); err != nil {
+				t.Errorf("removing %s from lo on %s: %v %s", vip, third, err, out)
+			}
+		}
+	}
+	defer remove()
+	start := time.Now()
+	st, mt, an := c.visible(svc, vip, heraldv1.HealthWrongResponder, start, 30*time.Second)
+	t.Logf("health: verdict=WrongResponder visible_in_status=%v visible_in_metric=%v", st.Round(time.Millisecond), mt.Round(time.Millisecond))
+	for _, a := range an.Status.Health.Addresses {
+		if len(a.Responders) != 1 || a.Responders[0].Node != third {
+			t.Errorf("responders %+v: want %s alone", a.Responders, third)
+		}
+	}
+	c.eventually(10*time.Second, "a WrongResponder Event", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventWrongResponder)
+		return len(evs) > 0 && strings.Contains(evs[0], third), fmt.Sprint(evs)
+	})
+	remove()
+	undo()
+	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
+}
+
+func healthForeign(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "foreign", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	c.settled(svc, vip)
+	c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	// A host takes the address and says so (gratuitous ARP): Herald yields, and only that host answers.
+	remove := c.rogueOwn(vip)
+	defer remove()
+	r := c.lab.Others[0]
+	if out, err := r.Run(c.ctx, "arping", "-U", "-c", "2", "-I", r.Link, vip.String()); err != nil {
+		t.Logf("arping -U: %v %s", err, out) // iputils arping exits 1 when no reply comes; the frames went out
+	}
+	_, _, an := c.visible(svc, vip, heraldv1.HealthForeignResponder, time.Now(), 30*time.Second)
+	for _, a := range an.Status.Health.Addresses {
+		if len(a.Responders) != 1 || a.Responders[0].MAC != r.MAC.String() || a.Responders[0].Node != "" {
+			t.Errorf("responders %+v: want the rogue %s alone", a.Responders, r.MAC)
+		}
+	}
+	c.eventually(10*time.Second, "a ForeignResponder Event", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventForeignResponder)
+		return len(evs) > 0, fmt.Sprint(evs)
+	})
+	remove()
+	c.health(svc, vip, heraldv1.HealthHealthy, 40*time.Second)
+}
+
+// healthDark silences the announcer on the wire: the watcher finds the address dark and publishes it, the
+// announcer re-announces (still silenced), then withdraws, and another node answers. Runs last: the node stays
+// withdrawn from the lab's prefix for the hold (a minute).
+func healthDark(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "dark", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	node := c.settled(svc, vip)
+	c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	start := time.Now()
+	undo := c.silence(node, vip)
+	defer undo()
+	if got := c.responders(vip); len(got) != 0 {
+		t.Fatalf("the silenced address is answered by %v", got)
+	}
+	st, mt, _ := c.visible(svc, vip, heraldv1.HealthDark, start, 30*time.Second)
+	t.Logf("health: verdict=Dark visible_in_status=%v visible_in_metric=%v (interval 5s)", st.Round(time.Millisecond), mt.Round(time.Millisecond))
+	c.eventually(10*time.Second, "an AddressDark Event", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventAddressDark)
+		return len(evs) > 0, fmt.Sprint(evs)
+	})
+	c.eventually(20*time.Second, "the announcer re-announcing on the watcher's report", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventDarkReported)
+		return len(evs) > 0 && strings.Contains(evs[0], node), fmt.Sprint(evs)
+	})
+	newNode, _ := c.announcer(svc, node)
+	moved := time.Since(start)
+	c.waitResponder(vip, c.hosts[newNode].MAC)
+	if evs := c.events(svc.Namespace, svc.Name, speaker.EventWithdrawn); len(evs) == 0 || !strings.Contains(evs[0], node) {
+		t.Errorf("Withdrawn Events %v: want one from %s", evs, node)
+	}
+	if v, err := c.metric(node, "herald_health_impaired_prefixes"); err != nil || v != 1 {
+		t.Errorf("herald_health_impaired_prefixes on %s = %v (%v), want 1", node, v, err)
+	}
+	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
+	t.Logf("health: dark address answered again by %s %v after %s was silenced", newNode, moved.Round(time.Millisecond), node)
+}
