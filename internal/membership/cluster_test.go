@@ -61,6 +61,60 @@ type pumpTransport struct {
 	dead      atomic.Bool
 	packetsIn atomic.Int64 // packets delivered to memberlist
 	bytesIn   atomic.Int64 // their bytes
+
+	gateMu sync.Mutex    // guards gate
+	gate   chan struct{} // when not nil, sends wait until it is closed
+}
+
+// blockSends makes every packet and stream this transport sends wait until
+// unblockSends: a network that takes nothing, so that memberlist's
+// goroutines stall in their sends and UpdateNode waits for its broadcast
+// until it times out.
+func (t *pumpTransport) blockSends() {
+	t.gateMu.Lock()
+	defer t.gateMu.Unlock()
+	if t.gate == nil {
+		t.gate = make(chan struct{})
+	}
+}
+
+// unblockSends releases the sends blockSends holds.
+func (t *pumpTransport) unblockSends() {
+	t.gateMu.Lock()
+	defer t.gateMu.Unlock()
+	if t.gate != nil {
+		close(t.gate)
+		t.gate = nil
+	}
+}
+
+func (t *pumpTransport) waitGate() {
+	t.gateMu.Lock()
+	g := t.gate
+	t.gateMu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
+
+func (t *pumpTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	t.waitGate()
+	return t.MockTransport.WriteTo(b, addr)
+}
+
+func (t *pumpTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	t.waitGate()
+	return t.MockTransport.WriteToAddress(b, a)
+}
+
+func (t *pumpTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	t.waitGate()
+	return t.MockTransport.DialTimeout(addr, timeout)
+}
+
+func (t *pumpTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	t.waitGate()
+	return t.MockTransport.DialAddressTimeout(a, timeout)
 }
 
 func (t *pumpTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
@@ -247,6 +301,9 @@ func (c *cluster) kill(name string) { c.tr[name].dead.Store(true) }
 
 func (c *cluster) close() {
 	c.once.Do(func() {
+		for _, tr := range c.tr {
+			tr.unblockSends()
+		}
 		c.mu.Lock()
 		lists := make(map[string]*List, len(c.lists))
 		for n, l := range c.lists {
@@ -297,5 +354,5 @@ func memberNames(ms []Member) string {
 	return strings.Join(s, ",")
 }
 
-// cmpAddr lets cmp compare netip.Addr values with ==.
-var cmpAddr = cmpopts.EquateComparable(netip.Addr{})
+// cmpAddr lets cmp compare netip.Addr and netip.Prefix values with ==.
+var cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})

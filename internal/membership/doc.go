@@ -1,7 +1,8 @@
 // Package membership keeps the set of live Herald speakers with
 // hashicorp/memberlist (SWIM with the Lifeguard extensions), encrypting gossip
 // with a 32-byte AES-256-GCM key and publishing each speaker's announcing MACs
-// in its member metadata.
+// and health state (the prefixes it withdrew from and the addresses it finds
+// dark, see SetHealth) in its member metadata.
 //
 // # Failure detection with DefaultTimings
 //

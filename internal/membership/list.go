@@ -31,8 +31,8 @@ const DefaultKeyGrace = time.Minute
 // closeLeaveTimeout bounds the Leave that Close performs.
 const closeLeaveTimeout = time.Second
 
-// updateTimeout bounds how long UpdateMACs waits for the update to be
-// gossiped.
+// updateTimeout bounds how long UpdateMACs, and the goroutine that
+// publishes SetHealth's changes, wait for an update to be gossiped.
 const updateTimeout = time.Second
 
 // ErrClosed is returned by methods called after Close.
@@ -76,6 +76,22 @@ type Member struct {
 	// MACs are the MACs the member published; nil if its metadata could
 	// not be decoded.
 	MACs []net.HardwareAddr
+	// Impaired are the prefixes the member has withdrawn from (it cannot
+	// answer there): it is not eligible for load-balancer addresses inside
+	// them. nil when it publishes none, or version 1 metadata.
+	Impaired []netip.Prefix
+	// Dark are the load-balancer addresses the member, as a health
+	// watcher, finds unanswered. nil when it publishes none, or version 1
+	// metadata.
+	Dark []netip.Addr
+}
+
+// clone returns m with its slices copied.
+func (m Member) clone() Member {
+	m.MACs = cloneMACs(m.MACs)
+	m.Impaired = slices.Clone(m.Impaired)
+	m.Dark = slices.Clone(m.Dark)
+	return m
 }
 
 // List is this speaker's membership in the cluster of speakers.
@@ -90,8 +106,19 @@ type List struct {
 	done    chan struct{} // closed when keyLoop returns
 	keyPoke chan struct{} // capacity 1: wakes keyLoop after pending changed
 
-	metaMu sync.Mutex // guards meta, the encoded metadata NodeMeta publishes
+	// metaMu guards cur (this member's metadata as set by New, UpdateMACs
+	// and SetHealth, before any trimming) and meta (cur encoded: what
+	// NodeMeta publishes). Taken before viewMu when both are held.
+	metaMu sync.Mutex
+	cur    Meta
 	meta   []byte
+
+	// quit is closed by shutdown: publishLoop returns and SetHealth
+	// refuses. pubPoke (capacity 1) wakes publishLoop after SetHealth
+	// changed meta; pubDone is closed when publishLoop returns.
+	quit    chan struct{}
+	pubPoke chan struct{}
+	pubDone chan struct{}
 
 	name string // this member's name
 
@@ -101,11 +128,18 @@ type List struct {
 	view   map[string]Member
 	self   Member
 
-	// stateMu guards left and closed, and serialises Leave, UpdateMACs and
-	// Close so memberlist is never called after Shutdown.
+	// stateMu guards closed, and serialises Leave, UpdateMACs and Close so
+	// memberlist is never called after Shutdown (publishLoop, which does
+	// not take stateMu, is stopped first).
 	stateMu sync.Mutex
-	left    bool
 	closed  bool
+
+	// updateMu serialises the calls that publish this member's state to
+	// memberlist (UpdateNode and Leave) and guards left. UpdateNode reads
+	// the metadata and then takes the next incarnation number, so two at
+	// once could publish the older metadata last. Taken after stateMu.
+	updateMu sync.Mutex
+	left     bool
 
 	// keyMu serialises keyring changes and guards pending and pendingGen,
 	// the grace period after which keys other than the primary are dropped
@@ -143,7 +177,8 @@ func New(cfg Config) (*List, error) {
 	if err := timings.validate(); err != nil {
 		return nil, err
 	}
-	meta, err := EncodeMeta(cfg.NodeName, cfg.MACs)
+	cur := Meta{Node: cfg.NodeName, MACs: cloneMACs(cfg.MACs)}
+	meta, _, err := EncodeMeta(cur)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +195,11 @@ func New(cfg Config) (*List, error) {
 		changed: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		keyPoke: make(chan struct{}, 1),
+		cur:     cur,
 		meta:    meta,
+		quit:    make(chan struct{}),
+		pubPoke: make(chan struct{}, 1),
+		pubDone: make(chan struct{}),
 		view:    make(map[string]Member),
 		pending: -1,
 	}
@@ -196,6 +235,7 @@ func New(cfg Config) (*List, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	go l.keyLoop(ctx)
+	go l.publishLoop()
 	self := l.LocalMember()
 	l.log.Info("memberlist started", "node", self.Name, "addr", self.Addr, "port", self.Port)
 	return l, nil
@@ -208,33 +248,57 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// memberFromNode copies what Herald needs out of a memberlist node. It must
-// only be called where memberlist holds its node lock (event callbacks) or
-// on a node memberlist no longer changes.
-func memberFromNode(n *memberlist.Node) (Member, error) {
+// memberFromNode copies what Herald needs out of a memberlist node, taking
+// the metadata from meta rather than n.Meta. It must only be called where
+// memberlist holds its node lock (event callbacks) or on a node memberlist
+// no longer changes.
+func memberFromNode(n *memberlist.Node, meta []byte) (Member, error) {
 	m := Member{Name: n.Name, Port: int(n.Port)}
 	if a, ok := netip.AddrFromSlice(n.Addr); ok {
 		m.Addr = a.Unmap()
 	}
-	node, macs, err := DecodeMeta(n.Meta)
+	md, err := DecodeMeta(meta)
 	if err != nil {
 		return m, err
 	}
-	if node != n.Name {
-		return m, fmt.Errorf("membership: metadata names node %q, member is %q", node, n.Name)
+	if md.Node != n.Name {
+		return m, fmt.Errorf("membership: metadata names node %q, member is %q", md.Node, n.Name)
 	}
-	m.MACs = macs
+	m.setMeta(md)
 	return m, nil
 }
 
+// setMeta copies the published fields of md into m.
+func (m *Member) setMeta(md Meta) {
+	m.MACs, m.Impaired, m.Dark = md.MACs, md.Impaired, md.Dark
+}
+
 // LocalMember returns this member as the cluster sees it, including the
-// port actually bound when Config.Port was 0.
+// port actually bound when Config.Port was 0. Its MACs, Impaired and Dark
+// are the ones last set, even while SetHealth's update is still being
+// gossiped.
 func (l *List) LocalMember() Member {
 	l.viewMu.Lock()
 	defer l.viewMu.Unlock()
-	m := l.self
-	m.MACs = cloneMACs(m.MACs)
-	return m
+	return l.self.clone()
+}
+
+// setSelfLocked makes this member's own entry (self, and its place in the
+// view) show meta, and signals Changed. Callers hold metaMu.
+func (l *List) setSelfLocked() {
+	md, err := DecodeMeta(l.meta)
+	if err != nil { // EncodeMeta wrote it: cannot happen
+		l.log.Error(err, "own metadata unreadable")
+		return
+	}
+	l.viewMu.Lock()
+	l.self.setMeta(md)
+	if m, ok := l.view[l.name]; ok {
+		m.setMeta(md)
+		l.view[l.name] = m
+	}
+	l.viewMu.Unlock()
+	l.signal()
 }
 
 // Join contacts the given members ("host:port", or "host" for this member's
@@ -324,8 +388,7 @@ func (l *List) Members() []Member {
 	l.viewMu.Lock()
 	out := make([]Member, 0, len(l.view))
 	for _, m := range l.view {
-		m.MACs = cloneMACs(m.MACs)
-		out = append(out, m)
+		out = append(out, m.clone())
 	}
 	l.viewMu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
@@ -368,25 +431,169 @@ func (l *List) signal() {
 	}
 }
 
-// UpdateMACs publishes a new set of MACs and waits (up to a second) for the
-// update to be gossiped.
+// UpdateMACs publishes a new set of MACs, keeping the health state
+// SetHealth set, and waits (up to a second) for the update to be gossiped.
+// After Leave it only records them. If the health state no longer fits
+// next to the new MACs, it is trimmed as EncodeMeta describes and logged.
 func (l *List) UpdateMACs(macs []net.HardwareAddr) error {
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()
 	if l.closed {
 		return ErrClosed
 	}
-	meta, err := EncodeMeta(l.name, macs)
+	l.metaMu.Lock()
+	next := l.cur
+	next.MACs = cloneMACs(macs)
+	meta, nImpaired, nDark, err := encodeMeta(next)
 	if err != nil {
+		l.metaMu.Unlock()
 		return err
 	}
-	l.metaMu.Lock()
-	l.meta = meta
+	l.cur, l.meta = next, meta
+	l.setSelfLocked()
 	l.metaMu.Unlock()
-	if err := l.ml.UpdateNode(updateTimeout); err != nil {
+	if err := trimmedError(next, nImpaired, nDark); err != nil {
+		l.log.Error(err, "health state trimmed to fit next to the new MACs")
+	}
+	if err := l.updateNode(); err != nil {
 		return fmt.Errorf("membership: publish MACs: %w", err)
 	}
 	return nil
+}
+
+// ErrMetaTrimmed is wrapped by the error SetHealth returns when the health
+// state does not fit in memberlist.MetaMaxSize next to the MACs: it
+// published what fits (see EncodeMeta) all the same.
+var ErrMetaTrimmed = errors.New("membership: health state trimmed to fit memberlist.MetaMaxSize")
+
+// trimmedError reports the entries of m that did not fit, if any.
+func trimmedError(m Meta, nImpaired, nDark int) error {
+	if nImpaired == len(m.Impaired) && nDark == len(m.Dark) {
+		return nil
+	}
+	return fmt.Errorf("%w: publishing %d of %d impaired prefixes and %d of %d dark addresses next to %d MACs",
+		ErrMetaTrimmed, nImpaired, len(m.Impaired), nDark, len(m.Dark), len(m.MACs))
+}
+
+// SetHealth publishes this member's health state: impaired, the prefixes
+// it has withdrawn from because it cannot answer there, and dark, the
+// load-balancer addresses it finds unanswered as a health watcher. It
+// replaces the previous state; nil lists clear it.
+//
+// Both lists are sorted and de-duplicated first, so their order does not
+// matter. Each may then hold at most MaxImpaired (MaxDark) entries;
+// prefixes must be valid and masked (no host bits) and addresses valid,
+// and neither may be IPv4-mapped IPv6 or carry a zone. Anything else is
+// refused with an error and changes nothing.
+//
+// SetHealth never waits for the network: it stores the new metadata, which
+// LocalMember shows at once, and returns; a goroutine of the List gossips
+// it (memberlist's UpdateNode), folding changes made meanwhile into one
+// update. A failed update is logged and published again with the next
+// change (the state still spreads with push/pull anti-entropy). Nothing is
+// sent when the state is unchanged.
+//
+// When the state does not fit next to the MACs in memberlist.MetaMaxSize,
+// SetHealth publishes what fits (EncodeMeta drops Dark addresses first,
+// then Impaired prefixes, from the end of the sorted lists) and returns an
+// error wrapping ErrMetaTrimmed. After Close it returns ErrClosed.
+func (l *List) SetHealth(impaired []netip.Prefix, dark []netip.Addr) error {
+	impaired, dark, err := normalizeHealth(impaired, dark)
+	if err != nil {
+		return fmt.Errorf("membership: set health: %w", err)
+	}
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+	}
+	next := l.cur
+	next.Impaired, next.Dark = impaired, dark
+	meta, nImpaired, nDark, err := encodeMeta(next)
+	if err != nil {
+		return fmt.Errorf("membership: set health: %w", err)
+	}
+	trimmed := trimmedError(next, nImpaired, nDark)
+	l.cur = next
+	if bytes.Equal(meta, l.meta) {
+		return trimmed
+	}
+	l.meta = meta
+	l.setSelfLocked()
+	select {
+	case l.pubPoke <- struct{}{}:
+	default: // an update is pending already; it will read the new meta
+	}
+	return trimmed
+}
+
+// normalizeHealth validates the lists and returns them sorted and
+// de-duplicated, nil when empty.
+func normalizeHealth(impaired []netip.Prefix, dark []netip.Addr) ([]netip.Prefix, []netip.Addr, error) {
+	for i, p := range impaired {
+		if err := checkPrefix(p); err != nil {
+			return nil, nil, fmt.Errorf("impaired prefix %d: %w", i, err)
+		}
+	}
+	for i, a := range dark {
+		if err := checkAddr(a); err != nil {
+			return nil, nil, fmt.Errorf("dark address %d: %w", i, err)
+		}
+	}
+	impaired = slices.Compact(slices.SortedFunc(slices.Values(impaired), netip.Prefix.Compare))
+	dark = slices.Compact(slices.SortedFunc(slices.Values(dark), netip.Addr.Compare))
+	if len(impaired) > MaxImpaired {
+		return nil, nil, fmt.Errorf("%d impaired prefixes, limit %d", len(impaired), MaxImpaired)
+	}
+	if len(dark) > MaxDark {
+		return nil, nil, fmt.Errorf("%d dark addresses, limit %d", len(dark), MaxDark)
+	}
+	if len(impaired) == 0 {
+		impaired = nil
+	}
+	if len(dark) == 0 {
+		dark = nil
+	}
+	return impaired, dark, nil
+}
+
+// publishLoop gossips the metadata SetHealth stores, one UpdateNode at a
+// time; changes made while an update is in flight are folded into the
+// next, which reads the newest metadata. It is owned by the List and stops
+// when shutdown closes quit.
+func (l *List) publishLoop() {
+	defer close(l.pubDone)
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-l.pubPoke:
+		}
+		select {
+		case <-l.quit:
+			return
+		default:
+		}
+		if err := l.updateNode(); err != nil {
+			err = fmt.Errorf("membership: publish health state: %w", err)
+			l.log.Error(err, "the update still spreads with later gossip and push/pull, and is published again with the next change")
+			continue
+		}
+		l.log.V(1).Info("health state published")
+	}
+}
+
+// updateNode has memberlist publish the current metadata, unless this
+// member has left, and returns memberlist's error for the caller to wrap.
+func (l *List) updateNode() error {
+	l.updateMu.Lock()
+	defer l.updateMu.Unlock()
+	if l.left {
+		return nil
+	}
+	return l.ml.UpdateNode(updateTimeout)
 }
 
 // Leave tells the cluster this member is leaving and waits up to timeout
@@ -402,6 +609,8 @@ func (l *List) Leave(timeout time.Duration) error {
 }
 
 func (l *List) leaveLocked(timeout time.Duration) error {
+	l.updateMu.Lock()
+	defer l.updateMu.Unlock()
 	if l.left {
 		return nil
 	}
@@ -413,8 +622,10 @@ func (l *List) leaveLocked(timeout time.Duration) error {
 	return nil
 }
 
-// Close leaves the cluster (waiting at most a second) unless Leave was
-// called, shuts memberlist down and stops the key timer. It is idempotent.
+// Close stops publishing health state (waiting for an update in flight, at
+// most a second), leaves the cluster (waiting at most a second) unless
+// Leave was called, shuts memberlist down and stops the key timer. It is
+// idempotent.
 func (l *List) Close() error { return l.shutdown(true) }
 
 // shutdown stops the list; leave=false simulates a crash (tests).
@@ -425,6 +636,10 @@ func (l *List) shutdown(leave bool) error {
 		return nil
 	}
 	l.closed = true
+	l.metaMu.Lock() // SetHealth checks quit under metaMu
+	close(l.quit)
+	l.metaMu.Unlock()
+	<-l.pubDone
 	var errs []error
 	if leave {
 		errs = append(errs, l.leaveLocked(closeLeaveTimeout))
@@ -460,12 +675,12 @@ type events struct{ l *List }
 
 func (e events) NotifyJoin(n *memberlist.Node) {
 	m := e.store(n)
-	e.l.log.Info("member joined", "member", m.Name, "addr", m.Addr, "macs", len(m.MACs))
+	e.l.log.Info("member joined", "member", m.Name, "addr", m.Addr, "macs", len(m.MACs), "impaired", m.Impaired, "dark", m.Dark)
 }
 
 func (e events) NotifyUpdate(n *memberlist.Node) {
 	m := e.store(n)
-	e.l.log.V(1).Info("member updated", "member", m.Name, "addr", m.Addr, "macs", len(m.MACs))
+	e.l.log.V(1).Info("member updated", "member", m.Name, "addr", m.Addr, "macs", len(m.MACs), "impaired", m.Impaired, "dark", m.Dark)
 }
 
 func (e events) NotifyLeave(n *memberlist.Node) {
@@ -477,9 +692,20 @@ func (e events) NotifyLeave(n *memberlist.Node) {
 }
 
 func (e events) store(n *memberlist.Node) Member {
-	m, err := memberFromNode(n)
+	meta := n.Meta
+	if n.Name == e.l.name {
+		// This member's own entry shows the metadata last set, not the
+		// one memberlist is delivering: SetHealth changes it before an
+		// update reaches memberlist, and an older update still in
+		// flight must not bring back older state. Holding metaMu keeps
+		// setSelfLocked from running in between.
+		e.l.metaMu.Lock()
+		defer e.l.metaMu.Unlock()
+		meta = e.l.meta
+	}
+	m, err := memberFromNode(n, meta)
 	if err != nil {
-		e.l.log.Error(err, "member metadata unusable; its MACs are unknown", "member", n.Name)
+		e.l.log.Error(err, "member metadata unusable; its MACs and health state are unknown", "member", n.Name)
 	}
 	e.l.viewMu.Lock()
 	e.l.view[m.Name] = m

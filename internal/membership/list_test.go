@@ -93,10 +93,20 @@ func TestFiveMembersJoinThroughOneSeed(t *testing.T) {
 func TestMembersReturnsCopies(t *testing.T) {
 	c := newCluster(t, "a")
 	l := c.start(c.config("a"))
-	m := l.Members()
-	m[0].MACs[0][0] = 0xff
-	if diff := cmp.Diff(macFor("a"), l.Members()[0].MACs[0], cmpAddr); diff != "" {
+	if err := l.SetHealth(prefixes("192.0.2.0/24"), addrs("198.51.100.1")); err != nil {
+		t.Fatal(err)
+	}
+	want := withHealth(c.member("a"), prefixes("192.0.2.0/24"), addrs("198.51.100.1"))
+	for _, m := range []Member{l.Members()[0], l.LocalMember()} {
+		m.MACs[0][0] = 0xff
+		m.Impaired[0] = prefixes("10.0.0.0/8")[0]
+		m.Dark[0] = addrs("10.0.0.1")[0]
+	}
+	if diff := cmp.Diff([]Member{want}, l.Members(), cmpAddr); diff != "" {
 		t.Errorf("caller's change leaked into the list (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, l.LocalMember(), cmpAddr); diff != "" {
+		t.Errorf("caller's change leaked into LocalMember (-want +got):\n%s", diff)
 	}
 }
 
@@ -432,6 +442,13 @@ func TestLeaveAndClose(t *testing.T) {
 	if diff := cmp.Diff(c.member("b"), b.LocalMember(), cmpAddr); diff != "" {
 		t.Errorf("LocalMember after Leave (-want +got):\n%s", diff)
 	}
+	// After Leave, SetHealth records the state but has nothing to publish.
+	if err := b.SetHealth(nil, addrs("198.51.100.1")); err != nil {
+		t.Errorf("SetHealth after Leave: %v", err)
+	}
+	if diff := cmp.Diff(addrs("198.51.100.1"), b.LocalMember().Dark, cmpAddr); diff != "" {
+		t.Errorf("LocalMember Dark after Leave (-want +got):\n%s", diff)
+	}
 	if err := b.Close(); err != nil {
 		t.Errorf("Close after Leave: %v", err)
 	}
@@ -444,6 +461,14 @@ func TestLeaveAndClose(t *testing.T) {
 		case <-l.done:
 		default:
 			t.Error("key goroutine still running after Close")
+		}
+		select {
+		case <-l.pubDone:
+		default:
+			t.Error("publishing goroutine still running after Close")
+		}
+		if err := l.SetHealth(nil, nil); !errors.Is(err, ErrClosed) {
+			t.Errorf("SetHealth after Close = %v, want ErrClosed", err)
 		}
 		if err := l.Leave(time.Second); !errors.Is(err, ErrClosed) {
 			t.Errorf("Leave after Close = %v, want ErrClosed", err)
