@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/membership"
 	"github.com/heraldlb/herald/internal/probe"
 )
 
@@ -352,7 +354,11 @@ func (a *agent) publishHealth() {
 	if ds == a.published.dark && is == a.published.impaired {
 		return
 	}
-	if err := a.members.SetHealth(imp, dark); err != nil {
+	if err := a.members.SetHealth(imp, dark); errors.Is(err, membership.ErrMetaTrimmed) {
+		// Published, with fewer entries (many MACs leave less room): the first ones still start the re-checks.
+		a.log.Info("member metadata too small for every dark address and withdrawn prefix; published the first ones",
+			"dark", len(dark), "withdrawn", len(imp))
+	} else if err != nil {
 		a.log.Error(err, "publishing dark addresses and withdrawn prefixes")
 		return
 	}
