@@ -1,0 +1,70 @@
+package speaker
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/iface"
+)
+
+func TestProbeSource(t *testing.T) {
+	vip := netip.MustParseAddr("198.51.100.20")
+	a := &agent{addrKey: map[netip.Addr]string{netip.MustParseAddr("198.51.100.21"): "198.51.100.21"}}
+	link := func(ps ...string) iface.Link {
+		l := iface.Link{Name: "eth0"}
+		for _, p := range ps {
+			l.Prefixes = append(l.Prefixes, netip.MustParsePrefix(p))
+		}
+		return l
+	}
+	tests := []struct {
+		name string
+		addr netip.Addr
+		link iface.Link
+		want string
+	}{
+		{"the address in the VIP's subnet", vip, link("203.0.113.5/24", "198.51.100.11/24"), "198.51.100.11"},
+		{"a managed address is never the source", vip, link("198.51.100.21/32", "203.0.113.5/24"), "203.0.113.5"},
+		{"no IPv4 address: an ARP probe", vip, link("2001:db8::1/64"), "0.0.0.0"},
+		{"IPv6: the address in the VIP's subnet", netip.MustParseAddr("2001:db8:100::100"), link("2001:db8:100::11/64", "fe80::1/64"), "2001:db8:100::11"},
+		{"IPv6 link-local when no global one holds it", netip.MustParseAddr("2001:db8:200::100"), link("2001:db8:100::11/64", "fe80::1/64"), "fe80::1"},
+		{"no IPv6 address: none", netip.MustParseAddr("2001:db8:100::100"), link("198.51.100.11/24"), "invalid IP"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := a.probeSource(tc.addr, tc.link).String(); got != tc.want {
+				t.Errorf("source %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSameHealth(t *testing.T) {
+	since := &metav1.Time{Time: time.Unix(100, 0)}
+	base := func() heraldv1.AnnouncementHealth {
+		return heraldv1.AnnouncementHealth{Verdict: heraldv1.HealthHealthy, Watcher: "node2", Since: since,
+			LastProbe: &metav1.Time{Time: time.Unix(200, 0)},
+			Addresses: []heraldv1.AddressHealth{{Address: "198.51.100.20", Verdict: heraldv1.HealthHealthy,
+				Responders: []heraldv1.HealthResponder{{MAC: "02:00:00:00:00:01", Node: "node1", Latency: &metav1.Duration{Duration: time.Millisecond}}}}}}
+	}
+	later := base()
+	later.LastProbe = &metav1.Time{Time: time.Unix(205, 0)}
+	later.Addresses[0].Responders[0].Latency = &metav1.Duration{Duration: 2 * time.Millisecond}
+	if !sameHealth(base(), later) {
+		t.Error("a later probe with another latency counts as a change: every round would be written")
+	}
+	dup := base()
+	dup.Verdict = heraldv1.HealthDuplicate
+	dup.Addresses[0].Verdict = heraldv1.HealthDuplicate
+	dup.Addresses[0].Responders = append(dup.Addresses[0].Responders, heraldv1.HealthResponder{MAC: "02:00:00:00:00:ff"})
+	if sameHealth(base(), dup) {
+		t.Error("a new verdict and responder count as no change")
+	}
+	if msg := healthMessage(dup); msg != "198.51.100.20 is answered by several devices: [02:00:00:00:00:01 (node1) 02:00:00:00:00:ff]" {
+		t.Errorf("message %q", msg)
+	}
+}
