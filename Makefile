@@ -33,8 +33,9 @@ test: verify controlplane lab-deps ## Run every check and test: generated code, 
 ##@ Development
 
 .PHONY: build
-build: ## Build the herald and herald-demo binaries into bin/.
+build: ## Build the herald, kubectl-herald (kubectl plugin) and herald-demo binaries into bin/.
 	$(GO) build -o $(BIN)/herald ./cmd/herald
+	$(GO) build -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 	$(GO) build -o $(BIN)/herald-demo ./cmd/herald-demo
 
 .PHONY: unit

@@ -17,32 +17,69 @@ const usage = `herald: bare-metal LoadBalancer addresses on a Layer-2 network.
 Usage:
   herald controller [flags]   allocate addresses from IPAddressPools to Services of type LoadBalancer
   herald speaker [flags]      on every node: elect one node per address and answer ARP/NDP for it
+  herald status [flags]       which node announces each LoadBalancer Service, and is it healthy (exit 1 if not)
+  herald probe [flags] TARGET from this host: who answers ARP/NDP for an IP or a Service's addresses, like arping
+                              (exit 1 unanswered, 3 more than one MAC)
   herald doctor [flags]       on a node: check what breaks Layer-2 announcing and say how to fix it
   herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
 
-Run 'herald <command> -h' for the flags of a command.
+Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
+probe, an unreachable cluster or a socket error). status, probe, doctor and migrate also run as a kubectl
+plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
+`
+
+// pluginUsage is the usage of kubectl-herald.
+const pluginUsage = `kubectl herald: operate Herald, bare-metal LoadBalancer addresses on a Layer-2 network.
+
+Usage:
+  kubectl herald status [flags]        which node announces each LoadBalancer Service, and is it healthy
+  kubectl herald probe [flags] TARGET  from this host: who answers ARP/NDP for an IP or NAMESPACE/SERVICE
+  kubectl herald doctor [flags]        on a node: check what breaks Layer-2 announcing and how to fix it
+  kubectl herald migrate [flags]       translate MetalLB's configuration into Herald's
+
+Run 'kubectl herald <command> -h' for the flags and exit codes of a command. The kubeconfig is kubectl's:
+--kubeconfig, else $KUBECONFIG, else ~/.kube/config.
 `
 
 // Main runs the command named by args[0] and returns the process exit code.
 func Main(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "controller":
+			return run(args[0], args[1:], os.Stderr, runController)
+		case "speaker":
+			return run(args[0], args[1:], os.Stderr, runSpeaker)
+		}
+	}
+	return operator("herald", usage, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// PluginMain is the main of kubectl-herald, the kubectl plugin: kubectl runs it with the arguments after
+// "kubectl herald". It runs the operator commands: status, probe, doctor and migrate.
+func PluginMain(args []string) int {
+	return operator("kubectl herald", pluginUsage, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// operator runs one of the commands an operator runs by hand; name and text are the program's name and usage.
+func operator(name, text string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(stderr, text)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	switch args[0] {
-	case "controller":
-		return run(args[0], args[1:], os.Stderr, runController)
-	case "speaker":
-		return run(args[0], args[1:], os.Stderr, runSpeaker)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(args[1:], stdout, stderr)
 	case "doctor":
-		return runDoctor(args[1:], os.Stdout, os.Stderr)
+		return runDoctor(args[1:], stdout, stderr)
 	case "migrate":
-		return runMigrate(args[1:], os.Stdin, os.Stdout, os.Stderr)
+		return runMigrate(args[1:], stdin, stdout, stderr)
 	default:
-		fmt.Fprintf(os.Stderr, "herald: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", name, args[0], text)
 		return 2
 	}
 }
