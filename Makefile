@@ -98,4 +98,4 @@ controlplane: ## Build the pinned etcd, kube-apiserver and kubectl into bin/ (mi
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the cached control plane).
-	rm -f $(BIN)/herald $(BIN)/herald-demo
+	rm -f $(BIN)/herald $(BIN)/kubectl-herald $(BIN)/herald-demo
