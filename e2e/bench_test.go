@@ -190,30 +190,7 @@ func BenchmarkSpeaker10k(b *testing.B) {
 	const n = 10000
 	c := newCluster(b, 1)
 	c.pool("bulk", []string{"198.18.0.0/18"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
-	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: fmt.Sprintf("s%05d", i),
-					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
-					// No node ports: 10,000 Services would exhaust the 2,768 of the default range.
-					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
-						AllocateLoadBalancerNodePorts: ptr.To(false)}}
-				if err := c.c.Create(c.ctx, s); err != nil {
-					b.Errorf("creating %s: %v", s.Name, err)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	b.Logf("created %d Services in %v", n, time.Since(start))
+	start := c.bulk(b, n)
 	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
 		v, err := c.metric("node1", "herald_speaker_announced_addresses")
 		if err != nil {
@@ -270,4 +247,110 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 		}
 	}
 	return rss, hwm
+}
+
+// bulk creates n LoadBalancer Services in namespace bulk drawing from pool bulk, with 16 writers, and returns
+// when it started.
+func (c *cluster) bulk(b *testing.B, n int) time.Time {
+	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: fmt.Sprintf("s%05d", i),
+					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
+					// No node ports: 10,000 Services would exhaust the 2,768 of the default range.
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
+						AllocateLoadBalancerNodePorts: ptr.To(false)}}
+				if err := c.c.Create(c.ctx, s); err != nil {
+					b.Errorf("creating %s: %v", s.Name, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.Logf("created %d Services in %v", n, time.Since(start))
+	return start
+}
+
+// labelled reads one labelled series (its exact text before the value, e.g. `x{verdict="Healthy"}`) from a
+// node's speaker; 0 when absent.
+func (c *cluster) labelled(node, series string) float64 {
+	body, err := c.metrics(node)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// BenchmarkHealth10k announces 10,000 Services from a two-node lab, where each node watches the addresses the
+// other announces, and reports the health probing's traffic and the speakers' CPU at the default 5 s interval.
+func BenchmarkHealth10k(b *testing.B) {
+	const n = 10000
+	c := newCluster(b, 2)
+	c.pool("bulk", []string{"198.18.0.0/18"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
+	start := c.bulk(b, n)
+	nodes := []string{"node1", "node2"}
+	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
+		total := 0.0
+		for _, node := range nodes {
+			v, err := c.metric(node, "herald_speaker_announced_addresses")
+			if err != nil {
+				return false, err.Error()
+			}
+			total += v
+		}
+		return total == n, fmt.Sprintf("%v announced", total)
+	})
+	announced := time.Now()
+	b.Logf("all %d announced %v after the first create", n, announced.Sub(start))
+	c.eventually(5*time.Minute, "10,000 addresses judged healthy", func() (bool, string) {
+		total := 0.0
+		for _, node := range nodes {
+			total += c.labelled(node, `herald_health_addresses{verdict="Healthy"}`)
+		}
+		return total == n, fmt.Sprintf("%v healthy", total)
+	})
+	b.Logf("all %d judged healthy %v after the last was announced", n, time.Since(announced).Round(time.Millisecond))
+	time.Sleep(10 * time.Second) // let the health status writes finish
+	for range b.N {
+		cpu0, req0 := map[string]time.Duration{}, map[string]float64{}
+		for _, node := range nodes {
+			cpu0[node] = procCPU(b, c.speaker[node].Pid())
+			req0[node], _ = c.metric(node, "herald_health_requests_total")
+		}
+		t0 := time.Now()
+		time.Sleep(30 * time.Second)
+		el := time.Since(t0).Seconds()
+		var reqs, cpu float64
+		for _, node := range nodes {
+			r, _ := c.metric(node, "herald_health_requests_total")
+			cp := (procCPU(b, c.speaker[node].Pid()) - cpu0[node]).Seconds() / el
+			reqs += r - req0[node]
+			cpu += cp
+			b.Logf("%s: %.0f health requests/s, CPU %.1f%% of one core", node, (r-req0[node])/el, cp*100)
+		}
+		lat := map[string]float64{}
+		for _, node := range nodes {
+			lat["sum"] += c.labelled(node, `herald_health_probe_latency_seconds_sum{family="ipv4"}`)
+			lat["count"] += c.labelled(node, `herald_health_probe_latency_seconds_count{family="ipv4"}`)
+		}
+		b.ReportMetric(reqs/el, "requests/s")
+		b.ReportMetric(cpu*100/float64(len(nodes)), "cpu-%-per-speaker")
+		// An ARP request and its reply are 60-byte minimum Ethernet frames (42 bytes padded).
+		b.Logf("health probing of %d addresses at 5 s: %.0f requests/s in the cluster (%.2f per address per interval), about %.1f kB/s of requests and replies on the wire; speakers' CPU %.1f%% of one core each on average (announcing and watching 5,000 each); mean first-answer latency %.2f ms",
+			n, reqs/el, reqs/el*5/n, reqs/el*2*60/1000, cpu*100/float64(len(nodes)), 1000*lat["sum"]/max(lat["count"], 1))
+	}
 }
