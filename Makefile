@@ -15,7 +15,7 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 
 .PHONY: help
 help: ## Show the targets.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Main
 
@@ -26,7 +26,7 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane lab-deps ## Run every check and test: generated code, lint, unit, integration on the real API server, end-to-end.
+test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, integration on the real API server, end-to-end.
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test -count=1 -timeout 15m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
 
@@ -50,6 +50,11 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m -v ./e2e/
+
+.PHONY: prometheus-rules
+prometheus-rules: ## Check and unit-test the alerts of config/prometheus with the pinned promtool (built into bin/ the first time).
+	hack/tools.sh promtool
+	PROMTOOL=$(BIN)/promtool $(GO) test -count=1 ./config/prometheus/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for a short while.
@@ -85,8 +90,8 @@ verify: lint tools controlplane ## Fail when generated code, CRDs, RBAC or go.mo
 ##@ Tools
 
 .PHONY: tools
-tools: ## Build the pinned generators into bin/.
-	hack/tools.sh controller-gen
+tools: ## Build the pinned generators and promtool into bin/.
+	hack/tools.sh controller-gen promtool
 
 .PHONY: lab-deps
 lab-deps: ## Install the lab's system tools (arping, ndisc6, nftables, tcpdump, iproute2) when missing; needs root.

@@ -4,7 +4,10 @@
 #   kube-apiserver  k8s.io/kubernetes         (hack/tools/kube)
 #   kubectl         k8s.io/kubernetes         (hack/tools/kube)
 #   controller-gen  sigs.k8s.io/controller-tools (hack/tools/ctrltools)
-# Each binary carries a stamp of its tool module's go.mod and go.sum: a second run with the same pins does nothing.
+#   promtool        github.com/prometheus/prometheus (hack/tools/promtool; built without the service-discovery
+#                   plugins, tag remove_all_sd: the alert tests need none)
+# Each binary carries a stamp of its tool module's go.mod and go.sum (and build tags): a second run with the same
+# pins does nothing.
 # Usage: hack/tools.sh [controlplane|all|NAME...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,22 +20,23 @@ export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 
 build() { # build NAME: one tool into bin/NAME
-	local dir pkg
+	local dir pkg tags=
 	case $1 in
 	etcd) dir=etcd pkg=. ;;
 	kube-apiserver) dir=kube pkg=k8s.io/kubernetes/cmd/kube-apiserver ;;
 	kubectl) dir=kube pkg=k8s.io/kubernetes/cmd/kubectl ;;
 	controller-gen) dir=ctrltools pkg=sigs.k8s.io/controller-tools/cmd/controller-gen ;;
+	promtool) dir=promtool pkg=github.com/prometheus/prometheus/cmd/promtool tags=remove_all_sd ;;
 	*) echo "hack/tools.sh: unknown tool $1" >&2; exit 2 ;;
 	esac
 	dir="$root/hack/tools/$dir"
 	local out="$bin/$1" want
-	want=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
+	want=$( (cat "$dir/go.mod" "$dir/go.sum"; [[ -z $tags ]] || echo "tags $tags") | sha256sum | cut -c1-16)
 	if [[ -x $out && -f $out.stamp && $(cat "$out.stamp") == "$want" ]]; then
 		return 0
 	fi
 	echo "hack/tools.sh: building $1 (the control-plane binaries take minutes the first time)" >&2
-	(cd "$dir" && go build -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg")
+	(cd "$dir" && go build -tags "$tags" -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg")
 	mv "$out.tmp" "$out"
 	echo "$want" >"$out.stamp"
 }
@@ -41,7 +45,7 @@ build() { # build NAME: one tool into bin/NAME
 for want in "$@"; do
 	case $want in
 	controlplane) build etcd; build kube-apiserver; build kubectl ;;
-	all) build etcd; build kube-apiserver; build kubectl; build controller-gen ;;
+	all) build etcd; build kube-apiserver; build kubectl; build controller-gen; build promtool ;;
 	*) build "$want" ;;
 	esac
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when generated code (deepcopy, CRDs, RBAC) or go.mod/go.sum differ from what the sources produce, or the
-# kustomize tree does not render. It regenerates in place and compares with what was there before, so it works
-# on a tree with uncommitted changes too.
+# kustomize trees (config/default, config/prometheus) do not render. It regenerates in place and compares with
+# what was there before, so it works on a tree with uncommitted changes too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 snapshot() { find api config go.mod go.sum -type f -print0 | sort -z | xargs -0 sha256sum; }
@@ -16,4 +16,5 @@ if [[ $before != "$after" ]]; then
 	exit 1
 fi
 bin/kubectl kustomize config/default >/dev/null
+bin/kubectl kustomize config/prometheus >/dev/null # opt-in: needs the Prometheus Operator's CRDs
 echo "verify: generated code, CRDs, RBAC and go.mod are up to date"
