@@ -288,8 +288,11 @@ func TestFloodIsRateLimited(t *testing.T) {
 	// The limiter never refuses the client: every refusal is a flood frame. A few client requests may still be
 	// lost before the responder reads them (the socket buffer overflows when the shared machine is busy running
 	// other tests), so the client's answers are held to 95 %, not 100 %.
-	if refused := float64(fd.sent - got); limited > refused {
-		t.Errorf("%v requests refused as rate_limited but the flooder had only %v refused: the client was limited too", limited, refused)
+	// One exception: the limiter's table has 4096 buckets under a random seed, so one of the client's 20 targets
+	// shares the flooder's bucket in about one run in 200; that target's requests (a twentieth of the client's)
+	// are then refused with the flood's. More than that means the limiter refuses the client for its own sake.
+	if refused, shared := float64(fd.sent-got), float64(res.asked/clientVIPs); limited > refused+shared {
+		t.Errorf("%v requests refused as rate_limited but the flooder had only %v refused: the client was limited beyond one shared bucket (%v)", limited, refused, shared)
 	}
 	if res.asked < 100 || float64(res.answered) < 0.95*float64(res.asked) {
 		t.Errorf("client asked %d times and got %d replies, want at least 95 %% of at least 100 answered", res.asked, res.answered)
