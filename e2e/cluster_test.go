@@ -193,31 +193,35 @@ func (c *cluster) startSpeaker(node string) {
 
 // metric reads one unlabelled metric from a node's speaker.
 func (c *cluster) metric(node, name string) (float64, error) {
-	h := c.hosts[node]
-	conn, err := h.DialContext(c.ctx, "tcp", net.JoinHostPort(h.IPv4.String(), "9122"))
+	body, err := c.metrics(node)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
-		return 0, err
-	}
-	var b strings.Builder
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := conn.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	for _, line := range strings.Split(b.String(), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
 	return 0, fmt.Errorf("metric %s not exported by %s", name, node)
+}
+
+// onLo puts addr on lo of node (its kernel then answers ARP for it, without strict ARP) and returns the undo,
+// which may be called more than once.
+func (c *cluster) onLo(node string, addr netip.Addr) func() {
+	c.t.Helper()
+	h := c.hosts[node]
+	if out, err := h.Run(c.ctx, "ip", "addr", "add", addr.String()+"/32", "dev", "lo"); err != nil {
+		c.t.Fatalf("adding %s to lo on %s: %v %s", addr, node, err, out)
+	}
+	removed := false
+	return func() {
+		if !removed {
+			removed = true
+			if out, err := h.Run(c.ctx, "ip", "addr", "del", addr.String()+"/32", "dev", "lo"); err != nil {
+				c.t.Errorf("removing %s from lo on %s: %v %s", addr, node, err, out)
+			}
+		}
+	}
 }
 
 // waitMembers waits until every running speaker sees n members.

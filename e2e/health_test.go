@@ -245,19 +245,7 @@ func healthWrong(t *testing.T, c *cluster) {
 	// strict ARP): one speaker's MAC answers, not the announcer's.
 	undo := c.silence(node, vip)
 	defer undo()
-	h := c.hosts[third]
-	if out, err := h.Run(c.ctx, "ip", "addr", "add", vip.String()+"/32", "dev", "lo"); err != nil {
-		t.Fatalf("adding %s to lo on %s: %v %s", vip, third, err, out)
-	}
-	removed := false
-	remove := func() {
-		if !removed {
-			removed = true
-			if out, err := h.Run(c.ctx, "ip", "addr", "del", vip.String()+"/32", "dev", "lo"); err != nil {
-				t.Errorf("removing %s from lo on %s: %v %s", vip, third, err, out)
-			}
-		}
-	}
+	remove := c.onLo(third, vip)
 	defer remove()
 	start := time.Now()
 	st, mt, an := c.visible(svc, vip, heraldv1.HealthWrongResponder, start, 30*time.Second)

@@ -528,18 +528,7 @@ func testKernelAnswers(t *testing.T, c *cluster) {
 		other = "node2"
 	}
 	h := c.hosts[other]
-	if out, err := h.Run(c.ctx, "ip", "addr", "add", vip.String()+"/32", "dev", "lo"); err != nil {
-		t.Fatalf("adding %s to lo on %s: %v %s", vip, other, err, out)
-	}
-	removed := false
-	remove := func() {
-		if !removed {
-			removed = true
-			if out, err := h.Run(c.ctx, "ip", "addr", "del", vip.String()+"/32", "dev", "lo"); err != nil {
-				t.Errorf("removing %s from lo on %s: %v %s", vip, other, err, out)
-			}
-		}
-	}
+	remove := c.onLo(other, vip)
 	defer remove()
 	// The problem is real: the other node answers too (on every link it has on the bridge, the decoy of an
 	// earlier scenario included: ARP flux).
