@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Interface identifies the link VIPs are answered on.
@@ -48,12 +50,8 @@ type Conns struct {
 
 // MulticastMembership is implemented by an NDP conn whose NIC must be told
 // to accept a link-layer multicast group, e.g. 33:33:ff:xx:xx:xx for a
-// solicited-node address (RFC 2464 §7). Memberships end when the conn is
-// closed.
-type MulticastMembership interface {
-	JoinMulticast(mac net.HardwareAddr) error
-	LeaveMulticast(mac net.HardwareAddr) error
-}
+// solicited-node address (see wire.MulticastMembership).
+type MulticastMembership = wire.MulticastMembership
 
 // Config configures an Announcer. The zero value is usable.
 type Config struct {

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // The flood experiment: in a namespace pair, a flooder MAC asks for one VIP
@@ -74,25 +75,14 @@ func floodMain(spec string) int {
 
 // rawARPConn opens an AF_PACKET socket for ARP on the named interface of
 // the current namespace, with an optional filter.
-func rawARPConn(name string, filter []bpf.Instruction) (*frameConn, error) {
+func rawARPConn(name string, filter []bpf.Instruction) (*wire.Conn, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, err
 	}
-	var cfg packet.Config
-	if filter != nil {
-		if cfg.Filter, err = bpf.Assemble(filter); err != nil {
-			return nil, err
-		}
-	}
-	pc, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, &cfg)
+	c, err := wire.Listen(ifi, wire.Config{EtherType: unix.ETH_P_ARP, Filter: filter})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", name, err)
-	}
-	c, err := newFrameConn(pc, ifi.Index)
-	if err != nil {
-		pc.Close()
-		return nil, err
 	}
 	return c, nil
 }
@@ -142,7 +132,7 @@ type clientResult struct {
 // runClient asks for clientVIP(i) every clientEvery from macB on c until
 // ctx is done, and counts the replies read from rc (which must pass only
 // replies to macB) up to grace after the last request.
-func runClient(ctx context.Context, c, rc *frameConn, grace time.Duration) (clientResult, error) {
+func runClient(ctx context.Context, c, rc *wire.Conn, grace time.Duration) (clientResult, error) {
 	rc.SetReadDeadline(time.Time{}) // undo the previous run's
 	var answered atomic.Int64
 	var wg sync.WaitGroup
@@ -187,7 +177,7 @@ loop:
 // floodLab sets up the namespaces and an announcer (with cfg) answering
 // the clientVIPs VIPs on va, and opens, in the peer namespace, the client's
 // socket and one reading the replies to macB.
-func floodLab(t testing.TB, cfg Config) (l *lab, m *Metrics, client, replies *frameConn) {
+func floodLab(t testing.TB, cfg Config) (l *lab, m *Metrics, client, replies *wire.Conn) {
 	t.Helper()
 	l = newLab(t)
 	ifi := l.veth(t, "va", "vb", macA, macB)
@@ -216,7 +206,7 @@ func floodLab(t testing.TB, cfg Config) (l *lab, m *Metrics, client, replies *fr
 
 // countReplies counts the frames rc passes until it is closed or its read
 // deadline passes.
-func countReplies(rc *frameConn) (wait func() int) {
+func countReplies(rc *wire.Conn) (wait func() int) {
 	var n atomic.Int64
 	done := make(chan struct{})
 	go func() {
@@ -241,7 +231,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 		t.Skip("floods a veth pair for 2s")
 	}
 	l, m, client, replies := floodLab(t, Config{})
-	var flooder, floodReplies *frameConn
+	var flooder, floodReplies *wire.Conn
 	err := inNamespace(l.bNS, func() error {
 		var err error
 		if flooder, err = rawARPConn("vb", []bpf.Instruction{bpf.RetConstant{Val: 0}}); err != nil {

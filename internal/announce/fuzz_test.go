@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 var fuzzVIPs = newVIPSet([]netip.Addr{vip4, vip6})
@@ -103,7 +105,7 @@ func FuzzParseNS(f *testing.F) {
 		var src, dst [16]byte
 		copy(src[:], out[22:38])
 		copy(dst[:], out[38:54])
-		if icmpChecksum(&src, &dst, out[icmpOff:n]) != 0 {
+		if wire.ICMPv6Checksum(&src, &dst, out[icmpOff:n]) != 0 {
 			t.Fatalf("reply checksum does not verify: %x", out[:n])
 		}
 		m, err := ndp.ParseMessage(out[icmpOff:n])
@@ -163,7 +165,7 @@ func checkNAReply(t *testing.T, frame, reply []byte) {
 	var src, dst [16]byte
 	copy(src[:], reply[22:38])
 	copy(dst[:], reply[38:54])
-	if len(reply) != naFrameLen || icmpChecksum(&src, &dst, reply[icmpOff:]) != 0 || reply[21] != ndHopLimit {
+	if len(reply) != naFrameLen || wire.ICMPv6Checksum(&src, &dst, reply[icmpOff:]) != 0 || reply[21] != ndHopLimit {
 		t.Fatalf("handleNS answered %x with a bad IPv6/ICMPv6 frame %x", frame, reply)
 	}
 	m, err := ndp.ParseMessage(reply[icmpOff:])

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // needRoot skips t unless it runs as root; with CI=true it fails instead.
@@ -91,7 +93,7 @@ func buildNS(s nsSpec) []byte {
 	}
 	icmp = append(icmp, s.extraOpts...)
 	src, dst := s.src.As16(), s.dst.As16()
-	binary.BigEndian.PutUint16(icmp[2:4], icmpChecksum(&src, &dst, icmp))
+	binary.BigEndian.PutUint16(icmp[2:4], wire.ICMPv6Checksum(&src, &dst, icmp))
 	hl := s.hopLimit
 	if hl == 0 {
 		hl = 255
@@ -113,7 +115,7 @@ func fixNSChecksum(f []byte) []byte {
 	plen := int(binary.BigEndian.Uint16(f[18:20]))
 	icmp := f[icmpOff : icmpOff+plen]
 	icmp[2], icmp[3] = 0, 0
-	binary.BigEndian.PutUint16(icmp[2:4], icmpChecksum(&src, &dst, icmp))
+	binary.BigEndian.PutUint16(icmp[2:4], wire.ICMPv6Checksum(&src, &dst, icmp))
 	return f
 }
 

@@ -1,6 +1,10 @@
 package announce
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/heraldlb/herald/internal/wire"
+)
 
 // IPv6 (RFC 8200) and ICMPv6 Neighbor Discovery (RFC 4861) constants.
 const (
@@ -89,7 +93,7 @@ func parseNS(frame []byte) (ethHeader, nsPacket, result) {
 	}
 	copy(p.src[:], ip[8:24])
 	copy(p.dst[:], ip[24:40])
-	if icmpChecksum(&p.src, &p.dst, icmp) != 0 {
+	if wire.ICMPv6Checksum(&p.src, &p.dst, icmp) != 0 {
 		return eth, p, resultBadChecksum
 	}
 	copy(p.target[:], icmp[8:24])
@@ -194,7 +198,7 @@ func putNA(b []byte, mac, ethDst [6]byte, src, dst, target *[16]byte, flags byte
 	copy(icmp[8:24], target[:])
 	icmp[24], icmp[25] = optTargetLLA, llaOptLen/8
 	copy(icmp[26:32], mac[:])
-	binary.BigEndian.PutUint16(icmp[2:4], icmpChecksum(src, dst, icmp))
+	binary.BigEndian.PutUint16(icmp[2:4], wire.ICMPv6Checksum(src, dst, icmp))
 	return naFrameLen
 }
 
@@ -203,37 +207,4 @@ func putNA(b []byte, mac, ethDst [6]byte, src, dst, target *[16]byte, flags byte
 // link-layer option, source the VIP.
 func putUnsolicitedNA(b []byte, mac [6]byte, vip [16]byte) int {
 	return putNA(b, mac, allNodesMAC, &vip, &allNodes, &vip, naFlagOverride)
-}
-
-// icmpChecksum is the ICMPv6 checksum (RFC 4443 §2.3) of msg with the
-// RFC 8200 §8.1 pseudo-header. Computed over a message whose checksum field
-// is zero it yields the value to store; over a message carrying a correct
-// checksum it yields 0.
-func icmpChecksum(src, dst *[16]byte, msg []byte) uint16 {
-	var sum uint32
-	sum = sum16(sum, src[:])
-	sum = sum16(sum, dst[:])
-	sum += uint32(len(msg)>>16) + uint32(len(msg)&0xffff)
-	sum += protoICMPv6
-	sum = sum16(sum, msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// sum16 adds b to sum as big-endian 16-bit words (odd length padded with
-// zero), folding often enough that sum cannot overflow.
-func sum16(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-		if sum >= 0xffff0000 {
-			sum = sum&0xffff + sum>>16
-		}
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
 }

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdlayher/packet"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 var nsSeq atomic.Int64
@@ -315,17 +316,13 @@ func TestRealPacketPathDoesNotAllocate(t *testing.T) {
 	a.Set(Assignment{"va": {Interface: ifi, VIPs: []netip.Addr{vip4}}})
 	eventually(t, "socket open", func() bool { return len(a.Announced()) == 1 })
 
-	var peer *frameConn
+	var peer *wire.Conn
 	err := inNamespace(l.bNS, func() error {
 		ifb, err := net.InterfaceByName("vb")
 		if err != nil {
 			return err
 		}
-		pc, err := packet.Listen(ifb, packet.Raw, unix.ETH_P_ARP, nil) // no filter: sees replies
-		if err != nil {
-			return err
-		}
-		peer, err = newFrameConn(pc, ifb.Index)
+		peer, err = wire.Listen(ifb, wire.Config{EtherType: unix.ETH_P_ARP}) // no filter: sees replies
 		return err
 	})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Frames captured with tcpdump -xx on a veth pair between two network
@@ -502,12 +504,12 @@ func TestICMPChecksum(t *testing.T) {
 			var src, dst [16]byte
 			copy(src[:], f[22:38])
 			copy(dst[:], f[38:54])
-			if got := icmpChecksum(&src, &dst, f[icmpOff:]); got != 0 {
+			if got := wire.ICMPv6Checksum(&src, &dst, f[icmpOff:]); got != 0 {
 				t.Errorf("checksum over a correct message = %#04x, want 0", got)
 			}
 			want := binary.BigEndian.Uint16(f[56:58])
 			f[56], f[57] = 0, 0
-			if got := icmpChecksum(&src, &dst, f[icmpOff:]); got != want {
+			if got := wire.ICMPv6Checksum(&src, &dst, f[icmpOff:]); got != want {
 				t.Errorf("checksum = %#04x, want %#04x", got, want)
 			}
 		})
@@ -524,7 +526,7 @@ func TestICMPChecksum(t *testing.T) {
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16
 	}
-	if got, want := icmpChecksum(&src, &dst, msg), ^uint16(sum); got != want {
+	if got, want := wire.ICMPv6Checksum(&src, &dst, msg), ^uint16(sum); got != want {
 		t.Errorf("checksum of 1001 bytes of 0xff = %#04x, want %#04x", got, want)
 	}
 }

@@ -1,6 +1,10 @@
 package guard
 
-import "net"
+import (
+	"net"
+
+	"github.com/heraldlb/herald/internal/wire"
+)
 
 // Interface identifies a link to watch (the same fields as
 // announce.Interface).
@@ -30,28 +34,8 @@ type Conns struct {
 // Ethernet source, and whether this host sent the frame (Linux
 // PACKET_OUTGOING: our own responder, our kernel, or another of our
 // sockets). The real sockets reuse one Addr per socket.
-type Addr struct {
-	HardwareAddr net.HardwareAddr
-	Outgoing     bool
-}
-
-// Network returns "packet".
-func (a *Addr) Network() string { return "packet" }
-
-// String returns the hardware address, with " (outgoing)" appended for
-// outgoing frames.
-func (a *Addr) String() string {
-	if a.Outgoing {
-		return a.HardwareAddr.String() + " (outgoing)"
-	}
-	return a.HardwareAddr.String()
-}
+type Addr = wire.Addr
 
 // MulticastMembership is implemented by an NDP conn whose NIC must be told
-// to accept a link-layer multicast group, e.g. 33:33:ff:xx:xx:xx for a
-// solicited-node address (RFC 2464 §7). Memberships end when the conn is
-// closed.
-type MulticastMembership interface {
-	JoinMulticast(mac net.HardwareAddr) error
-	LeaveMulticast(mac net.HardwareAddr) error
-}
+// to accept a link-layer multicast group (see wire.MulticastMembership).
+type MulticastMembership = wire.MulticastMembership

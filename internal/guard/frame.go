@@ -3,6 +3,8 @@ package guard
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Ethernet II framing, ARP for IPv4 over Ethernet (RFC 826) and IPv6
@@ -168,7 +170,7 @@ func parseNDP(frame []byte) (claim, result) {
 		return c, resultMalformed
 	}
 	src, dst := (*[16]byte)(ip[8:24]), (*[16]byte)(ip[24:40])
-	if icmpChecksum(src, dst, msg) != 0 {
+	if wire.ICMPv6Checksum(src, dst, msg) != 0 {
 		return c, resultBadChecksum
 	}
 	target := [16]byte(msg[8:24])
@@ -278,36 +280,6 @@ func putDADProbe(b []byte, mac [6]byte, vip [16]byte) int {
 	msg[0] = icmpTypeNS
 	clear(msg[1:8])
 	copy(msg[8:24], vip[:])
-	binary.BigEndian.PutUint16(msg[2:4], icmpChecksum(&src, &dstIP, msg))
+	binary.BigEndian.PutUint16(msg[2:4], wire.ICMPv6Checksum(&src, &dstIP, msg))
 	return dadFrameLen
-}
-
-// icmpChecksum is the ICMPv6 checksum (RFC 4443 §2.3) of msg with the
-// RFC 8200 §8.1 pseudo-header: the value to store when msg's checksum field
-// is zero, and 0 when msg carries a correct checksum.
-func icmpChecksum(src, dst *[16]byte, msg []byte) uint16 {
-	sum := sum16(0, src[:])
-	sum = sum16(sum, dst[:])
-	sum += uint32(len(msg)>>16) + uint32(len(msg)&0xffff) + protoICMPv6
-	sum = sum16(sum, msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// sum16 adds b to sum as big-endian 16-bit words, an odd last byte padded
-// with zero, folding before sum can overflow.
-func sum16(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-		if sum >= 0xffff0000 {
-			sum = sum&0xffff + sum>>16
-		}
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
 }

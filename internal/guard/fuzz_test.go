@@ -3,6 +3,8 @@ package guard
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // marshalClaim builds a canonical frame that makes the parsers report c: an
@@ -75,7 +77,7 @@ func ndFrame(ethSrc [6]byte, typ, flags byte, src, dst, target [16]byte, opt byt
 		m[24], m[25] = opt, 1
 		copy(m[26:32], lla[:])
 	}
-	binary.BigEndian.PutUint16(m[2:4], icmpChecksum(&src, &dst, m))
+	binary.BigEndian.PutUint16(m[2:4], wire.ICMPv6Checksum(&src, &dst, m))
 	return f
 }
 

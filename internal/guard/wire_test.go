@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/bpf"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Frames captured with tcpdump on a veth pair between two network
@@ -69,7 +71,7 @@ func fixSum(f []byte) []byte {
 	}
 	msg := f[icmpOff : icmpOff+plen]
 	msg[2], msg[3] = 0, 0
-	binary.BigEndian.PutUint16(msg[2:4], icmpChecksum((*[16]byte)(f[ipv6Off+8:ipv6Off+24]), (*[16]byte)(f[ipv6Off+24:ipv6Off+40]), msg))
+	binary.BigEndian.PutUint16(msg[2:4], wire.ICMPv6Checksum((*[16]byte)(f[ipv6Off+8:ipv6Off+24]), (*[16]byte)(f[ipv6Off+24:ipv6Off+40]), msg))
 	return f
 }
 
