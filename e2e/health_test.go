@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ func TestHealth(t *testing.T) {
 	t.Run("duplicate responder", func(t *testing.T) { healthDuplicate(t, c) })
 	t.Run("wrong responder", func(t *testing.T) { healthWrong(t, c) })
 	t.Run("foreign responder", func(t *testing.T) { healthForeign(t, c) })
+	t.Run("deaf watcher: the announcer keeps the address", func(t *testing.T) { healthDeafWatcher(t, c) })
 	t.Run("dark: the announcer withdraws", func(t *testing.T) { healthDark(t, c) })
 }
 
@@ -200,31 +202,64 @@ func healthDuplicate(t *testing.T, c *cluster) {
 	})
 }
 
-// silence makes a node's announcements of addr vanish on the wire (an nftables egress rule drops its ARP
-// frames with addr as the sender): to the node, everything looks fine. It returns the undo.
+// silence drops, on node's eth0, every ARP frame leaving with addr as its sender address: the node's answers
+// for addr (and its gratuitous ARPs) never reach the wire. It returns the undo.
 func (c *cluster) silence(node string, addr netip.Addr) func() {
 	c.t.Helper()
-	table := "herald_silence_" + strings.ReplaceAll(addr.String(), ".", "_")
-	if err := nft(c, node, "add", "table", "netdev", table); err != nil {
+	return c.nftDropARP(func(args ...string) error { return nft(c, node, args...) }, "eth0", addr, "egress")
+}
+
+// deafen drops, on the switch port node is plugged into, every ARP frame going to node with addr as its sender
+// address: whoever answers for addr, node never hears it, as if its own link failed for that address. (A rule
+// on node's own eth0 would not do: the prober's ETH_P_ALL socket sees frames before the ingress hook.) It
+// returns the undo.
+func (c *cluster) deafen(node string, addr netip.Addr) func() {
+	c.t.Helper()
+	sw := func(args ...string) error {
+		cmd := append([]string{"netns", "exec", c.lab.Switch, "nft"}, args...)
+		if out, err := exec.CommandContext(c.ctx, "ip", cmd...).CombinedOutput(); err != nil {
+			return fmt.Errorf("nft %s in the switch: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	return c.nftDropARP(sw, c.hosts[node].Port(), addr, "egress")
+}
+
+// nftDropARP adds, through nft, a netdev table on dev whose hook drops ARP frames with sender address addr, and
+// returns the undo, which deletes the table.
+func (c *cluster) nftDropARP(nft func(args ...string) error, dev string, addr netip.Addr, hook string) func() {
+	c.t.Helper()
+	table := "herald_" + hook + "_" + strings.ReplaceAll(addr.String(), ".", "_")
+	if err := nft("add", "table", "netdev", table); err != nil {
 		c.t.Fatal(err)
 	}
 	undo := func() {
 		if table != "" {
-			if err := nft(c, node, "delete", "table", "netdev", table); err != nil {
+			if err := nft("delete", "table", "netdev", table); err != nil {
 				c.t.Error(err)
 			}
 			table = ""
 		}
 	}
-	if err := nft(c, node, "add", "chain", "netdev", table, "out", "{ type filter hook egress device eth0 priority 0 ; }"); err != nil {
+	if err := nft("add", "chain", "netdev", table, "filter", "{ type filter hook "+hook+" device "+dev+" priority 0 ; }"); err != nil {
 		undo()
 		c.t.Fatal(err)
 	}
-	if err := nft(c, node, "add", "rule", "netdev", table, "out", "arp", "saddr", "ip", addr.String(), "drop"); err != nil {
+	if err := nft("add", "rule", "netdev", table, "filter", "arp", "saddr", "ip", addr.String(), "drop"); err != nil {
 		undo()
 		c.t.Fatal(err)
 	}
 	return undo
+}
+
+// third is the node of the three that is neither a nor b.
+func (c *cluster) third(a, b string) string {
+	for n := range c.hosts {
+		if n != a && n != b {
+			return n
+		}
+	}
+	return ""
 }
 
 func healthWrong(t *testing.T, c *cluster) {
@@ -235,12 +270,7 @@ func healthWrong(t *testing.T, c *cluster) {
 	node := c.settled(svc, vip)
 	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
 	watcher := an.Status.Health.Watcher
-	third := ""
-	for n := range c.hosts {
-		if n != node && n != watcher {
-			third = n
-		}
-	}
+	third := c.third(node, watcher)
 	// The announcer's answers vanish, and a third node's kernel answers instead (the address on its lo, no
 	// strict ARP): one speaker's MAC answers, not the announcer's.
 	undo := c.silence(node, vip)
@@ -292,6 +322,48 @@ func healthForeign(t *testing.T, c *cluster) {
 	c.health(svc, vip, heraldv1.HealthHealthy, 40*time.Second)
 }
 
+// healthDeafWatcher makes the watcher deaf to the address (its own link at fault): the watcher finds it dark and
+// reports it, the announcer re-announces, but the corroborator finds it answered, so the announcer keeps it.
+func healthDeafWatcher(t *testing.T, c *cluster) {
+	c = withT(c, t)
+	svc, addrs := c.service("health", "deaf", "lab")
+	defer c.delete(svc)
+	vip := addrs[0]
+	node := c.settled(svc, vip)
+	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	watcher := an.Status.Health.Watcher
+	corroborator := c.third(node, watcher)
+	answered := c.labelled(corroborator, `herald_health_corroborations_total{result="answered"}`)
+	undo := c.deafen(watcher, vip)
+	defer undo()
+	c.health(svc, vip, heraldv1.HealthDark, 30*time.Second)
+	c.eventually(20*time.Second, "the announcer re-announcing on the watcher's report", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventDarkReported)
+		return len(evs) > 0 && strings.Contains(evs[0], watcher), fmt.Sprint(evs)
+	})
+	reported := time.Now()
+	c.eventually(20*time.Second, "the corroborator disagreeing", func() (bool, string) {
+		evs := c.events(svc.Namespace, svc.Name, speaker.EventWatcherDisagrees)
+		return len(evs) > 0 && strings.Contains(evs[0], corroborator), fmt.Sprint(evs)
+	})
+	if v := c.labelled(corroborator, `herald_health_corroborations_total{result="answered"}`); v <= answered {
+		t.Errorf("corroborations finding the address answered on %s: %v, want more than %v", corroborator, v, answered)
+	}
+	// Past the announcer's grace (2×5 s + 6×250 ms + 1 s), with a margin: it has not withdrawn.
+	time.Sleep(time.Until(reported.Add(16 * time.Second)))
+	if evs := c.events(svc.Namespace, svc.Name, speaker.EventWithdrawn); len(evs) != 0 {
+		t.Errorf("Withdrawn Events %v: the announcer withdrew on an uncorroborated report", evs)
+	}
+	if got, want := c.responders(vip), []string{c.hosts[node].MAC.String()}; !slices.Equal(got, want) {
+		t.Errorf("%s answered by %v, want the announcer %s alone", vip, got, node)
+	}
+	if v, err := c.metric(node, "herald_health_impaired_prefixes"); err != nil || v != 0 {
+		t.Errorf("herald_health_impaired_prefixes on %s = %v (%v), want 0", node, v, err)
+	}
+	undo()
+	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
+}
+
 // healthDark silences the announcer on the wire: the watcher finds the address dark and publishes it, the
 // announcer re-announces (still silenced), then withdraws, and another node answers. Runs last: the node stays
 // withdrawn from the lab's prefix for the hold (a minute).
@@ -301,7 +373,8 @@ func healthDark(t *testing.T, c *cluster) {
 	defer c.delete(svc)
 	vip := addrs[0]
 	node := c.settled(svc, vip)
-	c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
+	corroborator := c.third(node, an.Status.Health.Watcher)
 	start := time.Now()
 	undo := c.silence(node, vip)
 	defer undo()
@@ -326,6 +399,9 @@ func healthDark(t *testing.T, c *cluster) {
 	}
 	if v, err := c.metric(node, "herald_health_impaired_prefixes"); err != nil || v != 1 {
 		t.Errorf("herald_health_impaired_prefixes on %s = %v (%v), want 1", node, v, err)
+	}
+	if v := c.labelled(corroborator, `herald_health_corroborations_total{result="dark"}`); v < 1 {
+		t.Errorf("corroborations finding the address dark on %s = %v, want at least 1 before the withdrawal", corroborator, v)
 	}
 	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
 	t.Logf("health: dark address answered again by %s %v after %s was silenced", newNode, moved.Round(time.Millisecond), node)

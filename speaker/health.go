@@ -30,6 +30,7 @@ const (
 	EventAddressHealthy      = "AddressHealthy"
 	EventDarkReported        = "DarkReported"
 	EventWithdrawn           = "Withdrawn"
+	EventWatcherDisagrees    = "WatcherDisagrees"
 )
 
 // maxPublished bounds the dark addresses and impaired prefixes a speaker publishes in its member metadata.
@@ -40,12 +41,16 @@ const maxPublished = 8
 // answered, and reports the verdict in metrics, Events and the Announcement. It publishes the addresses it
 // finds dark in its member metadata; the announcer, seeing one of its addresses there, re-checks its interface
 // and re-announces, and withdraws from the address's prefix for ImpairedHold (publishing that too, so every
-// speaker elects another node) if the interface is down or the address stays dark.
+// speaker elects another node) if the interface is down or the address stays dark. Where the address has a
+// corroborator (a third eligible node), the announcer withdraws only once the corroborator, probing on the
+// watcher's report, finds the address dark too: a watcher whose own link fails must not move healthy addresses.
 type health struct {
 	monitor      *probe.Monitor // nil when health probing is off
 	healthStatus *healthWriter
 
 	watch map[netip.Addr]*watchState // addresses this node watches
+	// corroborating are the addresses a watcher reports dark for which this node is the corroborator.
+	corroborating map[netip.Addr]*corroboration
 
 	impaired    map[netip.Prefix]time.Time      // prefixes this node withdrew from -> until when
 	darkReports map[netip.Addr]darkReport       // dark reports about addresses this node answers for
@@ -63,16 +68,26 @@ type watchState struct {
 	errLogged  string
 }
 
+// corroboration is this node's check of a watcher's dark report.
+type corroboration struct {
+	key       string
+	watcher   string
+	judged    bool // a round has ended
+	dark      bool // the last round went unanswered
+	errLogged string
+}
+
 type darkReport struct {
-	watcher     string
+	reporters   []string // the members that publish the address as dark, sorted
+	confirmed   bool     // by the corroborator too, or there is none
 	link        string
 	reannounced time.Time
 	withdrawn   bool
 }
 
 func newHealth() health {
-	return health{watch: map[netip.Addr]*watchState{}, impaired: map[netip.Prefix]time.Time{},
-		darkReports: map[netip.Addr]darkReport{}}
+	return health{watch: map[netip.Addr]*watchState{}, corroborating: map[netip.Addr]*corroboration{},
+		impaired: map[netip.Prefix]time.Time{}, darkReports: map[netip.Addr]darkReport{}}
 }
 
 // setHealthTargets tells the monitor what this node watches, after a decision.
@@ -83,16 +98,23 @@ func (a *agent) setHealthTargets() {
 	var ts []probe.Target
 	keep := map[netip.Addr]bool{}
 	for key, g := range a.plan.Groups {
-		if g.Watcher != a.cfg.NodeName {
+		watching := g.Watcher == a.cfg.NodeName
+		if !watching && g.Corroborator != a.cfg.NodeName {
 			continue
 		}
 		for addr, l := range g.ProbeFrom {
+			if c := a.corroborating[addr]; !watching && (c == nil || c.key != key) {
+				continue // corroborators probe only what a watcher reports dark
+			}
 			src := a.probeSource(addr, l)
 			if !src.IsValid() || len(l.MAC) != 6 {
 				continue
 			}
 			ts = append(ts, probe.Target{Addr: addr, Link: &net.Interface{Index: l.Index, Name: l.Name, HardwareAddr: l.MAC},
 				Source: src})
+			if !watching {
+				continue
+			}
 			keep[addr] = true
 			st := a.watch[addr]
 			if st == nil {
@@ -180,6 +202,10 @@ func (a *agent) announcer(g *group, addr netip.Addr) string {
 func (a *agent) onRound(r probe.Round) {
 	addr := r.Target.Addr
 	st := a.watch[addr]
+	if c := a.corroborating[addr]; st == nil && c != nil {
+		a.onCorroboration(r, c)
+		return
+	}
 	if st == nil || a.plan == nil {
 		return
 	}
@@ -338,6 +364,11 @@ func (a *agent) publishHealth() {
 			dark = append(dark, addr)
 		}
 	}
+	for addr, c := range a.corroborating {
+		if c.dark {
+			dark = append(dark, addr)
+		}
+	}
 	slices.SortFunc(dark, func(x, y netip.Addr) int { return x.Compare(y) })
 	if len(dark) > maxPublished {
 		dark = dark[:maxPublished]
@@ -387,27 +418,33 @@ func (a *agent) darkGrace() time.Duration {
 
 // checkDarkReports acts on watchers' reports that addresses this node answers for are dark: with the
 // interface down it withdraws at once; otherwise it re-announces, and withdraws if the report stands after
-// darkGrace (checked by healthTick).
+// darkGrace and the address's corroborator (if it has one) reports it dark too (checked by healthTick). It also
+// starts and ends this node's own corroborations of reports about other nodes' addresses.
 func (a *agent) checkDarkReports() {
 	if a.members == nil || a.plan == nil {
 		return
 	}
+	a.checkCorroborations()
 	now := a.cfg.Clock.Now()
-	reported := map[netip.Addr]string{}
+	reported := map[netip.Addr][]string{}
 	for _, m := range a.members.Members() {
 		if m.Name == a.cfg.NodeName {
 			continue
 		}
 		for _, d := range m.Dark {
-			reported[d] = m.Name
+			reported[d] = append(reported[d], m.Name)
 		}
 	}
-	for addr := range a.darkReports {
-		if _, ok := reported[addr]; !ok {
+	for addr, rep := range a.darkReports {
+		by, ok := reported[addr]
+		if !ok {
 			delete(a.darkReports, addr)
+			continue
 		}
+		rep.reporters, rep.confirmed = a.darkConfirmed(addr, by)
+		a.darkReports[addr] = rep
 	}
-	for addr, watcher := range reported {
+	for addr, by := range reported {
 		if _, ok := a.darkReports[addr]; ok {
 			continue
 		}
@@ -421,25 +458,127 @@ func (a *agent) checkDarkReports() {
 		if link == "" {
 			continue // not answered here
 		}
+		reporters, confirmed := a.darkConfirmed(addr, by)
 		g := a.plan.Groups[a.addrKey[addr]]
 		l, ok := a.link(link)
 		if !ok || !l.Up {
 			a.metrics.DarkReports.WithLabelValues("withdrew").Inc()
-			a.darkReports[addr] = darkReport{watcher: watcher, link: link, reannounced: now, withdrawn: true}
-			a.impair(g, addr, l, fmt.Sprintf("%s reports %s dark and %s is down", watcher, addr, link))
+			a.darkReports[addr] = darkReport{reporters: reporters, confirmed: confirmed, link: link, reannounced: now, withdrawn: true}
+			a.impair(g, addr, l, fmt.Sprintf("%s reports %s dark and %s is down", strings.Join(reporters, " and "), addr, link))
 			continue
 		}
 		a.ann.Reannounce(addr)
 		a.metrics.DarkReports.WithLabelValues("reannounced").Inc()
-		a.darkReports[addr] = darkReport{watcher: watcher, link: link, reannounced: now}
+		a.darkReports[addr] = darkReport{reporters: reporters, confirmed: confirmed, link: link, reannounced: now}
 		a.log.Info("a watcher reports an address this node answers for dark; re-announcing", "address", addr,
-			"watcher", watcher, "interface", link)
+			"reporters", reporters, "interface", link)
 		if g != nil {
+			cond := ""
+			if g.Corroborator != "" {
+				cond = fmt.Sprintf(" and %s, probing too, finds it dark", g.Corroborator)
+			}
 			a.event(g, corev1.EventTypeWarning, EventDarkReported, fmt.Sprintf(
-				"%s finds %s dark; %s's %s is up, so it re-announced and withdraws if the address stays dark for %s",
-				watcher, addr, a.cfg.NodeName, link, a.darkGrace().Round(time.Second)))
+				"%s finds %s dark; %s's %s is up, so it re-announced and withdraws if the address stays dark for %s%s",
+				strings.Join(reporters, " and "), addr, a.cfg.NodeName, link, a.darkGrace().Round(time.Second), cond))
 		}
 	}
+}
+
+// darkConfirmed sorts the members reporting addr dark and says whether the report is enough to withdraw: the
+// address's corroborator is among them, or it has none.
+func (a *agent) darkConfirmed(addr netip.Addr, by []string) ([]string, bool) {
+	by = slices.Clone(by)
+	slices.Sort(by)
+	g := a.plan.Groups[a.addrKey[addr]]
+	return by, g == nil || g.Corroborator == "" || slices.Contains(by, g.Corroborator)
+}
+
+// checkCorroborations starts probing the addresses whose watcher reports them dark where this node is the
+// corroborator, and stops when the report ends.
+func (a *agent) checkCorroborations() {
+	if a.monitor == nil {
+		return
+	}
+	want := map[netip.Addr]string{}
+	for _, m := range a.members.Members() {
+		if m.Name == a.cfg.NodeName {
+			continue
+		}
+		for _, d := range m.Dark {
+			key := a.addrKey[d]
+			g := a.plan.Groups[key]
+			if g == nil || g.Watcher != m.Name || g.Corroborator != a.cfg.NodeName {
+				continue
+			}
+			if _, ok := g.ProbeFrom[d]; ok {
+				want[d] = key
+			}
+		}
+	}
+	changed := false
+	var started []netip.Addr
+	for addr, c := range a.corroborating {
+		if key, ok := want[addr]; !ok || key != c.key {
+			delete(a.corroborating, addr)
+			changed = true
+		}
+	}
+	for addr, key := range want {
+		if _, ok := a.corroborating[addr]; !ok {
+			a.corroborating[addr] = &corroboration{key: key, watcher: a.plan.Groups[key].Watcher}
+			started = append(started, addr)
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	a.setHealthTargets() // publishes too, when a dark corroboration ended
+	for _, addr := range started {
+		a.log.Info("a watcher reports an address dark; probing it to corroborate", "address", addr,
+			"watcher", a.corroborating[addr].watcher)
+		a.monitor.Confirm(addr)
+	}
+}
+
+// onCorroboration judges a round probing an address a watcher reports dark, and publishes the address dark
+// too when nobody answered. When somebody answered, the watcher's own link may be at fault: it says so in an
+// Event and does not publish, so the announcer keeps the address.
+func (a *agent) onCorroboration(r probe.Round, c *corroboration) {
+	a.metrics.HealthRequests.Add(float64(r.Attempts))
+	if r.Err != nil {
+		if msg := r.Err.Error(); msg != c.errLogged {
+			c.errLogged = msg
+			a.log.Error(r.Err, "corroborating probe failed", "address", r.Target.Addr)
+		}
+		return
+	}
+	c.errLogged = ""
+	if !a.fresh() {
+		return
+	}
+	dark := len(r.Replies) == 0
+	if c.judged && dark == c.dark {
+		return
+	}
+	c.judged, c.dark = true, dark
+	addr := r.Target.Addr
+	g := a.plan.Groups[c.key]
+	if dark {
+		a.metrics.Corroborations.WithLabelValues("dark").Inc()
+		a.log.Info("corroborated a dark report: nobody answers", "address", addr, "watcher", c.watcher)
+	} else {
+		a.metrics.Corroborations.WithLabelValues("answered").Inc()
+		_, rs := probe.Judge(r.Replies, "", a.nodeOfMAC)
+		a.log.Info("a watcher reports an address dark, but it is answered here", "address", addr, "watcher", c.watcher,
+			"responders", respondersText(rs))
+		if g != nil {
+			a.event(g, corev1.EventTypeWarning, EventWatcherDisagrees, fmt.Sprintf(
+				"%s finds %s dark, but %s's requests are answered by %s: %s's own link may be at fault, so the announcer keeps the address",
+				c.watcher, addr, a.cfg.NodeName, respondersText(rs), c.watcher))
+		}
+	}
+	a.publishHealth()
 }
 
 func (a *agent) link(name string) (iface.Link, bool) {
@@ -480,7 +619,7 @@ func (a *agent) impair(g *group, addr netip.Addr, l iface.Link, why string) {
 func (a *agent) healthTick() (decide bool) {
 	now := a.cfg.Clock.Now()
 	for addr, rep := range a.darkReports {
-		if rep.withdrawn || now.Sub(rep.reannounced) < a.darkGrace() {
+		if rep.withdrawn || !rep.confirmed || now.Sub(rep.reannounced) < a.darkGrace() {
 			continue
 		}
 		rep.withdrawn = true
@@ -491,7 +630,7 @@ func (a *agent) healthTick() (decide bool) {
 		if a.plan != nil {
 			g = a.plan.Groups[a.addrKey[addr]]
 		}
-		a.impair(g, addr, l, fmt.Sprintf("%s still finds %s dark %s after %s re-announced it on %s", rep.watcher, addr,
+		a.impair(g, addr, l, fmt.Sprintf("%s is still reported dark by %s %s after %s re-announced it on %s", addr, strings.Join(rep.reporters, " and "),
 			now.Sub(rep.reannounced).Round(time.Second), a.cfg.NodeName, rep.link))
 	}
 	for p, until := range a.impaired {

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,5 +67,40 @@ func TestSameHealth(t *testing.T) {
 	}
 	if msg := healthMessage(dup); msg != "198.51.100.20 is answered by several devices: [02:00:00:00:00:01 (node1) 02:00:00:00:00:ff]" {
 		t.Errorf("message %q", msg)
+	}
+}
+
+func TestDarkConfirmed(t *testing.T) {
+	three, two := netip.MustParseAddr("198.51.100.20"), netip.MustParseAddr("198.51.100.21")
+	a := &agent{
+		addrKey: map[netip.Addr]string{three: "k3", two: "k2"},
+		plan: &plan{Groups: map[string]*group{
+			"k3": {Key: "k3", Winner: "n1", Watcher: "n2", Corroborator: "n3"},
+			"k2": {Key: "k2", Winner: "n1", Watcher: "n2"},
+		}},
+	}
+	tests := []struct {
+		name string
+		addr netip.Addr
+		by   []string
+		want bool
+	}{
+		{"the watcher alone, a corroborator exists", three, []string{"n2"}, false},
+		{"the watcher and the corroborator", three, []string{"n3", "n2"}, true},
+		{"the corroborator alone (the watcher's report is ending)", three, []string{"n3"}, true},
+		{"another node, not the corroborator", three, []string{"n2", "n4"}, false},
+		{"no corroborator: the watcher suffices", two, []string{"n2"}, true},
+		{"an address outside every group", netip.MustParseAddr("198.51.100.99"), []string{"n2"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			by, ok := a.darkConfirmed(tc.addr, tc.by)
+			if ok != tc.want {
+				t.Errorf("confirmed %v, want %v", ok, tc.want)
+			}
+			if !slices.IsSorted(by) || len(by) != len(tc.by) {
+				t.Errorf("reporters %v: want the %d given, sorted", by, len(tc.by))
+			}
+		})
 	}
 }

@@ -29,6 +29,8 @@ type Metrics struct {
 	// On the announcing speaker.
 	DarkReports *prometheus.CounterVec // herald_health_dark_reports_total{action}
 	Impaired    prometheus.Gauge       // herald_health_impaired_prefixes
+	// Corroborations counts this speaker's checks of other watchers' dark reports, by result (dark, answered).
+	Corroborations *prometheus.CounterVec // herald_health_corroborations_total{result}
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -117,7 +119,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "herald_health_impaired_prefixes",
 		Help: "Prefixes this speaker withdrew from because it found it could not answer there; other speakers take their addresses over until the hold ends.",
 	})
-	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired)
+	m.Corroborations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_health_corroborations_total",
+		Help: "This speaker's checks, as corroborator, of a watcher's report that an address is dark, by result: dark (nobody answered here either, so the announcer may withdraw) or answered (the watcher's own link may be at fault; the announcer keeps the address).",
+	}, []string{"result"})
+	for _, r := range []string{"dark", "answered"} {
+		m.Corroborations.WithLabelValues(r)
+	}
+	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations)
 	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

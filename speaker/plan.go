@@ -78,8 +78,12 @@ type group struct {
 	// Watcher is the node that probes the group's addresses for health: the first eligible node in the key's
 	// election order other than Winner; "" when there is none.
 	Watcher string
-	// ProbeFrom is, when this node is the Watcher, the interface it probes each address from (the one it would
-	// answer on).
+	// Corroborator is the node that checks the Watcher's reports that an address is dark before the announcer
+	// withdraws: the next eligible node in the election order after Winner and Watcher; "" when there is none,
+	// and then the Watcher's report stands alone.
+	Corroborator string
+	// ProbeFrom is, when this node is the Watcher or the Corroborator, the interface it probes each address from
+	// (the one it would answer on).
 	ProbeFrom map[netip.Addr]iface.Link
 }
 
@@ -390,12 +394,15 @@ func decide(in *inputs, table *election.Table) *plan {
 		g.Winner = winner
 		if w, ok := table.Elect(key, func(n string) bool { return n != winner && eligible(n) }); ok {
 			g.Watcher = w
+			if c, ok := table.Elect(key, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
+				g.Corroborator = c
+			}
 		}
 		allowed, auto := interfacesFor(p, in.Nodes[in.Self])
 		if auto {
 			allowed = nil
 		}
-		if g.Watcher == in.Self && winner != in.Self {
+		if (g.Watcher == in.Self || g.Corroborator == in.Self) && winner != in.Self {
 			g.ProbeFrom = map[netip.Addr]iface.Link{}
 			for _, a := range g.Addrs {
 				if ch, _ := iface.Select(a, in.Links, allowed); len(ch) > 0 {

@@ -472,13 +472,15 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 	}
 	order := election.Order(ip, live)
 
-	// Every node agrees: the watcher is the second in the order, and only it gets an interface to probe from.
+	// Every node agrees: the watcher is the second in the order and the corroborator the third, and only they
+	// get an interface to probe from.
 	for _, self := range live {
 		g := decide(base(self), election.NewTable()).Groups[ip]
-		if g.Winner != order[0] || g.Watcher != order[1] {
-			t.Errorf("%s: winner %s watcher %s, want %s and %s", self, g.Winner, g.Watcher, order[0], order[1])
+		if g.Winner != order[0] || g.Watcher != order[1] || g.Corroborator != order[2] {
+			t.Errorf("%s: winner %s watcher %s corroborator %s, want %s, %s and %s", self, g.Winner, g.Watcher,
+				g.Corroborator, order[0], order[1], order[2])
 		}
-		wantProbe := self == order[1]
+		wantProbe := self != order[0]
 		if l, ok := g.ProbeFrom[netip.MustParseAddr(ip)]; ok != wantProbe || (ok && l.Name != "eth0") {
 			t.Errorf("%s: probes from %+v (%v), want eth0: %v", self, l, ok, wantProbe)
 		}
@@ -487,8 +489,9 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 	// A holder that is not the election's choice: the watcher is the first other node, the preferred one.
 	in := base(order[1])
 	in.Holders = map[string]string{ip: order[2]}
-	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[2] || g.Watcher != order[0] {
-		t.Errorf("holder %s: winner %s watcher %s, want watcher %s", order[2], g.Winner, g.Watcher, order[0])
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[2] || g.Watcher != order[0] || g.Corroborator != order[1] {
+		t.Errorf("holder %s: winner %s watcher %s corroborator %s, want watcher %s and corroborator %s", order[2],
+			g.Winner, g.Watcher, g.Corroborator, order[0], order[1])
 	}
 
 	// The announcer withdrew from the address's prefix: the next node announces, the one after watches; the
@@ -496,8 +499,9 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 	in = base(order[1])
 	in.Holders = map[string]string{ip: order[0]}
 	in.Impaired = map[string][]netip.Prefix{order[0]: {netip.MustParsePrefix("198.51.100.0/24")}}
-	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[1] || g.Watcher != order[2] || g.HolderOK {
-		t.Errorf("impaired %s: winner %s watcher %s holderOK %v, want %s and %s", order[0], g.Winner, g.Watcher, g.HolderOK, order[1], order[2])
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[1] || g.Watcher != order[2] || g.Corroborator != "" || g.HolderOK {
+		t.Errorf("impaired %s: winner %s watcher %s corroborator %q holderOK %v, want %s, %s and none", order[0],
+			g.Winner, g.Watcher, g.Corroborator, g.HolderOK, order[1], order[2])
 	}
 	// A prefix that does not hold the address changes nothing.
 	in = base(order[1])
@@ -508,7 +512,13 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 	// A lone eligible node has no watcher.
 	in = base(order[0])
 	in.Live = []string{order[0]}
-	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[0] || g.Watcher != "" {
-		t.Errorf("alone: winner %s watcher %q, want %s and none", g.Winner, g.Watcher, order[0])
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Winner != order[0] || g.Watcher != "" || g.Corroborator != "" {
+		t.Errorf("alone: winner %s watcher %q corroborator %q, want %s and none", g.Winner, g.Watcher, g.Corroborator, order[0])
+	}
+	// Two eligible nodes: a watcher, no corroborator.
+	in = base(order[0])
+	in.Live = []string{order[0], order[1]}
+	if g := decide(in, election.NewTable()).Groups[ip]; g.Watcher != order[1] || g.Corroborator != "" {
+		t.Errorf("two nodes: watcher %q corroborator %q, want %s and none", g.Watcher, g.Corroborator, order[1])
 	}
 }

@@ -328,6 +328,10 @@ func (l *Lab) close() error {
 	return nil
 }
 
+// Port is the name of h's bridge port: the peer of h's Link in the Switch namespace. Rules on it act as the
+// switch port h is plugged into.
+func (h *Host) Port() string { return h.port }
+
 // Do runs fn on a locked OS thread switched into h's network namespace. Sockets opened in fn stay in the
 // namespace and may be used from any goroutine afterwards. The thread is discarded after fn.
 func (h *Host) Do(fn func() error) error {
