@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -307,51 +311,63 @@ func (c *cluster) labelled(node, series string) float64 {
 }
 
 // BenchmarkHealth10k announces 10,000 Services from a two-node lab, where each node watches the addresses the
-// other announces, and reports the health probing's traffic and the speakers' CPU at the default 5 s interval.
+// other announces, and reports the health probing's traffic and the speakers' CPU at the default 5 s interval,
+// with a CPU profile of one speaker: its top functions are logged, and the profile is kept at
+// $HERALD_BENCH_PROFILE when that is set.
 func BenchmarkHealth10k(b *testing.B) {
 	const n = 10000
-	c := newCluster(b, 2)
+	c := newCluster(b, 2, "--pprof-bind-address=:6060")
 	c.pool("bulk", []string{"198.18.0.0/18"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
 	start := c.bulk(b, n)
 	nodes := []string{"node1", "node2"}
-	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
+	sum := func(series string) float64 {
 		total := 0.0
 		for _, node := range nodes {
-			v, err := c.metric(node, "herald_speaker_announced_addresses")
-			if err != nil {
-				return false, err.Error()
-			}
-			total += v
+			total += c.labelled(node, series)
 		}
-		return total == n, fmt.Sprintf("%v announced", total)
+		return total
+	}
+	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
+		v := sum("herald_speaker_announced_addresses")
+		return v == n, fmt.Sprintf("%v announced", v)
 	})
 	announced := time.Now()
 	b.Logf("all %d announced %v after the first create", n, announced.Sub(start))
 	c.eventually(5*time.Minute, "10,000 addresses judged healthy", func() (bool, string) {
-		total := 0.0
-		for _, node := range nodes {
-			total += c.labelled(node, `herald_health_addresses{verdict="Healthy"}`)
-		}
-		return total == n, fmt.Sprintf("%v healthy", total)
+		v := sum(`herald_health_addresses{verdict="Healthy"}`)
+		return v == n, fmt.Sprintf("%v healthy", v)
 	})
 	b.Logf("all %d judged healthy %v after the last was announced", n, time.Since(announced).Round(time.Millisecond))
-	time.Sleep(10 * time.Second) // let the health status writes finish
+	// Every first verdict is written to its Announcement before measuring: what is left is the steady state
+	// (rounds, answers, and each verdict written again every --health-status-refresh).
+	c.eventually(10*time.Minute, "every first health verdict written", func() (bool, string) {
+		v := sum(`herald_health_status_writes_total{result="ok"}`)
+		return v >= n, fmt.Sprintf("%v written", v)
+	})
+	b.Logf("every first verdict written %v after the last was announced", time.Since(announced).Round(time.Millisecond))
+	time.Sleep(5 * time.Second)
 	for range b.N {
-		cpu0, req0 := map[string]time.Duration{}, map[string]float64{}
+		cpu0, req0, wr0 := map[string]time.Duration{}, map[string]float64{}, map[string]float64{}
 		for _, node := range nodes {
 			cpu0[node] = procCPU(b, c.speaker[node].Pid())
-			req0[node], _ = c.metric(node, "herald_health_requests_total")
+			req0[node] = c.labelled(node, "herald_health_requests_total")
+			wr0[node] = c.labelled(node, `herald_health_status_writes_total{result="ok"}`)
 		}
 		t0 := time.Now()
+		prof := make(chan []byte, 1)
+		go func() { prof <- c.cpuProfile("node1", 20*time.Second) }()
 		time.Sleep(30 * time.Second)
 		el := time.Since(t0).Seconds()
-		var reqs, cpu float64
+		var reqs, cpu, writes float64
 		for _, node := range nodes {
-			r, _ := c.metric(node, "herald_health_requests_total")
+			r := c.labelled(node, "herald_health_requests_total")
+			w := c.labelled(node, `herald_health_status_writes_total{result="ok"}`)
 			cp := (procCPU(b, c.speaker[node].Pid()) - cpu0[node]).Seconds() / el
 			reqs += r - req0[node]
+			writes += w - wr0[node]
 			cpu += cp
-			b.Logf("%s: %.0f health requests/s, CPU %.1f%% of one core", node, (r-req0[node])/el, cp*100)
+			b.Logf("%s: %.0f health requests/s, %.1f health status writes/s, CPU %.1f%% of one core", node,
+				(r-req0[node])/el, (w-wr0[node])/el, cp*100)
 		}
 		lat := map[string]float64{}
 		for _, node := range nodes {
@@ -361,7 +377,51 @@ func BenchmarkHealth10k(b *testing.B) {
 		b.ReportMetric(reqs/el, "requests/s")
 		b.ReportMetric(cpu*100/float64(len(nodes)), "cpu-%-per-speaker")
 		// An ARP request and its reply are 60-byte minimum Ethernet frames (42 bytes padded).
-		b.Logf("health probing of %d addresses at 5 s: %.0f requests/s in the cluster (%.2f per address per interval), about %.1f kB/s of requests and replies on the wire; speakers' CPU %.1f%% of one core each on average (announcing and watching 5,000 each); mean first-answer latency %.2f ms",
-			n, reqs/el, reqs/el*5/n, reqs/el*2*60/1000, cpu*100/float64(len(nodes)), 1000*lat["sum"]/max(lat["count"], 1))
+		b.Logf("health probing of %d addresses at 5 s: %.0f requests/s in the cluster (%.2f per address per interval), about %.1f kB/s of requests and replies on the wire; %.1f health status writes/s; speakers' CPU %.1f%% of one core each on average (announcing and watching 5,000 each); mean first-answer latency %.2f ms",
+			n, reqs/el, reqs/el*5/n, reqs/el*2*60/1000, writes/el, cpu*100/float64(len(nodes)), 1000*lat["sum"]/max(lat["count"], 1))
+		c.profileTop(b, <-prof)
+	}
+}
+
+// cpuProfile fetches a CPU profile of node's speaker over d from its --pprof-bind-address (:6060); nil when that
+// fails (logged).
+func (c *cluster) cpuProfile(node string, d time.Duration) []byte {
+	h := c.hosts[node]
+	hc := &http.Client{Timeout: d + 30*time.Second, Transport: &http.Transport{DialContext: h.DialContext}}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", net.JoinHostPort(h.IPv4.String(), "6060"), int(d.Seconds()))
+	resp, err := hc.Get(url)
+	if err != nil {
+		c.t.Logf("CPU profile of %s: %v", node, err)
+		return nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		c.t.Logf("CPU profile of %s: %v %s", node, err, resp.Status)
+		return nil
+	}
+	return body
+}
+
+// profileTop logs the top functions of a CPU profile (go tool pprof -top), and keeps the profile at
+// $HERALD_BENCH_PROFILE when that is set.
+func (c *cluster) profileTop(b *testing.B, prof []byte) {
+	if prof == nil {
+		return
+	}
+	path := os.Getenv("HERALD_BENCH_PROFILE")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "cpu.pprof")
+	}
+	if err := os.WriteFile(path, prof, 0o644); err != nil {
+		b.Logf("writing the profile: %v", err)
+		return
+	}
+	for _, args := range [][]string{{"-top", "-nodecount=25"}, {"-top", "-cum", "-nodecount=40"}} {
+		out, err := exec.Command("go", append(append([]string{"tool", "pprof"}, args...), heraldBin, path)...).CombinedOutput()
+		if err != nil {
+			b.Logf("go tool pprof %v: %v", args, err)
+		}
+		b.Logf("CPU profile of node1's speaker (%s):\n%s", strings.Join(args, " "), out)
 	}
 }

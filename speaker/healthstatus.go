@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,7 +34,8 @@ type healthWriter struct {
 	log     logr.Logger
 	clock   clock.WithTicker
 	refresh time.Duration
-	wake    chan struct{} // capacity 1
+	wake    chan struct{}          // capacity 1
+	writes  *prometheus.CounterVec // by result; nil counts nothing
 
 	mu      sync.Mutex // guards pending
 	pending map[types.NamespacedName]healthWant
@@ -87,6 +89,7 @@ func (w *healthWriter) run(ctx context.Context) {
 				continue
 			}
 			if err := w.write(ctx, name, want); err != nil {
+				w.count("error")
 				errs = append(errs, err)
 				w.mu.Lock()
 				if _, newer := w.pending[name]; !newer {
@@ -95,11 +98,18 @@ func (w *healthWriter) run(ctx context.Context) {
 				w.mu.Unlock()
 				continue
 			}
+			w.count("ok")
 			w.written[name] = writtenHealth{health: want.health, at: w.clock.Now()}
 		}
 		if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
 			w.log.V(1).Info("writing health to Announcements; retrying", "error", err.Error())
 		}
+	}
+}
+
+func (w *healthWriter) count(result string) {
+	if w.writes != nil {
+		w.writes.WithLabelValues(result).Inc()
 	}
 }
 

@@ -31,6 +31,8 @@ type Metrics struct {
 	Impaired    prometheus.Gauge       // herald_health_impaired_prefixes
 	// Corroborations counts this speaker's checks of other watchers' dark reports, by result (dark, answered).
 	Corroborations *prometheus.CounterVec // herald_health_corroborations_total{result}
+	// HealthWrites counts the health writer's Announcement status writes, by result (ok, error).
+	HealthWrites *prometheus.CounterVec // herald_health_status_writes_total{result}
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -126,7 +128,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"dark", "answered"} {
 		m.Corroborations.WithLabelValues(r)
 	}
-	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations)
+	m.HealthWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_health_status_writes_total",
+		Help: "Health verdicts written to Announcements by this speaker as watcher (changes at once, unchanged ones every --health-status-refresh), by result (ok, error).",
+	}, []string{"result"})
+	for _, r := range []string{"ok", "error"} {
+		m.HealthWrites.WithLabelValues(r)
+	}
+	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations, m.HealthWrites)
 	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

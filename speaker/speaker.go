@@ -114,9 +114,11 @@ type Config struct {
 	RESTConfig  *rest.Config
 	MetricsAddr string // "0" disables
 	ProbeAddr   string // "0" disables
-	Registerer  prometheus.Registerer
-	Logger      logr.Logger
-	Clock       clock.WithTicker
+	// PprofAddr serves net/http/pprof (/debug/pprof/) for profiling a live speaker; "" or "0" disables it.
+	PprofAddr  string
+	Registerer prometheus.Registerer
+	Logger     logr.Logger
+	Clock      clock.WithTicker
 }
 
 // Conflict policies.
@@ -282,6 +284,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.ProbeAddr,
+		PprofBindAddress:       cfg.PprofAddr,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {
 				Namespaces: map[string]cache.Config{cfg.Secret.Namespace: {}},
@@ -457,6 +460,7 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Go(func() { a.monitor.Run(ctx) })
 		defer a.monitor.Close()
 		a.healthStatus = newHealthWriter(a.client, mgr.GetAPIReader(), log.WithName("health-status"), cfg.Clock, cfg.HealthStatusRefresh)
+		a.healthStatus.writes = a.metrics.HealthWrites
 		wg.Go(func() { a.healthStatus.run(statusCtx) })
 	}
 

@@ -25,6 +25,7 @@ type controllerConfig struct {
 	LoadBalancerClass string
 	MetricsAddr       string
 	ProbeAddr         string
+	PprofAddr         string
 	LeaderElect       bool
 	LeaderElectionNS  string
 	LeaderElectionID  string
@@ -43,6 +44,7 @@ func runController(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&c.LoadBalancerClass, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass served besides Services that name none")
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":9120", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":9121", "address of /healthz and /readyz; 0 disables them")
+	fs.StringVar(&c.PprofAddr, "pprof-bind-address", "0", "address serving Go's profiler (/debug/pprof/), for diagnosing CPU or memory use; 0 (the default) disables it")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", true, "hold a Lease so that only one replica allocates")
 	fs.StringVar(&c.LeaderElectionNS, "leader-election-namespace", "herald-system", "namespace of the leader Lease")
 	fs.StringVar(&c.LeaderElectionID, "leader-election-id", "herald-controller.herald.dev", "name of the leader Lease")
@@ -75,6 +77,7 @@ func (c *controllerConfig) run(ctx context.Context) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
 		HealthProbeBindAddress:        c.ProbeAddr,
+		PprofBindAddress:              c.PprofAddr,
 		LeaderElection:                c.LeaderElect,
 		LeaderElectionNamespace:       c.LeaderElectionNS,
 		LeaderElectionID:              c.LeaderElectionID,

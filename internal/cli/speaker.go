@@ -67,6 +67,7 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.IntVar(&f.burst, "kube-api-burst", 200, "burst of queries to the API server")
 	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", ":9122", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":9123", "address of /healthz; 0 disables it")
+	fs.StringVar(&c.PprofAddr, "pprof-bind-address", "0", "address serving Go's profiler (/debug/pprof/), for diagnosing CPU or memory use; 0 (the default) disables it")
 	return func(ctx context.Context) error {
 		if c.NodeName == "" {
 			return fmt.Errorf("--node-name is required")
