@@ -182,14 +182,14 @@ func floodLab(t testing.TB, cfg Config) (l *lab, m *Metrics, client, replies *wi
 	l = newLab(t)
 	ifi := l.veth(t, "va", "vb", macA, macB)
 	cfg.GratuitousRepeats = -1
-	a, m, _ := startAnnouncer(t, l.aNS, cfg)
+	a, m, _ := startAnnouncer(t, l.a, cfg)
 	var vips []netip.Addr
 	for i := range clientVIPs {
 		vips = append(vips, clientVIP(i))
 	}
 	a.Set(Assignment{"va": {Interface: ifi, VIPs: vips}})
 	eventually(t, "socket open", func() bool { return len(a.Announced()) == clientVIPs })
-	err := inNamespace(l.bNS, func() error {
+	err := l.b.Do(func() error {
 		var err error
 		if client, err = rawARPConn("vb", []bpf.Instruction{bpf.RetConstant{Val: 0}}); err != nil {
 			return err
@@ -232,7 +232,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 	}
 	l, m, client, replies := floodLab(t, Config{})
 	var flooder, floodReplies *wire.Conn
-	err := inNamespace(l.bNS, func() error {
+	err := l.b.Do(func() error {
 		var err error
 		if flooder, err = rawARPConn("vb", []bpf.Instruction{bpf.RetConstant{Val: 0}}); err != nil {
 			return err
@@ -344,7 +344,7 @@ func BenchmarkFlood(b *testing.B) {
 		iters++
 		answered0 := testutilValue(m.requests[familyIPv4][resultAnswered])
 		ctx, cancel := context.WithCancel(context.Background())
-		cmd := exec.Command("ip", "netns", "exec", l.b, exe, "-test.run=^$")
+		cmd := exec.Command("ip", "netns", "exec", l.b.Name, exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=vb,%d", floodChild, int(floodRate*floodFor.Seconds())))
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,18 +23,6 @@ import (
 
 	"github.com/heraldlb/herald/internal/wire"
 )
-
-// needRoot skips t unless it runs as root; with CI=true it fails instead.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces, AF_PACKET sockets) and CI=true forbids skipping it")
-	}
-	t.Skip("needs root (network namespaces, AF_PACKET sockets)")
-}
 
 // unhex decodes a hex string, ignoring spaces and newlines.
 func unhex(t testing.TB, s string) []byte {

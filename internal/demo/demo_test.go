@@ -1,3 +1,5 @@
+//go:build linux
+
 package demo
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/lab"
+	"github.com/heraldlb/herald/internal/netnstest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,18 +30,6 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	os.Exit(m.Run())
-}
-
-// needRoot skips a test that needs root (network namespaces), except under CI=true, where it must run.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("the demo needs root (network namespaces), and CI=true says it must run")
-	}
-	t.Skip("the demo needs root (network namespaces); under CI=true this fails")
 }
 
 // The sample pools (config/samples/pools.yaml) and the lab's own hosts (internal/lab).
@@ -63,7 +54,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo builds a lab with a control plane, the controller and speakers; skipped with -short")
 	}
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

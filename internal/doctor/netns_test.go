@@ -1,3 +1,5 @@
+//go:build linux
+
 package doctor
 
 import (
@@ -9,97 +11,42 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vishvananda/netns"
+
+	"github.com/heraldlb/herald/internal/netnstest"
 )
-
-// needRoot skips t unless it runs as root; under CI=true it fails instead.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces); CI=true makes that a failure")
-	}
-	t.Skip("needs root (network namespaces); run as root or with CI=true to fail instead")
-}
-
-var nsSeq atomic.Int64
 
 // newNS creates a network namespace removed when t ends, and runs setup in it with sh -e. Before setup, lo is
 // up and the four ARP-related settings of "all" and "default" are set from conf ("arp_ignore=1 rp_filter=2"...),
 // so links created by setup start from them whatever the host's own settings are.
-func newNS(t *testing.T, conf, setup string) string {
+func newNS(t *testing.T, conf, setup string) *netnstest.NS {
 	t.Helper()
-	needRoot(t)
-	name := fmt.Sprintf("htest-doctor-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	ns := netnstest.New(t, "doctor") // lo is up
 	var pre strings.Builder
-	pre.WriteString("ip link set lo up\nsysctl -qw net.ipv4.ip_forward=1\n")
+	pre.WriteString("sysctl -qw net.ipv4.ip_forward=1\n")
 	for _, kv := range strings.Fields(conf) {
 		for _, dev := range []string{"all", "default"} {
 			fmt.Fprintf(&pre, "sysctl -qw net.ipv4.conf.%s.%s\n", dev, kv)
 		}
 	}
-	inNS(t, name, "sh", "-ec", pre.String()+setup)
-	return name
-}
-
-// inNS runs a command in namespace ns and fails t when it fails.
-func inNS(t *testing.T, ns string, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("in %s: %q: %v: %s", ns, args, err, out)
-	}
+	ns.Shell(t, pre.String()+setup)
+	return ns
 }
 
 // within runs f on a thread inside namespace ns.
-func within(t *testing.T, ns string, f func()) {
+func within(t *testing.T, ns *netnstest.NS, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("current namespace: %v", err)
+	if err := ns.Do(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
 	}
-	defer orig.Close()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open namespace %s: %v", ns, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter namespace %s: %v", ns, err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("return from namespace %s: %v", ns, err)
-			return // the thread stays locked and is discarded with this goroutine
-		}
-		runtime.UnlockOSThread()
-	}()
-	f()
 }
 
-func gatherIn(t *testing.T, ns string, vips ...VIP) Host {
+func gatherIn(t *testing.T, ns *netnstest.NS, vips ...VIP) Host {
 	t.Helper()
 	var (
 		h   Host
@@ -107,7 +54,7 @@ func gatherIn(t *testing.T, ns string, vips ...VIP) Host {
 	)
 	within(t, ns, func() { h, err = Gather(context.Background(), GatherOptions{Node: "n1", VIPs: vips}) })
 	if err != nil {
-		t.Fatalf("Gather in %s: %v", ns, err)
+		t.Fatalf("Gather in %s: %v", ns.Name, err)
 	}
 	return h
 }
@@ -269,7 +216,7 @@ func TestProbePeersNetns(t *testing.T) {
 	)
 	within(t, ns, func() { ln, err = net.Listen("tcp", "198.51.100.2:0") })
 	if err != nil {
-		t.Fatalf("listen in %s: %v", ns, err)
+		t.Fatalf("listen in %s: %v", ns.Name, err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -300,50 +247,6 @@ func TestProbePeersNetns(t *testing.T) {
 	}
 }
 
-func TestPeerFindings(t *testing.T) {
-	timeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
-	tests := []struct {
-		name    string
-		peers   []Peer
-		errs    []error
-		want    []brief
-		mention string
-	}{
-		{name: "no peers"},
-		{
-			name:  "connected, with the default port",
-			peers: []Peer{{Addr: "node-b"}},
-			errs:  []error{nil},
-			want:  []brief{{CheckMemberlistPort, SeverityOK, "node-b:7946", ""}},
-		},
-		{
-			name:    "a timeout says a firewall may drop it",
-			peers:   []Peer{{Addr: "2001:db8::3", Port: 7000}},
-			errs:    []error{timeout},
-			want:    []brief{{CheckMemberlistPort, SeverityError, "[2001:db8::3]:7000", "allow TCP and UDP port 7000 between all nodes (host firewall, security groups), and check the speaker runs on 2001:db8::3"}},
-			mention: "a firewall drops it",
-		},
-		{
-			name:    "other errors are quoted",
-			peers:   []Peer{{Addr: "nowhere.invalid"}},
-			errs:    []error{errors.New("lookup nowhere.invalid: no such host")},
-			want:    []brief{{CheckMemberlistPort, SeverityError, "nowhere.invalid:7946", "allow TCP and UDP port 7946 between all nodes (host firewall, security groups), and check the speaker runs on nowhere.invalid"}},
-			mention: "no such host",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := peerFindings(tt.peers, tt.errs)
-			if diff := cmp.Diff(tt.want, briefs(got, nil)); diff != "" {
-				t.Errorf("peerFindings() (-want +got):\n%s", diff)
-			}
-			if tt.mention != "" && (len(got) == 0 || !strings.Contains(got[0].Message, tt.mention)) {
-				t.Errorf("message does not mention %q: %+v", tt.mention, got)
-			}
-		})
-	}
-}
-
 // heraldBinary builds cmd/herald once per test binary, or uses $HERALD_BIN when set.
 var heraldBinary = sync.OnceValues(func() (string, error) {
 	if p := os.Getenv("HERALD_BIN"); p != "" {
@@ -364,7 +267,7 @@ var heraldBinary = sync.OnceValues(func() (string, error) {
 
 // TestDoctorCommandNetns runs `herald doctor -o json` inside namespaces and checks the JSON and the exit code.
 func TestDoctorCommandNetns(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("builds the herald binary")
 	}
@@ -403,7 +306,7 @@ func TestDoctorCommandNetns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNS(t, tt.conf, tt.setup)
-			args := append([]string{"netns", "exec", ns, bin, "doctor", "-o", "json", "--node-name", "n1"}, tt.args...)
+			args := append([]string{"netns", "exec", ns.Name, bin, "doctor", "-o", "json", "--node-name", "n1"}, tt.args...)
 			cmd := exec.Command("ip", args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -12,18 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// needRoot skips a test that needs root, or fails it when CI=true.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces, raw sockets), and CI=true forbids skipping it")
-	}
-	t.Skip("needs root (network namespaces, raw sockets)")
-}
 
 // liveness bounds waits for goroutines in the fakes; no test asserts on it.
 const liveness = 10 * time.Second

@@ -4,54 +4,20 @@ package guard
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/heraldlb/herald/internal/netnstest"
 )
-
-var nsSeq atomic.Int64
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNamespace runs fn on a fresh OS thread switched to ns; the thread is
-// never unlocked, so it dies with the goroutine and nothing else runs in ns.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
 
 // netnsLab is two namespaces, a and b, joined by the veth pair va/vb.
 type netnsLab struct {
-	a, b string
-	aNS  netns.NsHandle
+	a, b *netnstest.NS
 	va   Interface
 }
 
@@ -62,35 +28,16 @@ var (
 
 func newNetnsLab(t *testing.T) *netnsLab {
 	t.Helper()
-	needRoot(t)
-	for _, tool := range []string{"ip", "arping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed: %v", tool, err)
-		}
-	}
-	n := nsSeq.Add(1)
-	l := &netnsLab{a: fmt.Sprintf("htest-guard-%d-%d-a", os.Getpid(), n), b: fmt.Sprintf("htest-guard-%d-%d-b", os.Getpid(), n)}
-	for _, ns := range []string{l.a, l.b} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "link", "add", "va", "netns", l.a, "type", "veth", "peer", "name", "vb", "netns", l.b)
-	run(t, "ip", "-n", l.a, "link", "set", "va", "address", net.HardwareAddr(labMACA[:]).String(), "up")
-	run(t, "ip", "-n", l.b, "link", "set", "vb", "address", net.HardwareAddr(labMACB[:]).String(), "up")
-	run(t, "ip", "-n", l.a, "addr", "add", "198.51.100.1/24", "dev", "va")
-	run(t, "ip", "-n", l.b, "addr", "add", "198.51.100.50/24", "dev", "vb")
-	run(t, "ip", "-n", l.b, "addr", "add", "2001:db8:100::50/64", "dev", "vb", "nodad")
-	var err error
-	if l.aNS, err = netns.GetFromName(l.a); err != nil {
-		t.Fatalf("netns.GetFromName(%s): %v", l.a, err)
-	}
-	t.Cleanup(func() { l.aNS.Close() })
-	h, err := netlink.NewHandleAt(l.aNS)
+	netnstest.NeedRoot(t)
+	netnstest.NeedTools(t, "ip", "arping")
+	l := &netnsLab{a: netnstest.New(t, "guard-a"), b: netnstest.New(t, "guard-b")}
+	netnstest.Run(t, "ip", "link", "add", "va", "netns", l.a.Name, "type", "veth", "peer", "name", "vb", "netns", l.b.Name)
+	l.a.Run(t, "ip", "link", "set", "va", "address", net.HardwareAddr(labMACA[:]).String(), "up")
+	l.b.Run(t, "ip", "link", "set", "vb", "address", net.HardwareAddr(labMACB[:]).String(), "up")
+	l.a.Run(t, "ip", "addr", "add", "198.51.100.1/24", "dev", "va")
+	l.b.Run(t, "ip", "addr", "add", "198.51.100.50/24", "dev", "vb")
+	l.b.Run(t, "ip", "addr", "add", "2001:db8:100::50/64", "dev", "vb", "nodad")
+	h, err := netlink.NewHandleAt(l.a.Handle)
 	if err != nil {
 		t.Fatalf("netlink.NewHandleAt: %v", err)
 	}
@@ -106,7 +53,7 @@ func newNetnsLab(t *testing.T) *netnsLab {
 // listen is a Config.Listen opening the real sockets inside a.
 func (l *netnsLab) listen(ifi Interface) (Conns, error) {
 	var c Conns
-	err := inNamespace(l.aNS, func() error {
+	err := l.a.Do(func() error {
 		var err error
 		c, err = ListenInterface(ifi)
 		return err
@@ -189,8 +136,8 @@ func TestNetns(t *testing.T) {
 
 	w.SetVIPs([]netip.Addr{mustAddr("198.51.100.51"), mustAddr("198.51.100.1")})
 	t.Run("gratuitous ARP from B", func(t *testing.T) {
-		run(t, "ip", "-n", lab.b, "addr", "add", "198.51.100.51/32", "dev", "vb")
-		run(t, "ip", "netns", "exec", lab.b, "arping", "-U", "-c", "1", "-I", "vb", "-s", "198.51.100.51", "198.51.100.51")
+		lab.b.Run(t, "ip", "addr", "add", "198.51.100.51/32", "dev", "vb")
+		lab.b.Run(t, "arping", "-U", "-c", "1", "-I", "vb", "-s", "198.51.100.51", "198.51.100.51")
 		o := awaitObservation(t, w, func(o Observation) bool { return o.VIP == mustAddr("198.51.100.51") })
 		want := Observation{VIP: mustAddr("198.51.100.51"), MAC: macB, Kind: KindARPAnnouncement, Interface: "va", At: o.At}
 		if diff := cmpDiff(want, o); diff != "" {
@@ -198,7 +145,7 @@ func TestNetns(t *testing.T) {
 		}
 	})
 	t.Run("our own kernel answering", func(t *testing.T) {
-		run(t, "ip", "netns", "exec", lab.b, "arping", "-c", "1", "-w", "2", "-I", "vb", "198.51.100.1")
+		lab.b.Run(t, "arping", "-c", "1", "-w", "2", "-I", "vb", "198.51.100.1")
 		o := awaitObservation(t, w, func(o Observation) bool { return o.VIP == mustAddr("198.51.100.1") })
 		want := Observation{VIP: mustAddr("198.51.100.1"), MAC: macA, Kind: KindARPReply, Interface: "va", Outgoing: true, At: o.At}
 		if diff := cmpDiff(want, o); diff != "" {

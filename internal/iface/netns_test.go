@@ -1,33 +1,19 @@
+//go:build linux
+
 package iface
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/heraldlb/herald/internal/netnstest"
 )
-
-// needRoot skips t unless it runs as root; under CI=true it fails instead.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces); CI=true makes that a failure")
-	}
-	t.Skip("needs root (network namespaces); run as root or with CI=true to fail instead")
-}
-
-var nsSeq atomic.Int64
 
 // testNS is a network namespace of one test, removed when it ends.
 type testNS struct {
@@ -36,29 +22,19 @@ type testNS struct {
 	h    *netlink.Handle
 }
 
+// newTestNS creates the namespace with lo down, as a fresh namespace has it
+// (netnstest brings it up; TestWatcherInNamespace watches it come up).
 func newTestNS(t *testing.T) *testNS {
 	t.Helper()
-	needRoot(t)
-	name := fmt.Sprintf("htest-iface-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ns, err := netns.GetFromName(name)
+	ns := netnstest.New(t, "iface")
+	h, err := netlink.NewHandleAt(ns.Handle)
 	if err != nil {
-		t.Fatalf("open namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", name, err)
+		t.Fatalf("netlink handle in %s: %v", ns.Name, err)
 	}
 	t.Cleanup(h.Close)
-	return &testNS{name: name, ns: ns, h: h}
+	n := &testNS{name: ns.Name, ns: ns.Handle, h: h}
+	n.must(t, "set down lo", h.LinkSetDown(n.link(t, "lo")))
+	return n
 }
 
 func (n *testNS) must(t *testing.T, what string, err error) {

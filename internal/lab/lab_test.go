@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab_test
 
 import (
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/heraldlb/herald/internal/lab"
+	"github.com/heraldlb/herald/internal/netnstest"
 	"github.com/heraldlb/herald/internal/probe"
 )
 
@@ -31,18 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-// needRoot skips a test that needs root, unless CI=true: there it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces), and CI=true forbids skipping it")
-	}
-	t.Skip("this test needs root (network namespaces)")
 }
 
 // The VIP of the DNAT test: in the lab's subnets, configured on no interface.
@@ -54,7 +45,7 @@ var (
 // TestLab builds a lab with two nodes and the control plane and checks what the e2e tests rely on, then that
 // Close leaves nothing behind.
 func TestLab(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -451,7 +442,7 @@ func mapsValues(m map[string][]int) [][]int {
 // started goes with it (the control plane stopping etcd and kube-apiserver on its parent-death signal) and that
 // CleanStale removes the namespaces left.
 func TestParentDeath(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -564,7 +555,7 @@ func TestLabHolder(t *testing.T) {
 // links, bridge ports and IPv6 addresses into service asynchronously, and a probe sent right after must be
 // answered. Each round is one chance for a race to show.
 func TestLinksUsableAtOnce(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()

@@ -1,10 +1,11 @@
+//go:build linux
+
 package probe_test
 
 import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -12,24 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/heraldlb/herald/internal/lab"
+	"github.com/heraldlb/herald/internal/netnstest"
 	"github.com/heraldlb/herald/internal/probe"
 )
 
-// needRoot skips a test that needs root, unless CI=true: there it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces, packet sockets), and CI=true forbids skipping it")
-	}
-	t.Skip("this test needs root (network namespaces, packet sockets)")
-}
-
 // TestNetwork probes real Linux neighbours in a lab: one address held by two nodes (split brain) and then by one.
 func TestNetwork(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := lab.New(ctx, lab.Config{Nodes: 2})

@@ -6,58 +6,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vishvananda/netns"
+
+	"github.com/heraldlb/herald/internal/netnstest"
 )
-
-// needRoot skips a test that needs root, unless CI=true: there it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces, packet sockets), and CI=true forbids skipping it")
-	}
-	t.Skip("this test needs root (network namespaces, packet sockets)")
-}
-
-var nsSeq atomic.Int64
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNamespace runs fn on a fresh OS thread switched to ns; the thread is never unlocked, so it dies with the
-// goroutine and nothing else runs in ns.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
 
 // The lab's MACs.
 const (
@@ -71,68 +30,49 @@ const (
 // ports lead to b and c, and a veth "bare" without IPv4 address to b (203.0.113.9/24 there). b holds .50 and
 // ::50; b and c both hold .60 and ::60; c holds .51.
 type probeLab struct {
-	a, b, c string
-	aNS     netns.NsHandle
+	a, b, c *netnstest.NS
 }
 
 func newProbeLab(t *testing.T) *probeLab {
 	t.Helper()
-	needRoot(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("ip (iproute2) not installed: %v", err)
-	}
-	n := nsSeq.Add(1)
-	name := func(s string) string { return fmt.Sprintf("htest-probe-%d-%d-%s", os.Getpid(), n, s) }
-	l := &probeLab{a: name("a"), b: name("b"), c: name("c")}
-	for _, ns := range []string{l.a, l.b, l.c} {
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-	}
+	netnstest.NeedRoot(t)
+	netnstest.NeedTools(t, "ip")
+	l := &probeLab{a: netnstest.New(t, "probe-a"), b: netnstest.New(t, "probe-b"), c: netnstest.New(t, "probe-c")}
 	// Every link is made inside the lab's namespaces, never in this one.
-	ipCmd(t, "-n", l.a, "link", "add", "br0", "address", macBr, "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
-	ipCmd(t, "link", "add", "pb", "netns", l.a, "type", "veth", "peer", "name", "eth0", "netns", l.b)
-	ipCmd(t, "link", "add", "pc", "netns", l.a, "type", "veth", "peer", "name", "eth0", "netns", l.c)
-	ipCmd(t, "link", "add", "bare", "netns", l.a, "type", "veth", "peer", "name", "bare", "netns", l.b)
+	l.a.Run(t, "ip", "link", "add", "br0", "address", macBr, "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+	netnstest.Run(t, "ip", "link", "add", "pb", "netns", l.a.Name, "type", "veth", "peer", "name", "eth0", "netns", l.b.Name)
+	netnstest.Run(t, "ip", "link", "add", "pc", "netns", l.a.Name, "type", "veth", "peer", "name", "eth0", "netns", l.c.Name)
+	netnstest.Run(t, "ip", "link", "add", "bare", "netns", l.a.Name, "type", "veth", "peer", "name", "bare", "netns", l.b.Name)
 	for _, port := range []string{"pb", "pc"} {
-		ipCmd(t, "-n", l.a, "link", "set", port, "master", "br0", "up")
+		l.a.Run(t, "ip", "link", "set", port, "master", "br0", "up")
 	}
-	ipCmd(t, "-n", l.a, "addr", "add", "198.51.100.1/24", "dev", "br0")
-	ipCmd(t, "-n", l.a, "addr", "add", "2001:db8:100::1/64", "dev", "br0", "nodad")
-	ipCmd(t, "-n", l.a, "link", "set", "br0", "up")
-	ipCmd(t, "-n", l.a, "link", "set", "bare", "up")
-	for ns, setup := range map[string]struct {
+	l.a.Run(t, "ip", "addr", "add", "198.51.100.1/24", "dev", "br0")
+	l.a.Run(t, "ip", "addr", "add", "2001:db8:100::1/64", "dev", "br0", "nodad")
+	l.a.Run(t, "ip", "link", "set", "br0", "up")
+	l.a.Run(t, "ip", "link", "set", "bare", "up")
+	for ns, setup := range map[*netnstest.NS]struct {
 		mac   string
 		addrs []string
 	}{
 		l.b: {macHB, []string{"198.51.100.50/24", "198.51.100.60/24", "2001:db8:100::50/64", "2001:db8:100::60/64"}},
 		l.c: {macHC, []string{"198.51.100.51/24", "198.51.100.60/24", "2001:db8:100::60/64"}},
 	} {
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "address", setup.mac, "up")
+		ns.Run(t, "ip", "link", "set", "eth0", "address", setup.mac, "up")
 		for _, a := range setup.addrs {
-			args := []string{"-n", ns, "addr", "add", a, "dev", "eth0"}
+			args := []string{"addr", "add", a, "dev", "eth0"}
 			if strings.Contains(a, ":") {
 				args = append(args, "nodad")
 			}
-			ipCmd(t, args...)
+			ns.Run(t, "ip", args...)
 		}
 	}
-	ipCmd(t, "-n", l.b, "link", "set", "bare", "address", macBare, "up")
-	ipCmd(t, "-n", l.b, "addr", "add", "203.0.113.9/24", "dev", "bare")
+	l.b.Run(t, "ip", "link", "set", "bare", "address", macBare, "up")
+	l.b.Run(t, "ip", "addr", "add", "203.0.113.9/24", "dev", "bare")
 
-	var err error
-	if l.aNS, err = netns.GetFromName(l.a); err != nil {
-		t.Fatalf("opening namespace %s: %v", l.a, err)
-	}
-	t.Cleanup(func() { l.aNS.Close() })
 	// The bridge is up once a port forwards.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, _ := exec.Command("ip", "-n", l.a, "-o", "link", "show", "br0").CombinedOutput()
+		out, _ := exec.Command("ip", "-n", l.a.Name, "-o", "link", "show", "br0").CombinedOutput()
 		if strings.Contains(string(out), "state UP") {
 			break
 		}
@@ -153,7 +93,7 @@ func (l *probeLab) run(t *testing.T, opts Options) (int, Report, string) {
 	var code int
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := inNamespace(l.aNS, func() error {
+	if err := l.a.Do(func() error {
 		code = Run(ctx, opts, &stdout, &stderr)
 		return nil
 	}); err != nil {
@@ -252,7 +192,7 @@ func TestNetns(t *testing.T) {
 		code := -1
 		opts := Options{Targets: []Target{{Addr: addr("198.51.100.50"), Service: "shop/web"}, {Addr: addr("2001:db8:100::60"), Service: "shop/web"}},
 			Count: 2, Interval: 50 * time.Millisecond, Wait: 300 * time.Millisecond, Nodes: map[string]string{macHB: "node-b"}}
-		if err := inNamespace(l.aNS, func() error { code = Run(context.Background(), opts, &stdout, &stderr); return nil }); err != nil {
+		if err := l.a.Do(func() error { code = Run(context.Background(), opts, &stdout, &stderr); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if code != ExitDuplicate {
