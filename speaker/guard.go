@@ -172,33 +172,36 @@ func (a *agent) onProbed(r probeResult) bool {
 	return true
 }
 
-// onSighting applies a frame seen on the wire; it returns whether any claim changed.
-func (a *agent) onSighting(s sighting) bool {
+// onSighting applies a frame seen on the wire. It reports whether the claim was released (a decision is due)
+// and whether it changed at all (the statuses and gauges may need an update). Most sightings change nothing: another speaker answering, as elected, for an
+// address it announces (the health watcher's probes are answered many times a second), so they must cost no
+// more than the lookup.
+func (a *agent) onSighting(s sighting) (release, changed bool) {
 	key, ok := a.addrKey[s.VIP]
 	if !ok {
-		return false
+		return false, false
 	}
 	if !a.fresh() {
 		// Frames queued while this process was stopped, read before the stall is handled: another node may have
 		// taken the address over meanwhile, and this node no longer has a say.
-		return false
+		return false, false
 	}
 	if isProbe(s.Kind) {
 		// A probe asks whether the address is in use; the responders answer it. It claims nothing.
-		return false
+		return false, false
 	}
 	r := a.classify(s)
 	now := a.cfg.Clock.Now()
 	switch r.Class {
 	case classSelf:
-		return false
+		return false, false
 	case classKernel:
 		if _, seen := a.kernelSeen[s.VIP]; !seen {
 			a.log.Info("this node's kernel answers for a load-balancer address", "address", s.VIP, "interface", s.Interface)
 		}
 		a.kernelSeen[s.VIP] = now
 		a.kernelDirty = true
-		return false
+		return false, false
 	}
 	c := a.claims[key]
 	nc, out, rep := c.observed(key, a.cfg.NodeName, r, a.isLive, now, a.policy)
@@ -216,7 +219,7 @@ func (a *agent) onSighting(s sighting) bool {
 		a.ann.Reannounce(addrs...)
 	}
 	a.report(key, c, nc, rep)
-	return out == outRelease
+	return out == outRelease, nc != c || out != outNone || rep != reportNone
 }
 
 // fresh says whether this process has run without a stall (always, with stall detection off).

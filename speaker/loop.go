@@ -101,18 +101,19 @@ func (a *agent) loop(ctx context.Context) {
 			}
 			continue
 		case s := <-a.wire.Sightings():
-			changed := a.onSighting(s)
+			release, changed := a.onSighting(s)
 			for more := true; more; {
 				select {
 				case s := <-a.wire.Sightings():
-					changed = a.onSighting(s) || changed
+					r, c := a.onSighting(s)
+					release, changed = release || r, changed || c
 				default:
 					more = false
 				}
 			}
-			if changed {
+			if release {
 				a.apply()
-			} else if a.plan != nil {
+			} else if changed && a.plan != nil {
 				a.conflictGauges()
 				a.status.update(a.wants(a.in, a.plan))
 			}
