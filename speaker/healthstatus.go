@@ -88,7 +88,8 @@ func (w *healthWriter) run(ctx context.Context) {
 			if prev, ok := w.written[name]; ok && sameHealth(prev.health, want.health) && w.clock.Since(prev.at) < w.refresh {
 				continue
 			}
-			if err := w.write(ctx, name, want); err != nil {
+			wrote, err := w.write(ctx, name, want)
+			if err != nil {
 				w.count("error")
 				errs = append(errs, err)
 				w.mu.Lock()
@@ -96,6 +97,10 @@ func (w *healthWriter) run(ctx context.Context) {
 					w.pending[name] = want
 				}
 				w.mu.Unlock()
+				continue
+			}
+			if !wrote {
+				w.count("absent")
 				continue
 			}
 			w.count("ok")
@@ -116,17 +121,19 @@ func (w *healthWriter) count(result string) {
 // errNoAnnouncement: the announcer has not created the Announcement yet; the next round writes again.
 var errNoAnnouncement = errors.New("no Announcement yet")
 
-func (w *healthWriter) write(ctx context.Context, name types.NamespacedName, want healthWant) error {
+// write writes want into name's Announcement; it reports false, and no error, when there is no Announcement
+// to write to.
+func (w *healthWriter) write(ctx context.Context, name types.NamespacedName, want healthWant) (bool, error) {
 	var an heraldv1.Announcement
 	if err := w.reader.Get(ctx, name, &an); err != nil {
 		if apierrors.IsNotFound(err) {
 			delete(w.written, name)
-			return nil // nothing to write to; the announcer creates it and the next round writes
+			return false, nil // nothing to write to; the announcer creates it and the next round writes
 		}
-		return fmt.Errorf("reading Announcement %s: %w", name, err)
+		return false, fmt.Errorf("reading Announcement %s: %w", name, err)
 	}
 	if len(an.OwnerReferences) > 0 && want.uid != "" && an.OwnerReferences[0].UID != want.uid {
-		return fmt.Errorf("announcement %s: %w", name, errNoAnnouncement)
+		return false, fmt.Errorf("announcement %s: %w", name, errNoAnnouncement)
 	}
 	h := want.health
 	an.Status.Health = &h
@@ -138,9 +145,9 @@ func (w *healthWriter) write(ctx context.Context, name types.NamespacedName, wan
 	}
 	meta.SetStatusCondition(&an.Status.Conditions, cond)
 	if err := w.client.Status().Update(ctx, &an); err != nil {
-		return fmt.Errorf("writing health to Announcement %s: %w", name, err)
+		return false, fmt.Errorf("writing health to Announcement %s: %w", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 func healthMessage(h heraldv1.AnnouncementHealth) string {

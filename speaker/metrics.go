@@ -31,7 +31,7 @@ type Metrics struct {
 	Impaired    prometheus.Gauge       // herald_health_impaired_prefixes
 	// Corroborations counts this speaker's checks of other watchers' dark reports, by result (dark, answered).
 	Corroborations *prometheus.CounterVec // herald_health_corroborations_total{result}
-	// HealthWrites counts the health writer's Announcement status writes, by result (ok, error).
+	// HealthWrites counts the health writer's Announcement status writes, by result (ok, error, absent).
 	HealthWrites *prometheus.CounterVec // herald_health_status_writes_total{result}
 }
 
@@ -130,9 +130,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.HealthWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_health_status_writes_total",
-		Help: "Health verdicts written to Announcements by this speaker as watcher (changes at once, unchanged ones every --health-status-refresh), by result (ok, error).",
+		Help: "Health verdicts written to Announcements by this speaker as watcher (changes at once, unchanged ones every --health-status-refresh), by result: ok, error, or absent (no Announcement yet; written once the announcer creates it).",
 	}, []string{"result"})
-	for _, r := range []string{"ok", "error"} {
+	for _, r := range []string{"ok", "error", "absent"} {
 		m.HealthWrites.WithLabelValues(r)
 	}
 	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations, m.HealthWrites)
