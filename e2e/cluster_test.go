@@ -56,7 +56,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "herald-e2e-bin-")
+	// The pid in the name lets lab.CleanStale remove the directory if this process is killed.
+	dir, err := os.MkdirTemp("", fmt.Sprintf("herald-e2e-bin-%d-", os.Getpid()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -190,16 +190,10 @@ func healthDuplicate(t *testing.T, c *cluster) {
 	if cond := meta.FindStatusCondition(an.Status.Conditions, speaker.ConditionHealthy); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "Duplicate" {
 		t.Errorf("Healthy condition %+v: want False, Duplicate", cond)
 	}
-	c.eventually(10*time.Second, "a DuplicateResponders Event", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventDuplicateResponders)
-		return len(evs) > 0 && strings.Contains(evs[0], c.lab.Others[0].MAC.String()), fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventDuplicateResponders, c.lab.Others[0].MAC.String(), 10*time.Second)
 	remove()
 	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
-	c.eventually(10*time.Second, "an AddressHealthy Event", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventAddressHealthy)
-		return len(evs) > 0, fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventAddressHealthy, "", 10*time.Second)
 }
 
 // silence drops, on node's eth0, every ARP frame leaving with addr as its sender address: the node's answers
@@ -252,14 +246,32 @@ func (c *cluster) nftDropARP(nft func(args ...string) error, dev string, addr ne
 	return undo
 }
 
-// third is the node of the three that is neither a nor b.
-func (c *cluster) third(a, b string) string {
+// awaitEvent waits for an Event of the Service with reason whose note contains want ("" for any).
+func (c *cluster) awaitEvent(s *corev1.Service, reason, want string, timeout time.Duration) {
+	c.t.Helper()
+	c.eventually(timeout, fmt.Sprintf("a %s Event mentioning %q", reason, want), func() (bool, string) {
+		evs := c.events(s.Namespace, s.Name, reason)
+		for _, e := range evs {
+			if strings.Contains(e, want) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(evs)
+	})
+}
+
+// roles waits until addr is answered by its announcer alone and judged Healthy, and returns the three nodes'
+// roles for it: the announcer, the watcher, and the third (the corroborator).
+func (c *cluster) roles(s *corev1.Service, addr netip.Addr) (announcer, watcher, third string) {
+	c.t.Helper()
+	announcer = c.settled(s, addr)
+	watcher = c.health(s, addr, heraldv1.HealthHealthy, 20*time.Second).Status.Health.Watcher
 	for n := range c.hosts {
-		if n != a && n != b {
-			return n
+		if n != announcer && n != watcher {
+			third = n
 		}
 	}
-	return ""
+	return announcer, watcher, third
 }
 
 func healthWrong(t *testing.T, c *cluster) {
@@ -267,10 +279,7 @@ func healthWrong(t *testing.T, c *cluster) {
 	svc, addrs := c.service("health", "wrong", "lab")
 	defer c.delete(svc)
 	vip := addrs[0]
-	node := c.settled(svc, vip)
-	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
-	watcher := an.Status.Health.Watcher
-	third := c.third(node, watcher)
+	node, _, third := c.roles(svc, vip)
 	// The announcer's answers vanish, and a third node's kernel answers instead (the address on its lo, no
 	// strict ARP): one speaker's MAC answers, not the announcer's.
 	undo := c.silence(node, vip)
@@ -285,10 +294,7 @@ func healthWrong(t *testing.T, c *cluster) {
 			t.Errorf("responders %+v: want %s alone", a.Responders, third)
 		}
 	}
-	c.eventually(10*time.Second, "a WrongResponder Event", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventWrongResponder)
-		return len(evs) > 0 && strings.Contains(evs[0], third), fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventWrongResponder, third, 10*time.Second)
 	remove()
 	undo()
 	c.health(svc, vip, heraldv1.HealthHealthy, 30*time.Second)
@@ -314,10 +320,7 @@ func healthForeign(t *testing.T, c *cluster) {
 			t.Errorf("responders %+v: want the rogue %s alone", a.Responders, r.MAC)
 		}
 	}
-	c.eventually(10*time.Second, "a ForeignResponder Event", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventForeignResponder)
-		return len(evs) > 0, fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventForeignResponder, "", 10*time.Second)
 	remove()
 	c.health(svc, vip, heraldv1.HealthHealthy, 40*time.Second)
 }
@@ -329,23 +332,14 @@ func healthDeafWatcher(t *testing.T, c *cluster) {
 	svc, addrs := c.service("health", "deaf", "lab")
 	defer c.delete(svc)
 	vip := addrs[0]
-	node := c.settled(svc, vip)
-	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
-	watcher := an.Status.Health.Watcher
-	corroborator := c.third(node, watcher)
+	node, watcher, corroborator := c.roles(svc, vip)
 	answered := c.labelled(corroborator, `herald_health_corroborations_total{result="answered"}`)
 	undo := c.deafen(watcher, vip)
 	defer undo()
 	c.health(svc, vip, heraldv1.HealthDark, 30*time.Second)
-	c.eventually(20*time.Second, "the announcer re-announcing on the watcher's report", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventDarkReported)
-		return len(evs) > 0 && strings.Contains(evs[0], watcher), fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventDarkReported, watcher, 20*time.Second)
 	reported := time.Now()
-	c.eventually(20*time.Second, "the corroborator disagreeing", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventWatcherDisagrees)
-		return len(evs) > 0 && strings.Contains(evs[0], corroborator), fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventWatcherDisagrees, corroborator, 20*time.Second)
 	if v := c.labelled(corroborator, `herald_health_corroborations_total{result="answered"}`); v <= answered {
 		t.Errorf("corroborations finding the address answered on %s: %v, want more than %v", corroborator, v, answered)
 	}
@@ -372,9 +366,7 @@ func healthDark(t *testing.T, c *cluster) {
 	svc, addrs := c.service("health", "dark", "lab")
 	defer c.delete(svc)
 	vip := addrs[0]
-	node := c.settled(svc, vip)
-	an := c.health(svc, vip, heraldv1.HealthHealthy, 20*time.Second)
-	corroborator := c.third(node, an.Status.Health.Watcher)
+	node, _, corroborator := c.roles(svc, vip)
 	start := time.Now()
 	undo := c.silence(node, vip)
 	defer undo()
@@ -383,14 +375,8 @@ func healthDark(t *testing.T, c *cluster) {
 	}
 	st, mt, _ := c.visible(svc, vip, heraldv1.HealthDark, start, 30*time.Second)
 	t.Logf("health: verdict=Dark visible_in_status=%v visible_in_metric=%v (interval 5s)", st.Round(time.Millisecond), mt.Round(time.Millisecond))
-	c.eventually(10*time.Second, "an AddressDark Event", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventAddressDark)
-		return len(evs) > 0, fmt.Sprint(evs)
-	})
-	c.eventually(20*time.Second, "the announcer re-announcing on the watcher's report", func() (bool, string) {
-		evs := c.events(svc.Namespace, svc.Name, speaker.EventDarkReported)
-		return len(evs) > 0 && strings.Contains(evs[0], node), fmt.Sprint(evs)
-	})
+	c.awaitEvent(svc, speaker.EventAddressDark, "", 10*time.Second)
+	c.awaitEvent(svc, speaker.EventDarkReported, node, 20*time.Second)
 	newNode, _ := c.announcer(svc, node)
 	moved := time.Since(start)
 	c.waitResponder(vip, c.hosts[newNode].MAC)

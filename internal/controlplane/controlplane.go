@@ -108,7 +108,8 @@ func (cp *ControlPlane) writeKubeconfig() error {
 	if err != nil {
 		return fmt.Errorf("rendering the admin kubeconfig: %w", err)
 	}
-	if cp.dir, err = os.MkdirTemp("", "herald-controlplane-"); err != nil {
+	// The pid in the name lets lab.CleanStale remove the directory if this process dies without Stop.
+	if cp.dir, err = os.MkdirTemp("", fmt.Sprintf("herald-controlplane-%d-", os.Getpid())); err != nil {
 		return err
 	}
 	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")

@@ -520,8 +520,23 @@ func TestParentDeath(t *testing.T) {
 	if !bytes.Contains(cpLog, []byte("lab controlplane: stopped\n")) {
 		t.Errorf("the control plane did not stop cleanly when its parent died; its log:\n%s", cpLog)
 	}
+	// Temporary directories named after the dead holder go; one named after this live process stays.
+	deadTemp := filepath.Join(os.TempDir(), fmt.Sprintf("herald-e2e-bin-%d-test", cmd.Process.Pid))
+	liveTemp := filepath.Join(os.TempDir(), fmt.Sprintf("herald-controlplane-%d-test", os.Getpid()))
+	for _, d := range []string{deadTemp, liveTemp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.RemoveAll(deadTemp); os.RemoveAll(liveTemp) })
 	if err := lab.CleanStale(); err != nil {
 		t.Errorf("CleanStale: %v", err)
+	}
+	if _, err := os.Stat(deadTemp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("CleanStale left %s, named after the dead holder (%v)", deadTemp, err)
+	}
+	if _, err := os.Stat(liveTemp); err != nil {
+		t.Errorf("CleanStale removed %s, named after this live process: %v", liveTemp, err)
 	}
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {

@@ -114,9 +114,14 @@ func killNetns(name string, wait time.Duration) error {
 // staleLogs matches the default log directories of labs with a default prefix, and captures the pid.
 var staleLogs = regexp.MustCompile(`^herald-lab-hl([0-9]+)(x[0-9]+)?-`)
 
+// staleTemp matches the temporary directories of a control plane (internal/controlplane) and of the e2e
+// tests' build, named after their process, and captures the pid.
+var staleTemp = regexp.MustCompile(`^herald-(?:controlplane|e2e-bin)-([0-9]+)-`)
+
 // CleanStale removes what a lab with a default name (hl<pid>) left behind when its process died without closing
-// it: its namespaces, after killing the processes still in them, and its default log directory. New calls it
-// first.
+// it: its namespaces, after killing the processes still in them, and its default log directory. It also removes
+// the temporary directories of control planes and e2e builds whose process is gone (an interrupted test run).
+// New calls it first.
 func CleanStale() error {
 	names, err := listNetns()
 	if err != nil {
@@ -126,6 +131,9 @@ func CleanStale() error {
 	if dirs, err := os.ReadDir(os.TempDir()); err == nil {
 		for _, d := range dirs {
 			if m := staleLogs.FindStringSubmatch(d.Name()); m != nil && d.IsDir() && stale(m[1], m[2]) {
+				errs = append(errs, os.RemoveAll(filepath.Join(os.TempDir(), d.Name())))
+			}
+			if m := staleTemp.FindStringSubmatch(d.Name()); m != nil && d.IsDir() && gone(m[1]) {
 				errs = append(errs, os.RemoveAll(filepath.Join(os.TempDir(), d.Name())))
 			}
 		}
@@ -157,6 +165,15 @@ func stale(pid, suffix string) bool {
 		prefixesMu.Lock()
 		defer prefixesMu.Unlock()
 		return !prefixes["hl"+pid+suffix]
+	}
+	return errors.Is(syscall.Kill(n, 0), syscall.ESRCH)
+}
+
+// gone tells whether process pid has ended (and is not this one).
+func gone(pid string) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 || n == os.Getpid() {
+		return false
 	}
 	return errors.Is(syscall.Kill(n, 0), syscall.ESRCH)
 }
