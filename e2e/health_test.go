@@ -359,7 +359,8 @@ func healthDeafWatcher(t *testing.T, c *cluster) {
 }
 
 // healthDark silences the announcer on the wire: the watcher finds the address dark and publishes it, the
-// announcer re-announces (still silenced), then withdraws, and another node answers. Runs last: the node stays
+// announcer re-announces (still silenced), the corroborator finds it dark too, the announcer withdraws, and
+// another node answers. Runs last: the node stays
 // withdrawn from the lab's prefix for the hold (a minute).
 func healthDark(t *testing.T, c *cluster) {
 	c = withT(c, t)
