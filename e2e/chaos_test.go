@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -31,9 +32,12 @@ const (
 	failoverBound = 2 * time.Second
 	// dupBound is the longest run of client requests answered by two MACs once a duplicate is on the wire.
 	dupBound = 500 * time.Millisecond
-	// noOutage is the bound for scenarios that must not move anything: one 10 ms request lost on a loaded
-	// machine is not an outage.
-	noOutage = 50 * time.Millisecond
+	// noOutage is the client's bound for scenarios that must not move anything. The client judges each 10 ms
+	// request on its own, so on a loaded two-core machine scheduling alone loses a few in a row: a clean-clone
+	// run saw five addresses on three nodes "dark" for 62-72 ms at once while the API server resumed and every
+	// client relisted. What such scenarios must not do is checked on the speakers' side as well (no probe, which
+	// any stop-and-restart of answering needs, and no move); this bound catches an outage the size of a real one.
+	noOutage = 250 * time.Millisecond
 )
 
 // TestChaos runs the guard's chaos scenarios on one three-node lab with a rogue host and a flooder beside it.
@@ -120,9 +124,13 @@ func (c *cluster) holders(vips []netip.Addr) map[netip.Addr]string {
 func (w *watch) verdict(t *testing.T, scenario string, maxMoves map[netip.Addr]int, darkBound time.Duration) {
 	t.Helper()
 	var worstGap, worstDup time.Duration
+	var worstAt time.Time
 	dupReqs, moves := 0, 0
 	for v, s := range w.series {
-		gap := s.LongestGap()
+		at, gap := s.LongestGapAt()
+		if gap > worstGap {
+			worstAt = at
+		}
 		wins := s.DuplicateWindows()
 		var longest time.Duration
 		for _, d := range wins {
@@ -144,8 +152,12 @@ func (w *watch) verdict(t *testing.T, scenario string, maxMoves map[netip.Addr]i
 			t.Errorf("%s: no probe of %s was recorded", scenario, v)
 		}
 	}
-	t.Logf("chaos: scenario=%q addresses=%d longest_outage=%v duplicate_requests=%d longest_duplicate_window=%v moves=%d",
-		scenario, len(w.series), worstGap, dupReqs, worstDup, moves)
+	outageAt := "-"
+	if worstGap > 0 {
+		outageAt = fmt.Sprintf("+%v", worstAt.Sub(w.start).Round(time.Millisecond))
+	}
+	t.Logf("chaos: scenario=%q addresses=%d longest_outage=%v (from %s after the watch began) duplicate_requests=%d longest_duplicate_window=%v moves=%d",
+		scenario, len(w.series), worstGap, outageAt, dupReqs, worstDup, moves)
 }
 
 // final asserts one responder per address, the node its Announcement names.
@@ -346,6 +358,7 @@ func chaosFlap(t *testing.T, c *cluster, vips []netip.Addr) {
 func chaosAPIDown(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration) {
 	c = withT(c, t)
 	c.final(t, vips)
+	probes := c.probeCounts()
 	apiserver := c.apiserverPid()
 	w := c.watch(vips)
 	time.Sleep(300 * time.Millisecond)
@@ -367,7 +380,25 @@ func chaosAPIDown(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration) 
 	time.Sleep(3 * time.Second)
 	w.stop()
 	w.verdict(t, fmt.Sprintf("API server stopped %v", d), nil, noOutage)
+	if after := c.probeCounts(); !maps.Equal(after, probes) {
+		t.Errorf("probes before announcing, per node: %v before the API server stopped, %v after: a speaker stopped answering and started again", probes, after)
+	}
 	c.final(t, vips)
+}
+
+// probeCounts is, per node, how many probes its speaker has made before announcing (each stop and restart of
+// answering makes one).
+func (c *cluster) probeCounts() map[string]float64 {
+	c.t.Helper()
+	out := map[string]float64{}
+	for n := range c.speaker {
+		v, err := c.metric(n, "herald_speaker_probe_delay_seconds_count")
+		if err != nil {
+			c.t.Fatalf("reading %s's probe count: %v", n, err)
+		}
+		out[n] = v
+	}
+	return out
 }
 
 func (c *cluster) apiserverPid() int {

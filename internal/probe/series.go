@@ -63,16 +63,26 @@ func (s *Series) Unanswered() int {
 // the first request of a run to the next request, which was answered (for a run ending the series: to its last
 // request plus one interval). It is 0 when every request was answered.
 func (s *Series) LongestGap() time.Duration {
+	_, d := s.LongestGapAt()
+	return d
+}
+
+// LongestGapAt is LongestGap and when that outage began (the first unanswered request's send time); zero
+// values when every request was answered.
+func (s *Series) LongestGapAt() (time.Time, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var longest time.Duration
+	var at time.Time
 	start := -1 // index of the first request of the current run, -1 outside a run
 	for i, r := range s.reqs {
 		switch {
 		case len(r.macs) == 0 && start < 0:
 			start = i
 		case len(r.macs) > 0 && start >= 0:
-			longest = max(longest, r.sent.Sub(s.reqs[start].sent))
+			if d := r.sent.Sub(s.reqs[start].sent); d > longest {
+				longest, at = d, s.reqs[start].sent
+			}
 			start = -1
 		}
 	}
@@ -82,9 +92,11 @@ func (s *Series) LongestGap() time.Duration {
 		if every == 0 && last > 0 {
 			every = s.reqs[last].sent.Sub(s.reqs[last-1].sent)
 		}
-		longest = max(longest, s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent))
+		if d := s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent); d > longest {
+			longest, at = d, s.reqs[start].sent
+		}
 	}
-	return longest
+	return at, longest
 }
 
 // Duplicates is the number of requests answered by more than one distinct MAC.
