@@ -14,10 +14,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/internal/controlplane"
+	"github.com/heraldlb/herald/internal/controlplane/controlplanetest"
 	"github.com/heraldlb/herald/internal/status"
 )
 
@@ -63,22 +62,7 @@ current-context: c
 // TestStatusAgainstAPIServer runs herald status against a real kube-apiserver with Herald's CRDs: Services with
 // addresses in their status, Announcements with health written through the status subresource.
 func TestStatusAgainstAPIServer(t *testing.T) {
-	if testing.Short() || os.Getenv("HERALD_SKIP_CONTROLPLANE") != "" {
-		t.Skip("integration test: needs the control plane (not under -short)")
-	}
-	cp, err := controlplane.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	c, err := client.New(cp.Config, client.Options{Scheme: cp.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp, c := controlplanetest.Start(t)
 	ctx := context.Background()
 	for _, ns := range []string{"shop", "blog"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

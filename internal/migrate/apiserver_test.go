@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/heraldlb/herald/internal/controlplane"
+	"github.com/heraldlb/herald/internal/controlplane/controlplanetest"
 )
 
 // TestOutputAcceptedByAPIServer applies the translated output of every fixture to a real kube-apiserver with
@@ -20,22 +19,7 @@ import (
 // Service documents must apply server-side as the help text says. MetalLB's CRDs are not installed: the
 // cluster-reading path is tested with a fake client (cluster_test.go).
 func TestOutputAcceptedByAPIServer(t *testing.T) {
-	if testing.Short() || os.Getenv("HERALD_SKIP_CONTROLPLANE") != "" {
-		t.Skip("integration test: needs the control plane (not under -short)")
-	}
-	cp, err := controlplane.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	c, err := client.New(cp.Config, client.Options{Scheme: cp.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := controlplanetest.Start(t)
 	ctx := context.Background()
 
 	// Without MetalLB's CRDs, the real client's REST mapper reports no match for metallb.io, and with no
