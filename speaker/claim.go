@@ -66,16 +66,35 @@ type claim struct {
 	State claimState
 	Since time.Time // held: answering since; probing: probe start; deferred: since
 	Gen   uint64    // probe generation: a result of an older probe is stale
-	// Holder is the speaker a deferred claim waits for; HolderOK whether, at the last decision, it was a live
-	// member eligible for the key (so that it losing either triggers a probe at once).
-	Holder   string
-	HolderOK bool
+	// Holder is the speaker a deferred claim waits for (kept while the claim probes again); HolderOK whether, at
+	// the last decision, it was a live member eligible for the key, and HolderSince since when it had been a live
+	// member without a break. Any change of the two (it left, failed, became ineligible, or left and came back)
+	// makes the claim probe at once, whether or not a probe is in flight: a deferral never outlives its holder.
+	Holder      string
+	HolderOK    bool
+	HolderSince time.Time
+	// Rechecked says that the last probe found Holder answering while it was not a live, eligible member, and
+	// the claim re-probed after recheckDelay instead of backing off; a second such result backs off.
+	Rechecked bool
 	// Foreign is the device a deferred (yield) or defending (held) claim conflicts with.
 	Foreign  *responder
 	RetryAt  time.Time     // deferred: probe again from then on
 	Backoff  time.Duration // the last retry delay; doubles up to guardPolicy.RetryMax
 	Conflict *conflict
 }
+
+// holderView is what the membership says of a speaker that holds a key, at a decision or when a probe result
+// arrives: whether it is a live member eligible for the key, and since when it has been a live member without a
+// break (zero when it is not one).
+type holderView struct {
+	OK    bool
+	Since time.Time
+}
+
+// recheckDelay is how long a claim waits before probing again when its probe found a speaker answering that is
+// not a live, eligible member (it left, or failed, while the probe ran): long enough for replies the leaving
+// speaker sent before it stopped to drain, short beside a failover (memberlist's detection is about 0.5 s).
+const recheckDelay = 100 * time.Millisecond
 
 // guardPolicy are the guard's settings.
 type guardPolicy struct {
@@ -127,14 +146,16 @@ const (
 )
 
 // elect updates a claim after a decision. elected says this node won the key and has an interface to answer on;
-// holderOK whether the claim's Holder is a live member eligible for the key (false when there is no Holder).
-func (c claim) elect(elected, holderOK bool, now time.Time, p guardPolicy) (claim, outcome) {
-	lostHolder := c.Holder != "" && c.HolderOK && !holderOK
-	c.HolderOK = holderOK
+// holder is what the membership says of the claim's Holder now (the zero view when there is none).
+func (c claim) elect(elected bool, holder holderView, now time.Time, p guardPolicy) (claim, outcome) {
+	// The holder's membership changed since the claim last looked: it left or failed (or became ineligible), it
+	// came back, or it left and came back between two decisions (a restart: it answers nothing yet).
+	holderChanged := c.Holder != "" && (c.HolderOK != holder.OK || (holder.OK && !holder.Since.Equal(c.HolderSince)))
+	c.HolderOK, c.HolderSince = holder.OK, holder.Since
 	if !elected {
 		switch c.State {
 		case claimHeld:
-			return claim{Holder: c.Holder, HolderOK: holderOK}, outRelease
+			return claim{Holder: c.Holder, HolderOK: holder.OK, HolderSince: holder.Since}, outRelease
 		case claimProbing:
 			c.State, c.Gen = claimIdle, c.Gen+1
 			return c, outNone
@@ -149,8 +170,13 @@ func (c claim) elect(elected, holderOK bool, now time.Time, p guardPolicy) (clai
 	switch c.State {
 	case claimIdle:
 		return c.probe(now), outProbe
+	case claimProbing:
+		if holderChanged {
+			// What the probe in flight hears of the holder may be from before the change: start again.
+			return c.probe(now), outProbe
+		}
 	case claimDeferred:
-		if lostHolder || !now.Before(c.RetryAt) {
+		if holderChanged || !now.Before(c.RetryAt) {
 			return c.probe(now), outProbe
 		}
 	}
@@ -163,8 +189,12 @@ func (c claim) probe(now time.Time) claim {
 }
 
 // probed applies the result of probe gen: the other devices that claimed the key's addresses meanwhile
-// (this node's own responder and kernel left out). holderOK is as for elect, for the speaker found, if any.
-func (c claim) probed(gen uint64, found []responder, holderOK func(node string) bool, now time.Time, p guardPolicy) (claim, outcome, report) {
+// (this node's own responder and kernel left out). holder says what the membership says of a speaker now, when
+// the result arrives: a speaker found answering counts as the key's holder only if it is a live member eligible
+// for the key and has been one since before the probe started. One that is not (it left or failed while the
+// probe ran, or came back meanwhile and answers nothing yet) makes the claim probe again after recheckDelay
+// rather than back off; only if the next probe finds it again does the claim back off.
+func (c claim) probed(gen uint64, found []responder, holder func(node string) holderView, now time.Time, p guardPolicy) (claim, outcome, report) {
 	if c.State != claimProbing || gen != c.Gen {
 		return c, outNone, reportNone
 	}
@@ -186,21 +216,34 @@ func (c claim) probed(gen uint64, found []responder, holderOK func(node string) 
 	case speaker != nil:
 		// Another speaker answers: it holds the address (we failed over to it, or came back, or a partition
 		// hides it from memberlist). Taking the address back would cost its clients a second move.
-		same := c.State == claimDeferred && c.Holder == speaker.Node
-		c.State, c.Holder, c.HolderOK, c.Foreign, c.Conflict = claimDeferred, speaker.Node, holderOK(speaker.Node), nil, nil
+		hv := holder(speaker.Node)
+		if hv.OK && hv.Since.After(c.Since) {
+			hv = holderView{} // it (re)joined while the probe ran: what it answered may be from before
+		}
+		same := c.Holder == speaker.Node
+		c.State, c.Holder, c.HolderOK, c.HolderSince, c.Foreign, c.Conflict = claimDeferred, speaker.Node, hv.OK, hv.Since, nil, nil
 		c.Since = now
-		c.retry(now, p)
+		switch {
+		case hv.OK:
+			c.Rechecked = false
+			c.retry(now, p)
+		case !c.Rechecked:
+			c.Rechecked = true
+			c.RetryAt = now.Add(recheckDelay)
+		default:
+			c.retry(now, p)
+		}
 		if same {
 			return c, outNone, reportNone
 		}
 		return c, outNone, reportDeferred
 	case foreign != nil && !p.Defend:
-		c.State, c.Holder, c.HolderOK, c.Foreign = claimDeferred, "", false, foreign
+		c.State, c.Holder, c.HolderOK, c.HolderSince, c.Rechecked, c.Foreign = claimDeferred, "", false, time.Time{}, false, foreign
 		c.retry(now, p)
 		rep := c.noteConflict(heraldv1.ConflictForeign, foreign, now)
 		return c, outNone, rep
 	case foreign != nil:
-		c.State, c.Since, c.Holder, c.Foreign, c.Backoff = claimHeld, now, "", foreign, 0
+		c.State, c.Since, c.Holder, c.HolderOK, c.HolderSince, c.Rechecked, c.Foreign, c.Backoff = claimHeld, now, "", false, time.Time{}, false, foreign, 0
 		rep := c.noteConflict(heraldv1.ConflictForeign, foreign, now)
 		return c, outAnnounce, rep
 	}
@@ -209,6 +252,17 @@ func (c claim) probed(gen uint64, found []responder, holderOK func(node string) 
 		rep = reportResolved
 	}
 	return claim{State: claimHeld, Since: now, Gen: c.Gen}, outAnnounce, rep
+}
+
+// darkReported cuts a deferred claim's backoff short: the address's watcher reports it dark and its
+// corroborator agrees (nobody answers), so whatever the claim defers to does not answer. It reports whether the
+// claim now probes earlier than it would have.
+func (c claim) darkReported(now time.Time) (claim, bool) {
+	if c.State != claimDeferred || !now.Before(c.RetryAt) {
+		return c, false
+	}
+	c.RetryAt = now
+	return c, true
 }
 
 // retry arms the next probe of a deferred claim with exponential backoff.
@@ -238,7 +292,7 @@ func (c *claim) noteConflict(kind heraldv1.ConflictKind, r *responder, now time.
 // the other's gratuitous frames and replies, and each applies the same rule, with nothing exchanged: the node
 // that comes first in the key's election order keeps the address and re-announces it, so that client caches
 // converge at once; the other stops answering and defers to it.
-func (c claim) observed(key, self string, r responder, holderOK func(node string) bool, now time.Time, p guardPolicy) (claim, outcome, report) {
+func (c claim) observed(key, self string, r responder, holder func(node string) holderView, now time.Time, p guardPolicy) (claim, outcome, report) {
 	switch c.State {
 	case claimHeld:
 		switch r.Class {
@@ -247,7 +301,8 @@ func (c claim) observed(key, self string, r responder, holderOK func(node string
 				rep := c.noteConflict(heraldv1.ConflictSpeaker, &r, now)
 				return c, outReannounce, rep
 			}
-			d := claim{State: claimDeferred, Since: now, Gen: c.Gen, Holder: r.Node, HolderOK: holderOK(r.Node)}
+			hv := holder(r.Node)
+			d := claim{State: claimDeferred, Since: now, Gen: c.Gen, Holder: r.Node, HolderOK: hv.OK, HolderSince: hv.Since}
 			d.retry(now, p)
 			return d, outRelease, reportLostConflict
 		case classForeign:

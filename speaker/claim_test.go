@@ -17,19 +17,24 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 var testPolicy = guardPolicy{RetryMin: time.Second, RetryMax: 8 * time.Second, ClearAfter: 5 * time.Second}
 
-func always(string) bool { return true }
+// past is when the holders of these tests became live members: before any probe starts.
+var past = at(-time.Hour)
+
+var liveHolder = holderView{OK: true, Since: past}
+
+func always(string) holderView { return liveHolder }
 
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
 func TestClaimElect(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		c        claim
-		elected  bool
-		holderOK bool
-		now      time.Time
-		want     claim
-		wantOut  outcome
+		name    string
+		c       claim
+		elected bool
+		holder  holderView
+		now     time.Time
+		want    claim
+		wantOut outcome
 	}{
 		{name: "idle and elected probes first", c: claim{}, elected: true, now: at(0),
 			want: claim{State: claimProbing, Since: at(0), Gen: 1}, wantOut: outProbe},
@@ -42,25 +47,44 @@ func TestClaimElect(t *testing.T) {
 			want: claim{State: claimHeld, Since: at(0), Gen: 1}},
 		{name: "held and not elected releases", c: claim{State: claimHeld, Since: at(0), Gen: 1}, now: at(time.Hour),
 			want: claim{}, wantOut: outRelease},
-		{name: "deferred to a live holder waits for the retry", c: claim{State: claimDeferred, Holder: "b", HolderOK: true, RetryAt: at(time.Second), Backoff: time.Second, Gen: 1},
-			elected: true, holderOK: true, now: at(500 * time.Millisecond),
-			want: claim{State: claimDeferred, Holder: "b", HolderOK: true, RetryAt: at(time.Second), Backoff: time.Second, Gen: 1}},
-		{name: "deferred holder lost probes at once", c: claim{State: claimDeferred, Holder: "b", HolderOK: true, RetryAt: at(time.Hour), Gen: 1},
-			elected: true, holderOK: false, now: at(time.Second),
+		{name: "deferred to a live holder waits for the retry",
+			c:       claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, RetryAt: at(time.Second), Backoff: time.Second, Gen: 1},
+			elected: true, holder: liveHolder, now: at(500 * time.Millisecond),
+			want: claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, RetryAt: at(time.Second), Backoff: time.Second, Gen: 1}},
+		{name: "deferred holder lost probes at once", c: claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, RetryAt: at(time.Hour), Gen: 1},
+			elected: true, now: at(time.Second),
 			want: claim{State: claimProbing, Since: at(time.Second), Holder: "b", Gen: 2, RetryAt: at(time.Hour)}, wantOut: outProbe},
+		{name: "deferred holder left and came back between two decisions probes at once",
+			c:       claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, RetryAt: at(time.Hour), Gen: 1},
+			elected: true, holder: holderView{OK: true, Since: at(500 * time.Millisecond)}, now: at(time.Second),
+			want:    claim{State: claimProbing, Since: at(time.Second), Holder: "b", HolderOK: true, HolderSince: at(500 * time.Millisecond), Gen: 2, RetryAt: at(time.Hour)},
+			wantOut: outProbe},
+		{name: "deferred holder not live before and live now probes at once",
+			c:       claim{State: claimDeferred, Holder: "b", RetryAt: at(time.Hour), Gen: 1},
+			elected: true, holder: liveHolder, now: at(time.Second),
+			want:    claim{State: claimProbing, Since: at(time.Second), Holder: "b", HolderOK: true, HolderSince: past, Gen: 2, RetryAt: at(time.Hour)},
+			wantOut: outProbe},
 		{name: "deferred holder never seen live waits for the retry", c: claim{State: claimDeferred, Holder: "b", RetryAt: at(time.Hour), Gen: 1},
 			elected: true, now: at(time.Second),
 			want: claim{State: claimDeferred, Holder: "b", RetryAt: at(time.Hour), Gen: 1}},
 		{name: "deferred retry due probes", c: claim{State: claimDeferred, Holder: "b", RetryAt: at(time.Second), Gen: 1},
 			elected: true, now: at(time.Second),
 			want: claim{State: claimProbing, Since: at(time.Second), Holder: "b", RetryAt: at(time.Second), Gen: 2}, wantOut: outProbe},
-		{name: "deferred to a holder and not elected keeps the holder", c: claim{State: claimDeferred, Holder: "b", HolderOK: true, Gen: 1},
-			holderOK: true, now: at(0), want: claim{State: claimDeferred, Holder: "b", HolderOK: true, Gen: 1}},
+		{name: "probing when the holder leaves probes again at once",
+			c:       claim{State: claimProbing, Since: at(0), Holder: "b", HolderOK: true, HolderSince: past, Gen: 3},
+			elected: true, now: at(40 * time.Millisecond),
+			want: claim{State: claimProbing, Since: at(40 * time.Millisecond), Holder: "b", Gen: 4}, wantOut: outProbe},
+		{name: "probing with the holder unchanged waits for the result",
+			c:       claim{State: claimProbing, Since: at(0), Holder: "b", HolderOK: true, HolderSince: past, Gen: 3},
+			elected: true, holder: liveHolder, now: at(40 * time.Millisecond),
+			want: claim{State: claimProbing, Since: at(0), Holder: "b", HolderOK: true, HolderSince: past, Gen: 3}},
+		{name: "deferred to a holder and not elected keeps the holder", c: claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, Gen: 1},
+			holder: liveHolder, now: at(0), want: claim{State: claimDeferred, Holder: "b", HolderOK: true, HolderSince: past, Gen: 1}},
 		{name: "deferred to a foreign device and not elected forgets it", c: claim{State: claimDeferred, Foreign: &responder{MAC: "x"}, Gen: 3},
 			now: at(0), want: claim{Gen: 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, out := tc.c.elect(tc.elected, tc.holderOK, tc.now, testPolicy)
+			got, out := tc.c.elect(tc.elected, tc.holder, tc.now, testPolicy)
 			if diff := cmp.Diff(tc.want, got, addrCmp); diff != "" {
 				t.Errorf("claim (-want +got):\n%s", diff)
 			}
@@ -84,6 +108,7 @@ func TestClaimProbed(t *testing.T) {
 		gen     uint64
 		found   []responder
 		policy  guardPolicy
+		holder  func(string) holderView // default always
 		want    claim
 		wantOut outcome
 		wantRep report
@@ -92,14 +117,24 @@ func TestClaimProbed(t *testing.T) {
 			want: claim{State: claimHeld, Since: at(time.Second), Gen: 4}, wantOut: outAnnounce},
 		{name: "stale result ignored", c: probing, gen: 3, found: []responder{host}, want: probing},
 		{name: "a speaker answers: defer to it", c: probing, gen: 4, found: []responder{host, spk, spk2},
-			want:    claim{State: claimDeferred, Since: at(time.Second), Gen: 4, Holder: "a", HolderOK: true, RetryAt: at(2 * time.Second), Backoff: time.Second},
+			want:    claim{State: claimDeferred, Since: at(time.Second), Gen: 4, Holder: "a", HolderOK: true, HolderSince: past, RetryAt: at(2 * time.Second), Backoff: time.Second},
 			wantRep: reportDeferred},
 		{name: "the same speaker again: backoff doubles, no new report",
-			c:   claim{State: claimProbing, Gen: 5, Holder: "a", Backoff: time.Second},
+			c:   claim{State: claimProbing, Since: at(0), Gen: 5, Holder: "a", HolderOK: true, HolderSince: past, Backoff: time.Second},
 			gen: 5, found: []responder{spk2},
-			want: claim{State: claimDeferred, Since: at(time.Second), Gen: 5, Holder: "a", HolderOK: true, RetryAt: at(3 * time.Second), Backoff: 2 * time.Second},
-			// the claim was probing, not deferred, so it reports again: a restart of the deferral
-			wantRep: reportDeferred},
+			want: claim{State: claimDeferred, Since: at(time.Second), Gen: 5, Holder: "a", HolderOK: true, HolderSince: past, RetryAt: at(3 * time.Second), Backoff: 2 * time.Second}},
+		{name: "a speaker that is not a live member answers: probe again shortly, no backoff",
+			c:   claim{State: claimProbing, Since: at(0), Gen: 5, Holder: "a", Backoff: 8 * time.Second},
+			gen: 5, found: []responder{spk2}, holder: func(string) holderView { return holderView{} },
+			want: claim{State: claimDeferred, Since: at(time.Second), Gen: 5, Holder: "a", Rechecked: true, RetryAt: at(time.Second + recheckDelay), Backoff: 8 * time.Second}},
+		{name: "the same non-member again after the recheck: back off",
+			c:   claim{State: claimProbing, Since: at(0), Gen: 6, Holder: "a", Rechecked: true, Backoff: time.Second},
+			gen: 6, found: []responder{spk2}, holder: func(string) holderView { return holderView{} },
+			want: claim{State: claimDeferred, Since: at(time.Second), Gen: 6, Holder: "a", Rechecked: true, RetryAt: at(3 * time.Second), Backoff: 2 * time.Second}},
+		{name: "a speaker that rejoined while the probe ran counts as no holder: probe again shortly",
+			c:   claim{State: claimProbing, Since: at(0), Gen: 5, Holder: "a", HolderOK: true, HolderSince: past, Backoff: 8 * time.Second},
+			gen: 5, found: []responder{spk2}, holder: func(string) holderView { return holderView{OK: true, Since: at(500 * time.Millisecond)} },
+			want: claim{State: claimDeferred, Since: at(time.Second), Gen: 5, Holder: "a", Rechecked: true, RetryAt: at(time.Second + recheckDelay), Backoff: 8 * time.Second}},
 		{name: "a foreign device: yield and report", c: probing, gen: 4, found: []responder{host},
 			want: claim{State: claimDeferred, Gen: 4, Since: at(0), Foreign: &host, RetryAt: at(2 * time.Second), Backoff: time.Second,
 				Conflict: &conflict{Kind: heraldv1.ConflictForeign, Addr: vip, MAC: host.MAC, Since: at(time.Second), Seen: at(time.Second)}},
@@ -120,7 +155,11 @@ func TestClaimProbed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testPolicy
 			p.Defend = tc.policy.Defend
-			got, out, rep := tc.c.probed(tc.gen, tc.found, always, at(time.Second), p)
+			holder := tc.holder
+			if holder == nil {
+				holder = always
+			}
+			got, out, rep := tc.c.probed(tc.gen, tc.found, holder, at(time.Second), p)
 			if diff := cmp.Diff(tc.want, got, addrCmp); diff != "" {
 				t.Errorf("claim (-want +got):\n%s", diff)
 			}
@@ -188,6 +227,28 @@ func TestClaimObservedForeign(t *testing.T) {
 	for _, r := range []responder{{Class: classSelf, Addr: vip}, {Class: classKernel, Addr: vip}} {
 		if c, out, rep := held.observed("k", "a", r, always, at(time.Second), testPolicy); c.State != claimHeld || out != outNone || rep != reportNone {
 			t.Errorf("%s: claim %+v outcome %d report %d", r.Class, c, out, rep)
+		}
+	}
+}
+
+// TestClaimDarkReported: a corroborated dark report cuts a deferred claim's backoff short, and the next decision
+// probes; it changes nothing for a claim that is due anyway or not deferred.
+func TestClaimDarkReported(t *testing.T) {
+	deferred := claim{State: claimDeferred, Since: at(0), Holder: "b", HolderOK: true, HolderSince: past, RetryAt: at(16 * time.Second), Backoff: 16 * time.Second, Gen: 2}
+	cut, ok := deferred.darkReported(at(time.Second))
+	if !ok || !cut.RetryAt.Equal(at(time.Second)) {
+		t.Fatalf("darkReported = %+v, %v; want the retry at 1s", cut, ok)
+	}
+	next, out := cut.elect(true, liveHolder, at(time.Second), testPolicy)
+	if out != outProbe || next.State != claimProbing {
+		t.Errorf("after the cut: %+v, outcome %d; want a probe", next, out)
+	}
+	if _, out := deferred.elect(true, liveHolder, at(time.Second), testPolicy); out != outNone {
+		t.Errorf("without the cut the claim probed (outcome %d) before its backoff ended", out)
+	}
+	for _, c := range []claim{{State: claimHeld, Since: at(0)}, {State: claimProbing, Since: at(0)}, {}, {State: claimDeferred, RetryAt: at(0)}} {
+		if got, ok := c.darkReported(at(time.Second)); ok || got != c {
+			t.Errorf("darkReported(%+v) = %+v, %v; want it unchanged", c, got, ok)
 		}
 	}
 }

@@ -155,7 +155,7 @@ func (a *agent) onProbed(r probeResult) bool {
 		}
 		found = append(found, cls)
 	}
-	nc, out, rep := c.probed(r.Gen, found, a.isLive, now, a.policy)
+	nc, out, rep := c.probed(r.Gen, found, a.holderOf(r.Key), now, a.policy)
 	a.setClaim(r.Key, nc)
 	switch {
 	case nc.State == claimDeferred && nc.Holder != "":
@@ -204,7 +204,7 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 		return false, false
 	}
 	c := a.claims[key]
-	nc, out, rep := c.observed(key, a.cfg.NodeName, r, a.isLive, now, a.policy)
+	nc, out, rep := c.observed(key, a.cfg.NodeName, r, a.holderOf(key), now, a.policy)
 	a.setClaim(key, nc)
 	if out != outNone {
 		a.log.Info("another device answers for an address this node answers for", "key", key, "address", s.VIP,
@@ -232,7 +232,24 @@ const stallSettle = 300 * time.Millisecond
 
 func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }
 
-func (a *agent) isLive(node string) bool { return a.live[node] }
+// holderView says what the membership says now of node as the holder of g's key: a live member eligible for it,
+// and since when it has been live without a break.
+func (a *agent) holderView(g *group, node string) holderView {
+	if node == "" || g == nil || g.eligible == nil || !g.eligible(node) {
+		return holderView{}
+	}
+	since, ok := a.liveSince[node]
+	if !ok {
+		return holderView{}
+	}
+	return holderView{OK: true, Since: since}
+}
+
+// holderOf returns holderView for the group of key, for the claim functions.
+func (a *agent) holderOf(key string) func(node string) holderView {
+	g := a.plan.Groups[key]
+	return func(node string) holderView { return a.holderView(g, node) }
+}
 
 // setClaim stores a claim and keeps the set of claims with something due.
 func (a *agent) setClaim(key string, c claim) {

@@ -456,7 +456,8 @@ func (a *agent) checkDarkReports() {
 			}
 		}
 		if link == "" {
-			continue // not answered here
+			a.claimDark(addr, by) // not answered here
+			continue
 		}
 		reporters, confirmed := a.darkConfirmed(addr, by)
 		g := a.plan.Groups[a.addrKey[addr]]
@@ -482,6 +483,35 @@ func (a *agent) checkDarkReports() {
 				strings.Join(reporters, " and "), addr, a.cfg.NodeName, link, a.darkGrace().Round(time.Second), cond))
 		}
 	}
+}
+
+// claimDark closes the loop on a dark address this node does not answer for: when the report is corroborated
+// (nobody answers) and the election picks this node for the address, the node probes it at once, whatever its
+// backoff says, since whatever it defers to does not answer. The probe then claims the address or finds who
+// answers, as any probe does.
+func (a *agent) claimDark(addr netip.Addr, by []string) {
+	key, ok := a.addrKey[addr]
+	g := a.plan.Groups[key]
+	if !ok || g == nil || g.Elected != a.cfg.NodeName {
+		return
+	}
+	reporters, confirmed := a.darkConfirmed(addr, by)
+	if !confirmed {
+		return
+	}
+	c := a.claims[key]
+	nc, cut := c.darkReported(a.cfg.Clock.Now())
+	if !cut {
+		return
+	}
+	a.setClaim(key, nc)
+	a.metrics.DarkReports.WithLabelValues("probed").Inc()
+	to := c.Holder
+	if to == "" && c.Foreign != nil {
+		to = c.Foreign.MAC
+	}
+	a.log.Info("a corroborated dark report for an address this node is elected for; probing it now instead of waiting for the backoff",
+		"address", addr, "reporters", reporters, "deferredTo", to, "backoffLeft", c.RetryAt.Sub(nc.RetryAt).Round(time.Millisecond).String())
 }
 
 // darkConfirmed sorts the members reporting addr dark and says whether the report is enough to withdraw: the

@@ -80,9 +80,13 @@ func (a *agent) loop(ctx context.Context) {
 		case ls := <-a.links:
 			a.setLinks(ls)
 		case <-rejoin.C():
-			if a.missingMembers(ctx) {
-				a.join(ctx)
-			}
+			a.rejoin(ctx)
+			continue
+		case r := <-a.joined:
+			a.onJoined(r)
+			continue
+		case fn := <-a.inspect:
+			fn()
 			continue
 		case d := <-stalls:
 			a.onStall(d)
@@ -188,28 +192,6 @@ func (a *agent) setLinks(ls []iface.Link) {
 			a.log.Error(err, "publishing interface MACs")
 		}
 	}
-}
-
-// missingMembers reports whether a Node with an InternalIP is not a live member.
-func (a *agent) missingMembers(ctx context.Context) bool {
-	var nodes corev1.NodeList
-	if err := a.client.List(ctx, &nodes); err != nil {
-		return false
-	}
-	live := map[string]bool{}
-	for _, m := range a.members.Members() {
-		live[m.Name] = true
-	}
-	for _, n := range nodes.Items {
-		if !live[n.Name] {
-			for _, ad := range n.Status.Addresses {
-				if ad.Type == corev1.NodeInternalIP {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // gather reads the decision's inputs from the informer cache without copying.
@@ -333,12 +315,11 @@ func (a *agent) reconcile(ctx context.Context) {
 		// for a reason nobody else sees (it yielded to a foreign device) would otherwise leave the key dark.
 		elected := (g.Winner == in.Self || (g.Elected == in.Self && c.State == claimDeferred && c.Holder != "")) &&
 			len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
-		holderOK := c.Holder != "" && in.Holders[key] == c.Holder && g.HolderOK
 		if elected && !a.fresh() && c.State != claimHeld {
 			a.settlePending = true // decided again once settled (guardTick)
 			continue
 		}
-		nc, out := c.elect(elected, holderOK, now, a.policy)
+		nc, out := c.elect(elected, a.holderView(g, c.Holder), now, a.policy)
 		a.setClaim(key, nc)
 		if out == outProbe {
 			a.startProbe(ctx, key, g, nc.Gen)

@@ -115,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	m.DarkReports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_health_dark_reports_total",
-		Help: "Reports from a watcher that an address this speaker announces is dark, by what this speaker did: reannounced (its interface looked fine), withdrew (the interface is down, or the address stayed dark after re-announcing).",
+		Help: "Reports from a watcher that an address is dark, by what this speaker did: for an address it announces, reannounced (its interface looked fine) or withdrew (the interface is down, or the address stayed dark after re-announcing); for an address it is elected for but defers to another, probed (the corroborated report cut its backoff short).",
 	}, []string{"action"})
 	m.Impaired = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "herald_health_impaired_prefixes",

@@ -68,6 +68,8 @@ type group struct {
 	Elected string
 	// HolderOK says that the key's holder (inputs.Holders) is eligible for it (live, selected, ready).
 	HolderOK bool
+	// eligible says whether a node may announce the key (live, selected, ready, not impaired); nil when none may.
+	eligible func(node string) bool
 	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NoEligibleNode".
 	Why string
 	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
@@ -379,6 +381,7 @@ func decide(in *inputs, table *election.Table) *plan {
 			}
 			return true
 		}
+		g.eligible = eligible
 		winner, ok := table.Elect(key, eligible)
 		if !ok {
 			g.Why = "NoEligibleNode"

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -211,19 +213,36 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// memberList is the membership as the loop uses it (membership.List; a fake in tests).
+type memberList interface {
+	Members() []membership.Member
+	Changed() <-chan struct{}
+	Join(addrs []string) (int, error)
+	UpdateMACs(macs []net.HardwareAddr) error
+	SetKey(key []byte) error
+	SetHealth(impaired []netip.Prefix, dark []netip.Addr) error
+}
+
+// answerer is the ARP/NDP responder as the loop uses it (announce.Announcer; a fake in tests).
+type answerer interface {
+	Set(announce.Assignment)
+	Reannounce(addrs ...netip.Addr)
+}
+
 // agent is a running speaker. Fields below "loop state" belong to the event loop alone.
 type agent struct {
 	cfg     Config
 	log     logr.Logger
 	client  client.Client // cached reads, direct writes
 	rec     recorder
-	members *membership.List
-	ann     *announce.Announcer
+	members memberList
+	ann     answerer
 	metrics *Metrics
 	status  *statusWriter
 
-	kick  chan struct{}     // informer events; capacity 1
-	links chan []iface.Link // netlink snapshots; capacity 1, latest wins
+	kick    chan struct{}     // informer events; capacity 1
+	inspect chan func()       // functions to run on the loop, which reads its state safely there
+	links   chan []iface.Link // netlink snapshots; capacity 1, latest wins
 
 	wire   wire             // the guard: watches the wire and probes
 	stall  stallDetector    // nil when stall detection is off
@@ -257,12 +276,56 @@ type agent struct {
 	settleUntil   time.Time
 	settlePending bool // a decision skipped probes while settling
 
-	health    // health probing: watcher and announcer sides
-	lastJoin  time.Time
+	health              // health probing: watcher and announcer sides
 	triggered time.Time // when the first unprocessed trigger arrived
+
+	// membership wiring (join.go)
+	peers      map[string]*peer // Nodes that are not live members, or were not at the last look
+	joinPolicy joinPolicy
+	joined     chan joinResult // joins report here
+	joins      sync.WaitGroup  // join goroutines
 }
 
-// Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster.
+// newAgent returns an agent with its loop state empty; Run (or a test) gives it its parts.
+func newAgent(cfg Config, log logr.Logger, c client.Client, rec recorder, m *Metrics) *agent {
+	return &agent{
+		cfg:     cfg,
+		log:     log,
+		client:  c,
+		rec:     rec,
+		metrics: m,
+		kick:    make(chan struct{}, 1),
+		inspect: make(chan func()),
+		links:   make(chan []iface.Link, 1),
+		table:   election.NewTable(),
+		winners: map[string]string{},
+		mine:    map[string]bool{},
+
+		kernelSeen: map[netip.Addr]time.Time{},
+		claims:     map[string]claim{},
+		attention:  map[string]bool{},
+		policy: guardPolicy{Defend: cfg.ConflictPolicy == ConflictDefend, RetryMin: cfg.ConflictRetryMin,
+			RetryMax: cfg.ConflictRetryMax, ClearAfter: cfg.ConflictClearAfter}.withDefaults(),
+		assigned:  announce.Assignment{},
+		released:  map[netip.Addr]time.Time{},
+		addrKey:   map[netip.Addr]string{},
+		peerMACs:  map[string]string{},
+		selfMACs:  map[string]bool{},
+		live:      map[string]bool{},
+		liveSince: map[string]time.Time{},
+		probed:    make(chan probeResult, 256),
+		health:    newHealth(),
+
+		peers:      map[string]*peer{},
+		joinPolicy: joinPolicy{Base: cfg.RejoinInterval, Max: 6 * cfg.RejoinInterval},
+		joined:     make(chan joinResult, 64),
+	}
+}
+
+// Run runs a speaker until ctx ends, then hands its addresses over and leaves the cluster. A speaker that starts
+// before its node's network is ready (the API server unreachable, the bind address not configured yet, no
+// interfaces) waits and retries with backoff rather than exiting: under a kubelet an exit costs a
+// CrashLoopBackOff of 10 s and more.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	if cfg.NodeName == "" {
@@ -298,43 +361,33 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	a := &agent{
-		cfg:     cfg,
-		log:     log,
-		client:  mgr.GetClient(),
-		rec:     mgr.GetEventRecorder("herald-speaker"),
-		metrics: NewMetrics(cfg.Registerer),
-		kick:    make(chan struct{}, 1),
-		links:   make(chan []iface.Link, 1),
-		table:   election.NewTable(),
-		winners: map[string]string{},
-		mine:    map[string]bool{},
-
-		kernelSeen: map[netip.Addr]time.Time{},
-		claims:     map[string]claim{},
-		attention:  map[string]bool{},
-		policy: guardPolicy{Defend: cfg.ConflictPolicy == ConflictDefend, RetryMin: cfg.ConflictRetryMin,
-			RetryMax: cfg.ConflictRetryMax, ClearAfter: cfg.ConflictClearAfter}.withDefaults(),
-		assigned:  announce.Assignment{},
-		released:  map[netip.Addr]time.Time{},
-		addrKey:   map[netip.Addr]string{},
-		peerMACs:  map[string]string{},
-		selfMACs:  map[string]bool{},
-		live:      map[string]bool{},
-		liveSince: map[string]time.Time{},
-		probed:    make(chan probeResult, 256),
-		health:    newHealth(),
+	// Ready once the caches have synced and this speaker has joined the others (or found none to join).
+	var ready atomic.Bool
+	if err := mgr.AddReadyzCheck("joined", func(*http.Request) error {
+		if !ready.Load() {
+			return errors.New("caches not synced or memberlist not joined yet")
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
+	a := newAgent(cfg, log, mgr.GetClient(), mgr.GetEventRecorder("herald-speaker"), NewMetrics(cfg.Registerer))
 	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
-	// them this speaker's own writes, do not wake the loop.
-	if _, err := mgr.GetCache().GetInformer(ctx, &heraldv1.Announcement{}); err != nil {
-		return fmt.Errorf("speaker: informer for Announcements: %w", err)
-	}
-	for _, obj := range []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
-		&heraldv1.IPAddressPool{}, &heraldv1.L2Advertisement{}, &corev1.Secret{}} {
-		inf, err := mgr.GetCache().GetInformer(ctx, obj)
-		if err != nil {
+	// them this speaker's own writes, do not wake the loop. An informer needs the API server's discovery, which
+	// fails while the node's network is not up yet: retry.
+	informers := []client.Object{&heraldv1.Announcement{}, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&heraldv1.IPAddressPool{}, &heraldv1.L2Advertisement{}, &corev1.Secret{}}
+	for i, obj := range informers {
+		var inf cache.Informer
+		if err := retry(ctx, cfg.Clock, log, fmt.Sprintf("setting up the informer for %T", obj), func() error {
+			var err error
+			inf, err = mgr.GetCache().GetInformer(ctx, obj)
+			return err
+		}); err != nil {
 			return fmt.Errorf("speaker: informer for %T: %w", obj, err)
+		}
+		if i == 0 {
+			continue
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { a.poke() },
@@ -369,33 +422,54 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a.key = key
-	links, err := iface.List(0)
-	if err != nil {
+	var links []iface.Link
+	if err := retry(ctx, cfg.Clock, log, "listing interfaces", func() error {
+		var err error
+		links, err = iface.List(0)
+		return err
+	}); err != nil {
 		return fmt.Errorf("speaker: listing interfaces: %w", err)
 	}
 	a.curLinks = links
 	bind := cfg.BindAddr
 	if !bind.IsValid() {
-		if bind, err = a.nodeAddress(ctx); err != nil {
+		if err := retry(ctx, cfg.Clock, log, "reading this Node's InternalIP", func() error {
+			var err error
+			bind, err = a.nodeAddress(ctx)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
-	a.members, err = membership.New(membership.Config{
-		NodeName: cfg.NodeName,
-		BindAddr: bind,
-		Port:     cfg.Port,
-		Key:      key,
-		MACs:     candidateMACs(links),
-		Timings:  cfg.Timings,
-		Logger:   log.WithName("memberlist"),
-	})
-	if err != nil {
-		return fmt.Errorf("speaker: starting memberlist on %s: %w", net.JoinHostPort(bind.String(), strconv.Itoa(cfg.Port)), err)
+	var members *membership.List
+	if err := retry(ctx, cfg.Clock, log, "starting memberlist", func() error {
+		var err error
+		members, err = membership.New(membership.Config{
+			NodeName: cfg.NodeName,
+			BindAddr: bind,
+			Port:     cfg.Port,
+			Key:      key,
+			MACs:     candidateMACs(links),
+			Timings:  cfg.Timings,
+			Logger:   log.WithName("memberlist"),
+		})
+		if err != nil {
+			return fmt.Errorf("on %s: %w", net.JoinHostPort(bind.String(), strconv.Itoa(cfg.Port)), err)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("speaker: starting memberlist: %w", err)
 	}
-	defer a.members.Close()
+	a.members = members
+	defer members.Close()
 	// Join before deciding anything: a speaker alone would elect itself for every address and answer beside
-	// the real announcers until gossip caught up.
-	a.join(ctx)
+	// the real announcers until gossip caught up. Joins still running when the speaker stops end within
+	// memberlist's TCPTimeout.
+	joinCtx, stopJoins := context.WithCancel(context.WithoutCancel(ctx))
+	defer a.joins.Wait()
+	defer stopJoins()
+	a.joinAll(joinCtx)
+	ready.Store(true)
 
 	if cfg.StallThreshold > 0 {
 		det := stall.New(stall.Config{Clock: cfg.Clock, Threshold: cfg.StallThreshold, Metrics: stall.NewMetrics(cfg.Registerer)})
@@ -406,7 +480,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if a.stall != nil {
 		fresh = a.stall.Fresh
 	}
-	a.ann = announce.New(announce.Config{
+	ann := announce.New(announce.Config{
 		Fresh: fresh,
 		RateLimit: announce.Limits{PerRequester: cfg.ReplyRatePerRequester, Burst: int(cfg.ReplyRatePerRequester),
 			PerResponder: cfg.ReplyRatePerInterface},
@@ -417,14 +491,15 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:             log.WithName("announce"),
 		Metrics:            announce.NewMetrics(cfg.Registerer),
 	})
+	a.ann = ann
 	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAnn()
 	wg.Go(func() {
-		if err := a.ann.Run(annCtx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := ann.Run(annCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error(err, "announcer stopped")
 		}
 	})
-	defer a.ann.Close()
+	defer ann.Close()
 
 	gw := guard.New(guard.Config{Clock: cfg.Clock, Logger: log.WithName("guard"), Metrics: guard.NewMetrics(cfg.Registerer),
 		ProbeRate: cfg.ProbeRate})
@@ -467,10 +542,10 @@ func Run(ctx context.Context, cfg Config) error {
 	a.loop(ctx)
 
 	// Hand over: stop answering first, then tell the others, who take over as soon as the leave reaches them.
-	a.ann.Set(announce.Assignment{})
+	ann.Set(announce.Assignment{})
 	a.metrics.Announced.Set(0)
 	log.Info("leaving the cluster", "timeout", cfg.LeaveTimeout)
-	if err := a.members.Leave(cfg.LeaveTimeout); err != nil {
+	if err := members.Leave(cfg.LeaveTimeout); err != nil {
 		log.Error(err, "leaving memberlist")
 	}
 	stopStatus()
@@ -534,42 +609,6 @@ func (a *agent) nodeAddress(ctx context.Context) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("speaker: no --bind-address and Node %s has no InternalIP", a.cfg.NodeName)
-}
-
-// join joins the Nodes that are not members yet, through their InternalIPs.
-func (a *agent) join(ctx context.Context) {
-	a.lastJoin = a.cfg.Clock.Now()
-	var nodes corev1.NodeList
-	if err := a.client.List(ctx, &nodes); err != nil {
-		a.log.Error(err, "listing Nodes to join")
-		return
-	}
-	known := map[string]bool{}
-	for _, m := range a.members.Members() {
-		known[m.Name] = true
-	}
-	var peers []string
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		if n.Name == a.cfg.NodeName || known[n.Name] {
-			continue
-		}
-		for _, ad := range n.Status.Addresses {
-			if ad.Type == corev1.NodeInternalIP {
-				peers = append(peers, net.JoinHostPort(ad.Address, strconv.Itoa(a.cfg.Port)))
-				break
-			}
-		}
-	}
-	if len(peers) == 0 {
-		return
-	}
-	n, err := a.members.Join(peers)
-	if err != nil {
-		a.log.V(1).Info("joining peers", "peers", peers, "joined", n, "error", err.Error())
-		return
-	}
-	a.log.Info("joined peers", "peers", peers, "contacted", n)
 }
 
 // candidateMACs are the MACs of the interfaces this node may announce on, published for the guard.

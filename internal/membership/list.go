@@ -114,7 +114,7 @@ type List struct {
 	meta   []byte
 
 	// quit is closed by shutdown: publishLoop returns and SetHealth
-	// refuses. pubPoke (capacity 1) wakes publishLoop after SetHealth
+	// refuses. pubPoke (capacity 1) wakes publishLoop after SetHealth or UpdateMACs
 	// changed meta; pubDone is closed when publishLoop returns.
 	quit    chan struct{}
 	pubPoke chan struct{}
@@ -431,32 +431,38 @@ func (l *List) signal() {
 	}
 }
 
-// UpdateMACs publishes a new set of MACs, keeping the health state
-// SetHealth set, and waits (up to a second) for the update to be gossiped.
-// After Leave it only records them. If the health state no longer fits
-// next to the new MACs, it is trimmed as EncodeMeta describes and logged.
+// UpdateMACs publishes a new set of MACs, keeping the health state SetHealth
+// set. Like SetHealth it returns at once: the publishing goroutine gossips
+// the update, so a caller (the speaker's event loop) never waits on the
+// network. After Close it returns ErrClosed. If the health state no longer
+// fits next to the new MACs, it is trimmed as EncodeMeta describes and
+// logged.
 func (l *List) UpdateMACs(macs []net.HardwareAddr) error {
-	l.stateMu.Lock()
-	defer l.stateMu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
 	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+	}
 	next := l.cur
 	next.MACs = cloneMACs(macs)
 	meta, nImpaired, nDark, err := encodeMeta(next)
 	if err != nil {
-		l.metaMu.Unlock()
-		return err
+		return fmt.Errorf("membership: publish MACs: %w", err)
 	}
-	l.cur, l.meta = next, meta
-	l.setSelfLocked()
-	l.metaMu.Unlock()
+	l.cur = next
 	if err := trimmedError(next, nImpaired, nDark); err != nil {
 		l.log.Error(err, "health state trimmed to fit next to the new MACs")
 	}
-	if err := l.updateNode(); err != nil {
-		return fmt.Errorf("membership: publish MACs: %w", err)
+	if bytes.Equal(meta, l.meta) {
+		return nil
+	}
+	l.meta = meta
+	l.setSelfLocked()
+	select {
+	case l.pubPoke <- struct{}{}:
+	default: // an update is pending already; it will read the new meta
 	}
 	return nil
 }
@@ -559,7 +565,7 @@ func normalizeHealth(impaired []netip.Prefix, dark []netip.Addr) ([]netip.Prefix
 	return impaired, dark, nil
 }
 
-// publishLoop gossips the metadata SetHealth stores, one UpdateNode at a
+// publishLoop gossips the metadata SetHealth and UpdateMACs store, one UpdateNode at a
 // time; changes made while an update is in flight are folded into the
 // next, which reads the newest metadata. It is owned by the List and stops
 // when shutdown closes quit.
@@ -577,7 +583,7 @@ func (l *List) publishLoop() {
 		default:
 		}
 		if err := l.updateNode(); err != nil {
-			err = fmt.Errorf("membership: publish health state: %w", err)
+			err = fmt.Errorf("membership: publish metadata: %w", err)
 			l.log.Error(err, "the update still spreads with later gossip and push/pull, and is published again with the next change")
 			continue
 		}

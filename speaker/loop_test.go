@@ -1,0 +1,524 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/announce"
+	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/guard"
+	"github.com/heraldlb/herald/internal/iface"
+	"github.com/heraldlb/herald/internal/membership"
+)
+
+// The loop's tests run the real event loop, decisions and claims with fakes at the transports: an in-memory
+// API (controller-runtime's fake client), a fake membership, a fake wire (probes answered by the test) and a
+// responder that records what it is told to answer. They need no root and no network.
+
+// fakeMembers is the membership: the test says who is live and what each publishes; Join calls go to join.
+type fakeMembers struct {
+	mu      sync.Mutex
+	members map[string]membership.Member
+	changed chan struct{}
+	join    func(addrs []string) (int, error) // nil: unreachable at once
+	joining chan string                       // every Join's address, as it starts
+}
+
+func newFakeMembers(names ...string) *fakeMembers {
+	f := &fakeMembers{members: map[string]membership.Member{}, changed: make(chan struct{}, 1), joining: make(chan string, 1024)}
+	for _, n := range names {
+		f.members[n] = membership.Member{Name: n, MACs: []net.HardwareAddr{macOf(n)}}
+	}
+	return f
+}
+
+// macOf is a node's MAC in these tests.
+func macOf(node string) net.HardwareAddr {
+	b := []byte(node)
+	return net.HardwareAddr{0x02, 0, 0, byte(len(b)), b[0], b[len(b)-1]}
+}
+
+func (f *fakeMembers) Members() []membership.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []membership.Member
+	for _, m := range f.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+func (f *fakeMembers) Changed() <-chan struct{} { return f.changed }
+func (f *fakeMembers) signal() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+func (f *fakeMembers) Join(addrs []string) (int, error) {
+	for _, a := range addrs {
+		f.joining <- a
+	}
+	if f.join == nil {
+		return 0, fmt.Errorf("join %v: connection refused", addrs)
+	}
+	return f.join(addrs)
+}
+func (f *fakeMembers) UpdateMACs([]net.HardwareAddr) error                   { return nil }
+func (f *fakeMembers) SetKey([]byte) error                                   { return nil }
+func (f *fakeMembers) SetHealth(imp []netip.Prefix, dark []netip.Addr) error { return nil }
+
+// leave drops members; add (re)adds them.
+func (f *fakeMembers) leave(names ...string) {
+	f.mu.Lock()
+	for _, n := range names {
+		delete(f.members, n)
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+func (f *fakeMembers) add(ms ...membership.Member) {
+	f.mu.Lock()
+	for _, m := range ms {
+		if m.MACs == nil {
+			m.MACs = []net.HardwareAddr{macOf(m.Name)}
+		}
+		f.members[m.Name] = m
+	}
+	f.mu.Unlock()
+	f.signal()
+}
+
+// fakeWire answers probes with what the test says. A probe blocks while its address is held, until released.
+type fakeWire struct {
+	mu        sync.Mutex
+	answers   map[netip.Addr][]sighting // what a probe of the address hears
+	hold      map[netip.Addr]chan struct{}
+	probes    chan netip.Addr // every probe, as it starts
+	sightings chan sighting
+}
+
+func newFakeWire() *fakeWire {
+	return &fakeWire{answers: map[netip.Addr][]sighting{}, hold: map[netip.Addr]chan struct{}{},
+		probes: make(chan netip.Addr, 1024), sightings: make(chan sighting, 16)}
+}
+
+func (w *fakeWire) SetInterfaces([]announce.Interface) {}
+func (w *fakeWire) SetVIPs([]netip.Addr)               {}
+func (w *fakeWire) Sightings() <-chan sighting         { return w.sightings }
+func (w *fakeWire) Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error) {
+	w.probes <- vip
+	w.mu.Lock()
+	hold := w.hold[vip]
+	w.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.answers[vip]), nil
+}
+
+// answer makes probes of vip hear node answering (no node: nobody).
+func (w *fakeWire) answer(vip netip.Addr, nodes ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.answers[vip] = nil
+	for _, n := range nodes {
+		w.answers[vip] = append(w.answers[vip], sighting{VIP: vip, MAC: macOf(n), Interface: "lab0", Kind: guard.KindARPReply})
+	}
+}
+
+// holdProbes makes the probes of vip that start from now on wait for the returned release.
+func (w *fakeWire) holdProbes(vip netip.Addr) (release func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	w.hold[vip] = ch
+	w.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+func (w *fakeWire) unhold(vip netip.Addr) {
+	w.mu.Lock()
+	delete(w.hold, vip)
+	w.mu.Unlock()
+}
+
+// fakeAnswerer records what the responders are told to answer.
+type fakeAnswerer struct {
+	mu   sync.Mutex
+	vips map[netip.Addr]bool
+	sets chan struct{}
+}
+
+func (f *fakeAnswerer) Set(as announce.Assignment) {
+	f.mu.Lock()
+	f.vips = map[netip.Addr]bool{}
+	for _, e := range as {
+		for _, v := range e.VIPs {
+			f.vips[v] = true
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case f.sets <- struct{}{}:
+	default:
+	}
+}
+func (f *fakeAnswerer) Reannounce(...netip.Addr) {}
+func (f *fakeAnswerer) answers(v netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vips[v]
+}
+
+// loopHarness is one speaker's loop, running, with its fakes.
+type loopHarness struct {
+	t       *testing.T
+	a       *agent
+	clk     *clocktesting.FakeClock
+	members *fakeMembers
+	wire    *fakeWire
+	ann     *fakeAnswerer
+	k8s     client.Client
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// labLink is the speakers' interface in these tests: 198.51.100.0/24 holds every test address.
+func labLink(self string) iface.Link {
+	return iface.Link{Index: 7, Name: "lab0", MAC: macOf(self), Kind: "veth", Up: true,
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}}
+}
+
+// newLoop prepares self's loop in a cluster of the named Nodes (each with an InternalIP), with a pool holding
+// 198.51.100.0/24, an advertisement of it on every node, and one LoadBalancer Service per address. members are
+// the live members at the start (self among them).
+func newLoop(t *testing.T, self string, nodes, members []string, vips []netip.Addr, mut func(*Config)) *loopHarness {
+	t.Helper()
+	scheme, err := Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []client.Object{
+		&heraldv1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: "lab", CreationTimestamp: metav1.NewTime(t0)},
+			Spec: heraldv1.IPAddressPoolSpec{Addresses: []heraldv1.AddressRange{"198.51.100.0/24"}}},
+		&heraldv1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lab", Namespace: "herald-system"},
+			Spec: heraldv1.L2AdvertisementSpec{IPAddressPools: []string{"lab"}}},
+	}
+	for i, n := range nodes {
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("203.0.113.%d", 10+i)}}}})
+	}
+	for i, v := range vips {
+		objs = append(objs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("svc%d", i), UID: types.UID("uid-" + v.String())},
+			Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: v.String()}}}}})
+	}
+	k8s := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	clk := clocktesting.NewFakeClock(t0)
+	cfg := Config{NodeName: self, HealthInterval: -1, StallThreshold: -1, Clock: clk, Registerer: prometheus.NewRegistry(),
+		Logger: testr.New(t)}
+	if mut != nil {
+		mut(&cfg)
+	}
+	cfg.defaults()
+	a := newAgent(cfg, cfg.Logger.WithValues("node", self), k8s, &events.FakeRecorder{}, NewMetrics(cfg.Registerer))
+	h := &loopHarness{t: t, a: a, clk: clk, members: newFakeMembers(members...), wire: newFakeWire(),
+		ann: &fakeAnswerer{sets: make(chan struct{}, 1)}, k8s: k8s, done: make(chan struct{})}
+	a.members, a.wire, a.ann = h.members, h.wire, h.ann
+	a.curLinks = []iface.Link{labLink(self)}
+	a.status = newStatusWriter(k8s, k8s, self, cfg.Logger, clk, a.metrics)
+	return h
+}
+
+// start runs the loop; the fakes are set up for its first decision by then.
+func (h *loopHarness) start() *loopHarness {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		defer close(h.done)
+		h.a.loop(ctx)
+	}()
+	h.t.Cleanup(h.stop)
+	h.inLoop(func() {}) // the loop has made its timers and its first decision
+	return h
+}
+
+// decide has the loop make a decision now.
+func (h *loopHarness) decide() { h.inLoop(func() { h.a.reconcile(context.Background()) }) }
+
+// stop ends the loop and waits for it and the goroutines it started.
+func (h *loopHarness) stop() {
+	h.cancel()
+	<-h.done
+	h.a.probes.Wait()
+	h.a.joins.Wait()
+}
+
+// waitFor waits for cond, in real time, without moving the fake clock: what it waits for must follow from
+// events alone. The bound is only there to end a broken test; nothing here is timed.
+func (h *loopHarness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not within 10 s (the fake clock stood at %v)", what, h.clk.Now().Sub(t0))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// nextProbe waits for the next probe to start and returns its address.
+func (h *loopHarness) nextProbe(what string) netip.Addr {
+	h.t.Helper()
+	select {
+	case v := <-h.wire.probes:
+		return v
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("%s: no probe started within 10 s", what)
+		return netip.Addr{}
+	}
+}
+
+// step moves the fake clock on by d, in ticks of the loop's 200 ms timer, letting the loop run after each.
+func (h *loopHarness) step(d time.Duration) {
+	for d > 0 {
+		s := min(d, 200*time.Millisecond)
+		h.clk.Step(s)
+		d -= s
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// order returns nodes in vip's election order.
+func order(vip netip.Addr, nodes []string) []string { return election.Order(vip.String(), nodes) }
+
+func nodeNames(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("node%02d", i+1))
+	}
+	return out
+}
+
+var vip1 = netip.MustParseAddr("198.51.100.20")
+
+// TestLoopFailoverWhileJoinHangs: a join that never returns (a powered-off peer: its SYNs go unanswered) does not
+// hold the loop. The second node in an address's order takes the address over as soon as memberlist reports the
+// first one gone, with the join still hanging and no time passing.
+func TestLoopFailoverWhileJoinHangs(t *testing.T) {
+	nodes := nodeNames(4)
+	ord := order(vip1, nodes[:3])
+	first, self, third := ord[0], ord[1], ord[2]
+	dead := nodes[3] // a Node whose speaker never answers
+	h := newLoop(t, self, nodes, []string{first, self, third}, []netip.Addr{vip1}, nil).start()
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) }) // before the loop's own cleanup, which waits for the joins
+	h.members.join = func([]string) (int, error) { <-block; return 0, fmt.Errorf("i/o timeout") }
+
+	h.step(h.a.cfg.RejoinInterval) // the rejoin tick: a join to the dead node starts, and hangs
+	select {
+	case addr := <-h.members.joining:
+		if addr != "203.0.113.13:7946" {
+			t.Fatalf("joined %s, want %s's address", addr, dead)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no join started on the rejoin tick")
+	}
+	if h.ann.answers(vip1) {
+		t.Fatalf("%s answers %s while %s, first in its order, is live", self, vip1, first)
+	}
+	h.members.leave(first) // memberlist declares the first node dead
+	if v := h.nextProbe("failover"); v != vip1 {
+		t.Fatalf("probed %s, want %s", v, vip1)
+	}
+	h.waitFor(self+" answers "+vip1.String(), func() bool { return h.ann.answers(vip1) })
+}
+
+// TestLoopManyPeersNeverAnswer: 10 of 20 Nodes never answer a join. The joins run at once, off the loop; the
+// loop meanwhile handles every other event (a new Service, a failover) and decides; and a peer that did not
+// answer is not tried again before its backoff.
+func TestLoopManyPeersNeverAnswer(t *testing.T) {
+	nodes := nodeNames(20)
+	live, down := nodes[:10], nodes[10:]
+	vip2 := netip.MustParseAddr("198.51.100.21")
+	ord := order(vip2, live)
+	self := ord[1]
+	h := newLoop(t, self, nodes, live, []netip.Addr{vip1}, nil).start()
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) }) // before the loop's own cleanup, which waits for the joins
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	h.members.join = func([]string) (int, error) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		<-block
+		return 0, fmt.Errorf("i/o timeout")
+	}
+	h.step(h.a.cfg.RejoinInterval)
+	h.waitFor("a join to each of the 10 silent peers at once", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return most == len(down)
+	})
+
+	// A new Service: decided, probed and (nobody answering, this node first in its order among the live
+	// members after the one that leaves) answered, while the 10 joins hang.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "new", UID: "uid-new"},
+		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: vip2.String()}}}}}
+	if err := h.k8s.Create(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	h.a.poke()
+	h.step(h.a.cfg.BatchInterval) // informer changes wait for the batch window
+	if ord[0] != self {
+		h.members.leave(ord[0])
+	}
+	h.waitFor(self+" answers the new Service's "+vip2.String(), func() bool { return h.ann.answers(vip2) })
+
+	// The next rejoin tick starts no join to a peer whose join is still running, and none to one that failed
+	// until its backoff has passed.
+	for len(h.members.joining) > 0 {
+		<-h.members.joining
+	}
+	h.step(h.a.cfg.RejoinInterval)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.members.joining); n > 1 { // at most the member that just left... which waits its Base too
+		t.Errorf("the rejoin tick started %d joins while 10 were still running", n)
+	}
+}
+
+// TestLoopHolderLeavesWhileProbing: this node, elected, defers to a holder that answers; while its periodic
+// re-probe is in flight the holder leaves (SIGTERM: it stops answering, then leaves memberlist). The node probes
+// again at once and answers within one probe of the leave, not after a backoff.
+func TestLoopHolderLeavesWhileProbing(t *testing.T) {
+	nodes := nodeNames(3)
+	ord := order(vip1, nodes)
+	self, holder := ord[0], ord[1]
+	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = time.Second, 16*time.Second })
+	h.wire.answer(vip1, holder)
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
+
+	release := h.wire.holdProbes(vip1) // the re-probe starts, and its result (the holder answering) waits
+	h.step(time.Second)
+	h.nextProbe("the re-probe after the backoff")
+	h.wire.unhold(vip1)
+	h.wire.answer(vip1) // the holder stops answering...
+	h.members.leave(holder)
+	h.nextProbe("a probe at once after the holder left")
+	h.waitFor(self+" answers after "+holder+" left", func() bool { return h.ann.answers(vip1) })
+	release() // the stale result, naming the departed holder, changes nothing
+	time.Sleep(20 * time.Millisecond)
+	if !h.ann.answers(vip1) {
+		t.Errorf("the stale probe result took %s away", vip1)
+	}
+}
+
+// TestLoopHolderRejoinsWhileProbing: as above, but the holder comes back (a restart: it answers nothing yet)
+// before the probe in flight returns its old answer. The result is judged against the membership as it is then.
+func TestLoopHolderRejoinsWhileProbing(t *testing.T) {
+	nodes := nodeNames(3)
+	ord := order(vip1, nodes)
+	self, holder := ord[0], ord[1]
+	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = time.Second, 16*time.Second })
+	h.wire.answer(vip1, holder)
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
+
+	release := h.wire.holdProbes(vip1)
+	h.step(time.Second)
+	h.nextProbe("the re-probe after the backoff")
+	h.members.leave(holder)
+	h.nextProbe("a probe at once after the holder left") // held too: it hears the holder still
+	h.step(500 * time.Millisecond)                       // the restart
+	h.members.add(membership.Member{Name: holder})
+	h.nextProbe("a probe at once after the holder came back")
+	h.wire.answer(vip1) // the restarted holder answers nothing
+	h.wire.unhold(vip1)
+	release()
+	h.waitFor(self+" answers after "+holder+" restarted", func() bool { return h.ann.answers(vip1) })
+}
+
+// TestLoopDarkReportCutsBackoff: this node, elected, defers to a live holder with a 16 s backoff, but the holder
+// does not answer (its restart left it thinking another node holds the address). The watcher reports the
+// address dark and the corroborator agrees: the node probes at once and answers, long before the 16 s.
+func TestLoopDarkReportCutsBackoff(t *testing.T) {
+	nodes := nodeNames(4)
+	ord := order(vip1, nodes)
+	self, holder := ord[0], ord[1]
+	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = 16*time.Second, 16*time.Second })
+	h.wire.answer(vip1, holder)
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
+	h.wire.answer(vip1) // the holder stops answering; it stays a live member
+	h.decide()
+	g := h.group(vip1)
+	if g.Winner != holder || g.Corroborator == "" {
+		t.Fatalf("winner %s corroborator %q; want %s and one", g.Winner, g.Corroborator, holder)
+	}
+	// The corroborator (and a watcher) publish the address dark.
+	h.members.add(membership.Member{Name: g.Corroborator, Dark: []netip.Addr{vip1}})
+	h.step(400 * time.Millisecond) // a guard tick or two, nowhere near the backoff
+	h.nextProbe("a probe on the corroborated dark report")
+	h.waitFor(self+" answers the dark address", func() bool { return h.ann.answers(vip1) })
+	if now := h.clk.Since(t0); now > 2*time.Second {
+		t.Errorf("answered %v after the start, want well inside the 16 s backoff", now)
+	}
+}
+
+// claim and group read loop state from the test goroutine; they are only called while the loop is idle,
+// waiting on a fake, and go through the loop's own maps.
+func (h *loopHarness) claim(v netip.Addr) claim {
+	var c claim
+	h.inLoop(func() { c = h.a.claims[v.String()] })
+	return c
+}
+
+func (h *loopHarness) group(v netip.Addr) group {
+	var g group
+	h.inLoop(func() { g = *h.a.plan.Groups[v.String()] })
+	return g
+}
+
+// inLoop runs fn on the loop's goroutine.
+func (h *loopHarness) inLoop(fn func()) {
+	h.t.Helper()
+	done := make(chan struct{})
+	select {
+	case h.a.inspect <- func() { fn(); close(done) }:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("the loop did not take a function within 10 s: it is blocked")
+	}
+	<-done
+}
