@@ -327,6 +327,14 @@ func newAgent(cfg Config, log logr.Logger, c client.Client, rec recorder, m *Met
 // interfaces) waits and retries with backoff rather than exiting: under a kubelet an exit costs a
 // CrashLoopBackOff of 10 s and more.
 func Run(ctx context.Context, cfg Config) error {
+	err := run(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil // stopped while it waited for the network to start
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	if cfg.NodeName == "" {
 		return errors.New("speaker: the node name is required")
@@ -342,20 +350,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg.RESTConfig, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress: cfg.ProbeAddr,
-		PprofBindAddress:       cfg.PprofAddr,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Namespaces: map[string]cache.Config{cfg.Secret.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", cfg.Secret.Name),
-			},
-		}},
-	})
-	if err != nil {
+	// Creating the manager maps the Secret's kind, which asks the API server: retry while it is unreachable.
+	var mgr ctrl.Manager
+	if err := retry(ctx, cfg.Clock, log, "connecting to the API server", func() error {
+		var err error
+		mgr, err = ctrl.NewManager(cfg.RESTConfig, ctrl.Options{
+			Scheme:                 scheme,
+			Logger:                 log,
+			Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+			HealthProbeBindAddress: cfg.ProbeAddr,
+			PprofBindAddress:       cfg.PprofAddr,
+			Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {
+					Namespaces: map[string]cache.Config{cfg.Secret.Namespace: {}},
+					Field:      fields.OneTermEqualSelector("metadata.name", cfg.Secret.Name),
+				},
+			}},
+		})
+		return err
+	}); err != nil {
 		return fmt.Errorf("speaker: creating the manager: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

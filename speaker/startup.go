@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,7 +18,8 @@ const (
 )
 
 // retry runs fn until it succeeds or ctx ends, waiting startRetryFirst, doubling to startRetryMax, between tries,
-// and logs each failure with the wait before the next try. It returns fn's last error when ctx ends first.
+// and logs each failure with the wait before the next try. When ctx ends first it returns an error wrapping
+// ctx's and fn's last.
 func retry(ctx context.Context, clk clock.Clock, log logr.Logger, what string, fn func() error) error {
 	wait := startRetryFirst
 	for attempt := 1; ; attempt++ {
@@ -29,14 +31,14 @@ func retry(ctx context.Context, clk clock.Clock, log logr.Logger, what string, f
 			return nil
 		}
 		if ctx.Err() != nil {
-			return err
+			return fmt.Errorf("%w (%s: %w)", ctx.Err(), what, err)
 		}
 		log.Info("start-up step failed; retrying", "step", what, "attempt", attempt, "retry", wait.String(), "error", err.Error())
 		t := clk.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return fmt.Errorf("%w (%s: %w)", ctx.Err(), what, err)
 		case <-t.C():
 		}
 		wait = min(2*wait, startRetryMax)

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -11,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -85,6 +88,9 @@ func (c *controllerConfig) run(ctx context.Context) error {
 		LeaseDuration:                 &c.LeaseDuration,
 		RenewDeadline:                 &c.RenewDeadline,
 		RetryPeriod:                   &c.RetryPeriod,
+		// An API server that is unreachable at start (the node's network not up yet) is waited for, not a reason
+		// to exit: controller-runtime's default gives up on the caches after 2 minutes.
+		Controller: config.Controller{CacheSyncTimeout: 24 * time.Hour},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -99,7 +105,15 @@ func (c *controllerConfig) run(ctx context.Context) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Ready once the caches have synced: before that the controller allocates nothing.
+	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("caches not synced yet")
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)
