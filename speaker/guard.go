@@ -158,8 +158,13 @@ func (a *agent) onProbed(r probeResult) bool {
 	nc, out, rep := c.probed(r.Gen, found, a.holderOf(r.Key), now, a.policy)
 	a.setClaim(r.Key, nc)
 	switch {
+	case nc.State == claimDeferred && nc.Holder != "" && !nc.HolderOK:
+		a.log.Info("a speaker that is not a live member answers; probing again shortly", "key", r.Key, "holder", nc.Holder,
+			"retry", nc.RetryAt.Sub(now).String())
+	case nc.State == claimDeferred && nc.Holder != "" && rep == reportDeferred:
+		a.log.Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder, "retry", nc.Backoff.String())
 	case nc.State == claimDeferred && nc.Holder != "":
-		a.log.Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder)
+		a.log.V(1).Info("the speaker deferred to still answers", "key", r.Key, "holder", nc.Holder, "retry", nc.Backoff.String())
 	case nc.State == claimDeferred:
 		a.log.Info("a device that is not a speaker answers; not announcing", "key", r.Key, "mac", nc.Foreign.MAC, "retry", nc.Backoff.String())
 	case out == outAnnounce:
