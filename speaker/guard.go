@@ -102,9 +102,24 @@ func (a *agent) classify(s sighting) responder {
 	return r
 }
 
+// setAssigned records what the responders answer, and per address the links they answer it on (answers is then
+// a map lookup per sighting, not a scan).
+func (a *agent) setAssigned(as announce.Assignment) {
+	a.assigned = as
+	a.answering = make(map[netip.Addr][]string, len(a.answering))
+	for link, e := range as {
+		for _, v := range e.VIPs {
+			a.answering[v] = append(a.answering[v], link)
+		}
+	}
+	for _, links := range a.answering {
+		slices.Sort(links)
+	}
+}
+
 // answers says whether this node answers (or stopped answering less than a second ago) for vip on the link.
 func (a *agent) answers(vip netip.Addr, link string) bool {
-	if e, ok := a.assigned[link]; ok && slices.Contains(e.VIPs, vip) {
+	if slices.Contains(a.answering[vip], link) {
 		return true
 	}
 	if t, ok := a.released[vip]; ok && a.cfg.Clock.Since(t) < time.Second {
@@ -301,7 +316,7 @@ func (a *agent) guardTick() (decide bool) {
 // have declared it dead and taken its addresses over. Each is probed again before it is answered.
 func (a *agent) onStall(d time.Duration) {
 	a.ann.Set(announce.Assignment{})
-	a.assigned = announce.Assignment{}
+	a.setAssigned(announce.Assignment{})
 	n := 0
 	for key, c := range a.claims {
 		if c.State == claimHeld || c.State == claimProbing {

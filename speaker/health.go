@@ -449,11 +449,8 @@ func (a *agent) checkDarkReports() {
 			continue
 		}
 		link := ""
-		for name, e := range a.assigned {
-			if slices.Contains(e.VIPs, addr) {
-				link = name
-				break
-			}
+		if links := a.answering[addr]; len(links) > 0 {
+			link = links[0]
 		}
 		if link == "" {
 			a.claimDark(addr, by) // not answered here

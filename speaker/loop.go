@@ -394,7 +394,7 @@ func (a *agent) apply() {
 		}
 	}
 	a.ann.Set(assigned)
-	a.assigned = assigned
+	a.setAssigned(assigned)
 	for _, e := range assigned {
 		for _, v := range e.VIPs {
 			delete(a.released, v)

@@ -266,6 +266,7 @@ type agent struct {
 	attention map[string]bool // claim keys with something due (a retry, a conflict to clear)
 	policy    guardPolicy
 	assigned  announce.Assignment      // what the responders answer
+	answering map[netip.Addr][]string  // the links each address is answered on, from assigned (sorted)
 	released  map[netip.Addr]time.Time // addresses they stopped answering less than a second ago
 	addrKey   map[netip.Addr]string    // every managed address -> its group key
 	peerMACs  map[string]string        // MACs speakers published -> their node, remembered after they leave
@@ -524,7 +525,7 @@ func run(ctx context.Context, cfg Config) error {
 	})
 	defer gw.Close()
 
-	watcher := iface.NewWatcher(iface.WatcherOptions{Logger: log.WithName("iface")})
+	watcher := iface.NewWatcher(iface.WatcherOptions{Logger: log.WithName("iface"), Clock: cfg.Clock, Metrics: iface.NewMetrics(cfg.Registerer)})
 	wg.Go(func() {
 		if err := watcher.Run(ctx, func(ls []iface.Link) {
 			select {
