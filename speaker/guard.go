@@ -312,9 +312,33 @@ func (a *agent) guardTick() (decide bool) {
 	return decide
 }
 
-// onStall withdraws every address after this process did not run for d: while it was stopped the others may
-// have declared it dead and taken its addresses over. Each is probed again before it is answered.
+// stallMargin is taken off the takeover bound for what the bound's arithmetic leaves out: a peer's clock and
+// scheduling running a little ahead, a probe sent a little before this process stopped.
+const stallMargin = 50 * time.Millisecond
+
+// takeoverBound is the shortest time this process can stop running before a peer may answer for one of its
+// addresses: the peer must first declare it dead (membership.Timings.EarliestDead for the members now), then
+// probe the address before answering (ProbeCount probes ProbeInterval apart, then ProbeWait), less stallMargin.
+// With the defaults and up to 10 members: 400 + 100 - 50 = 450ms. docs/concepts.md has the derivation.
+func (a *agent) takeoverBound() time.Duration {
+	n := max(1, len(a.members.Members()))
+	probe := time.Duration(max(0, a.cfg.ProbeCount-1))*a.cfg.ProbeInterval + a.cfg.ProbeWait
+	return a.cfg.Timings.EarliestDead(n) + probe - stallMargin
+}
+
+// onStall handles a stall of d, this process not running. Shorter than takeoverBound, no peer can have taken an
+// address over meanwhile: it keeps every address and answers again at once (late, not dark). Longer, the others
+// may have declared it dead and taken its addresses over: it withdraws every address and probes each again
+// before answering it.
 func (a *agent) onStall(d time.Duration) {
+	if bound := a.takeoverBound(); d < bound {
+		a.metrics.Stalls.WithLabelValues("kept").Inc()
+		a.log.Info("this process did not run for a while, shorter than any peer needs to take an address over; answering on",
+			"stalled", d.Round(time.Millisecond).String(), "bound", bound.String())
+		a.stall.Resume()
+		return
+	}
+	a.metrics.Stalls.WithLabelValues("withdrew").Inc()
 	a.ann.Set(announce.Assignment{})
 	a.setAssigned(announce.Assignment{})
 	n := 0

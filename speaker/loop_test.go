@@ -522,3 +522,70 @@ func (h *loopHarness) inLoop(fn func()) {
 	}
 	<-done
 }
+
+// fakeStall is the stall detector: the test reports stalls.
+type fakeStall struct {
+	stalls  chan time.Duration
+	mu      sync.Mutex
+	fresh   bool
+	resumed int
+}
+
+func (f *fakeStall) Fresh() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fresh
+}
+func (f *fakeStall) Stalls() <-chan time.Duration { return f.stalls }
+func (f *fakeStall) Resume() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fresh = true
+	f.resumed++
+}
+
+// stall reports a stall of d, as the detector does: not fresh until the loop resumes it.
+func (f *fakeStall) stall(d time.Duration) {
+	f.mu.Lock()
+	f.fresh = false
+	f.mu.Unlock()
+	f.stalls <- d
+}
+
+// TestLoopStallBelowTakeoverBound: a stall shorter than any peer needs to take an address over (450 ms with the
+// default timings and three members) keeps every address; a longer one withdraws them and probes again.
+func TestLoopStallBelowTakeoverBound(t *testing.T) {
+	nodes := nodeNames(3)
+	self := order(vip1, nodes)[0]
+	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, nil)
+	st := &fakeStall{stalls: make(chan time.Duration, 1), fresh: true}
+	h.a.stall = st
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor(self+" answers", func() bool { return h.ann.answers(vip1) })
+	var bound time.Duration
+	h.inLoop(func() { bound = h.a.takeoverBound() })
+	if bound != 450*time.Millisecond {
+		t.Errorf("takeover bound = %v, want 450ms (400ms to declare a member of 3 dead, 100ms of probe, 50ms margin)", bound)
+	}
+
+	st.stall(bound - 10*time.Millisecond)
+	h.inLoop(func() {}) // the stall is handled
+	if !h.ann.answers(vip1) || !st.Fresh() {
+		t.Fatalf("after a stall below the bound: answers %v, fresh %v; want both", h.ann.answers(vip1), st.Fresh())
+	}
+	select {
+	case v := <-h.wire.probes:
+		t.Fatalf("probed %s after a stall below the bound", v)
+	default:
+	}
+
+	st.stall(bound)
+	h.inLoop(func() {})
+	if h.ann.answers(vip1) {
+		t.Fatalf("still answers after a stall of %v, which a peer may have used to take the address over", bound)
+	}
+	h.step(stallSettle + 200*time.Millisecond)
+	h.nextProbe("the probe after the settle")
+	h.waitFor(self+" answers again", func() bool { return h.ann.answers(vip1) })
+}

@@ -18,6 +18,7 @@ type Metrics struct {
 	Conflicting *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
 	Deferred    *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
 	ProbeDelay  prometheus.Histogram   // herald_speaker_probe_delay_seconds
+	Stalls      *prometheus.CounterVec // herald_speaker_stalls_total{action}
 
 	// Health probing, on the watching speaker.
 	HealthVerdict    *prometheus.GaugeVec     // herald_health_address_verdict{address,service,verdict}
@@ -87,7 +88,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "Time the probe before a first announcement added: from the probe's start to answering.",
 		Buckets: buckets,
 	})
-	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay)
+	m.Stalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_stalls_total",
+		Help: "Times this speaker found it had not run for longer than --stall-threshold, by what it did: kept (the stall was shorter than any peer needs to take an address over) or withdrew (it stopped answering and probed every address again).",
+	}, []string{"action"})
+	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls)
 	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_health_address_verdict",
 		Help: "1 for each load-balancer address this speaker watches, labelled with the verdict of its latest probe (Healthy, Dark, Duplicate, WrongResponder, ForeignResponder) and its Service (namespace/name); one series per address.",

@@ -168,6 +168,19 @@ func (t Timings) SuspicionTimeout(n int) (minTimeout, maxTimeout time.Duration, 
 	return minTimeout, maxTimeout, k
 }
 
+// EarliestDead is the shortest time, after a member of an n-member cluster
+// stops running, before any other member can declare it dead: a probe it
+// cannot answer fails one ProbeInterval after it was sent (the earliest such
+// probe was sent as it stopped), and the suspicion that follows lasts at least
+// the minimum suspicion timeout, which confirmations only ever pull down to
+// and Lifeguard's awareness only lengthens. With DefaultTimings it is 400ms
+// for up to 10 members.
+func (t Timings) EarliestDead(n int) time.Duration {
+	t = t.withDefaults()
+	minTimeout, _, _ := t.SuspicionTimeout(n)
+	return t.ProbeInterval + minTimeout
+}
+
 // DetectionTime estimates how long after a member of an n-member cluster
 // crashes the others declare it dead, assuming no packet loss and healthy
 // survivors. typical assumes a probe reaches the crashed member within one
