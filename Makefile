@@ -35,8 +35,9 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, integration on the real API server, end-to-end.
+test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end.
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
+	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
 	$(GO) test -count=1 -timeout 15m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
 
 ##@ Development
