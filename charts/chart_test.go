@@ -151,42 +151,33 @@ func kustomizeDefault(t *testing.T) []*unstructured.Unstructured {
 
 // TestDefaultsMatchKustomize checks that `helm install` with the default values and `kubectl apply -k
 // config/default` create the same objects, but for Helm's labels and the CRDs' keep annotation. The chart leaves the
-// Namespace to Helm (--create-namespace) unless namespace.create is true; then it is the same one too.
+// Namespace to Helm (--create-namespace, or made beforehand), as Helm keeps its release record there; NOTES.txt
+// names the Pod Security label that config/default's Namespace carries.
 func TestDefaultsMatchKustomize(t *testing.T) {
 	kust := normalize(t, kustomizeDefault(t))
 	const nsKey = "Namespace /herald-system"
-	if _, ok := kust[nsKey]; !ok {
+	ns, ok := kust[nsKey]
+	if !ok {
 		t.Fatalf("config/default has no %s", nsKey)
 	}
-	create := filepath.Join(t.TempDir(), "create.yaml")
-	if err := os.WriteFile(create, []byte("namespace: {create: true}\n"), 0o644); err != nil {
+	delete(kust, nsKey)
+	got := normalize(t, decode(t, render(t, "herald-system")))
+	if diff := cmp.Diff(kust, got); diff != "" {
+		t.Errorf("config/default (-) and the chart (+) differ:\n%s", diff)
+	}
+
+	const label = "pod-security.kubernetes.io/enforce"
+	labels, _, _ := unstructured.NestedStringMap(ns.(map[string]any), "metadata", "labels")
+	if labels[label] != "privileged" {
+		t.Errorf("config/default's Namespace: %s=%q, want privileged", label, labels[label])
+	}
+	notes, err := os.ReadFile(filepath.Join(chart, "templates", "NOTES.txt"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name   string
-		values []string
-		drop   string // a key of config/default the rendering leaves out
-	}{
-		{"defaults", nil, nsKey},
-		{"namespace.create", []string{create}, ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			want := maps(kust)
-			delete(want, c.drop)
-			got := normalize(t, decode(t, render(t, "herald-system", c.values...)))
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("config/default (-) and the chart (+) differ:\n%s", diff)
-			}
-		})
+	if !strings.Contains(string(notes), label+"=privileged") {
+		t.Errorf("NOTES.txt does not say to set %s=privileged", label)
 	}
-}
-
-func maps(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // TestImages checks that config/ and the chart name only the image `make image` builds: the Makefile's repository
@@ -451,4 +442,31 @@ func TestDryRunOnAPIServer(t *testing.T) {
 			}
 		})
 	}
+
+	// A real install and uninstall: the CRDs and a pool outlive the release. The control plane came with Herald's
+	// CRDs, which Helm would refuse to adopt: they go first.
+	t.Run("install and uninstall keep the CRDs and pools", func(t *testing.T) {
+		crds := []string{"crd/announcements.herald.dev", "crd/ipaddresspools.herald.dev", "crd/l2advertisements.herald.dev"}
+		must(append([]string{"delete", "--wait"}, crds...)...)
+		helm := func(args ...string) {
+			t.Helper()
+			if out, err := run(tool(t, "helm"), append([]string{"--kubeconfig", cp.Kubeconfig, "--namespace", "herald-system"}, args...)...); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		helm("install", "herald", chart)
+		must(append([]string{"wait", "--for=condition=Established", "--timeout=60s"}, crds...)...)
+		must("get", "-n", "herald-system", "daemonset/herald-speaker", "deployment/herald-controller")
+		pool := filepath.Join(t.TempDir(), "pool.yaml")
+		if err := os.WriteFile(pool, []byte("apiVersion: herald.dev/v1alpha1\nkind: IPAddressPool\nmetadata: {name: lan}\nspec: {addresses: [198.51.100.0/28]}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		must("apply", "-f", pool)
+		helm("uninstall", "herald", "--wait")
+		if out, err := run(kubectl, kc, "get", "-n", "herald-system", "daemonset/herald-speaker"); err == nil {
+			t.Errorf("the speaker DaemonSet outlived the release:\n%s", out)
+		}
+		must(append([]string{"get"}, crds...)...)
+		must("get", "ipaddresspool/lan")
+	})
 }
