@@ -112,7 +112,7 @@ chart: ## Check charts/herald with the pinned helm: lint, schema, defaults = con
 	$(GO) test -count=1 ./charts/
 
 .PHONY: image
-image: ## Build the image $(IMAGE_REPOSITORY):$(IMAGE_TAG) for $(PLATFORMS), no container engine: bin/image/oci (OCI layout) and bin/herald-image-OS-ARCH.tar.
+image: ## Build ghcr.io/heraldlb/herald:<appVersion> for linux/amd64 and arm64 without a container engine: bin/image/oci (OCI layout), bin/herald-image-OS-ARCH.tar.
 	hack/tools.sh herald-image
 	for p in $(PLATFORMS); do \
 		echo "image: building herald for $$p" >&2; \
