@@ -470,3 +470,30 @@ func TestDryRunOnAPIServer(t *testing.T) {
 		must("get", "ipaddresspool/lan")
 	})
 }
+
+// TestMonitoringMatchesKustomize checks that the chart's opt-in monitoring objects are config/prometheus's and
+// config/grafana's: the metrics Services, the ServiceMonitors, the herald-alerts PrometheusRule and the
+// dashboard's ConfigMap.
+func TestMonitoringMatchesKustomize(t *testing.T) {
+	var want []*unstructured.Unstructured
+	for _, dir := range []string{"../config/prometheus", "../config/grafana"} {
+		out, err := run(tool(t, "kubectl"), "kustomize", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, decode(t, out)...)
+	}
+	values := filepath.Join(t.TempDir(), "monitoring.yaml")
+	if err := os.WriteFile(values, []byte("metrics: {serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}}\n"+
+		"grafana: {dashboard: {enabled: true}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := normalize(t, decode(t, render(t, "herald-system")))
+	got := normalize(t, decode(t, render(t, "herald-system", values)))
+	for k := range defaults {
+		delete(got, k) // what the defaults render too
+	}
+	if diff := cmp.Diff(normalize(t, want), got); diff != "" {
+		t.Errorf("config/prometheus and config/grafana (-) and the chart's monitoring (+) differ:\n%s", diff)
+	}
+}
