@@ -2,7 +2,7 @@
 // holding the static herald binary and an /etc/passwd naming its users, on no base image (scratch). It writes a
 // multi-platform OCI image layout (push it with `crane push --index DIR REF` or `skopeo copy oci:DIR docker://REF`)
 // and, per platform, a tarball that holds the same image both as an OCI layout (index.json, read by `ctr images
-// import` and Docker 25+) and as `docker save`'s manifest.json (read by every `docker load`).
+// import` and recent Docker) and as `docker save`'s manifest.json (read by every `docker load`).
 //
 // Usage:
 //
