@@ -10,6 +10,15 @@ export KUBEBUILDER_ASSETS := $(BIN)
 export GONOSUMDB := k8s.io,go.etcd.io
 GO ?= go
 CONTROLLER_GEN := $(BIN)/controller-gen
+# What the binaries and the image say they are: the chart's appVersion (one place to bump) and the commit.
+VERSION := $(shell awk '$$1 == "appVersion:" {gsub(/"/, "", $$2); print $$2}' charts/herald/Chart.yaml)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+COMMIT_TIME := $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+LDFLAGS := -s -w -X github.com/heraldlb/herald/internal/version.Version=$(VERSION) -X github.com/heraldlb/herald/internal/version.Commit=$(COMMIT)
+# The image `make image` builds: the name config/ and the chart's defaults use.
+IMAGE_REPOSITORY ?= ghcr.io/heraldlb/herald
+IMAGE_TAG ?= $(VERSION)
+PLATFORMS ?= linux/amd64 linux/arm64
 
 ##@ General
 
@@ -26,16 +35,17 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, integration on the real API server, end-to-end.
+test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end.
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
+	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
 	$(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
 
 ##@ Development
 
 .PHONY: build
 build: ## Build the herald, kubectl-herald (kubectl plugin) and herald-demo binaries into bin/.
-	$(GO) build -o $(BIN)/herald ./cmd/herald
-	$(GO) build -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/herald ./cmd/herald
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-herald ./cmd/kubectl-herald
 	$(GO) build -o $(BIN)/herald-demo ./cmd/herald-demo
 
 .PHONY: unit
@@ -73,10 +83,17 @@ generate: tools ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: tools ## Generate CRDs and RBAC under config/.
+manifests: tools ## Generate CRDs and RBAC under config/, and copy them with the alerts and dashboard into charts/herald/files/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=herald-speaker paths=./speaker/... output:rbac:artifacts:config=config/speaker/rbac
+	@# The chart takes the CRDs, roles, alerts and dashboard of config/ as they are (charts/herald/files/).
+	rm -f charts/herald/files/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/herald/files/crds/
+	cp config/rbac/role.yaml charts/herald/files/rbac/controller.yaml
+	cp config/speaker/rbac/role.yaml charts/herald/files/rbac/speaker.yaml
+	cp config/prometheus/rules.yaml charts/herald/files/prometheus/rules.yaml
+	cp config/grafana/herald.json charts/herald/files/grafana/herald.json
 
 .PHONY: lint
 lint: ## gofmt and go vet.
@@ -87,11 +104,29 @@ lint: ## gofmt and go vet.
 verify: lint tools controlplane ## Fail when generated code, CRDs, RBAC or go.mod drift from the sources.
 	hack/verify.sh
 
+##@ Packaging
+
+.PHONY: chart
+chart: ## Check charts/herald with the pinned helm: lint, schema, defaults = config/default, dry runs on a real API server.
+	hack/tools.sh helm controlplane
+	$(GO) test -count=1 ./charts/
+
+.PHONY: image
+image: ## Build ghcr.io/heraldlb/herald:<appVersion> for linux/amd64 and arm64 without a container engine: bin/image/oci (OCI layout), bin/herald-image-OS-ARCH.tar.
+	hack/tools.sh herald-image
+	for p in $(PLATFORMS); do \
+		echo "image: building herald for $$p" >&2; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/image/$${p/\//-}/herald ./cmd/herald; \
+	done
+	$(BIN)/herald-image -repository $(IMAGE_REPOSITORY) -tag $(IMAGE_TAG) -version $(VERSION) -revision $(COMMIT) \
+		-created $(COMMIT_TIME) $(foreach p,$(PLATFORMS),-binary $(p)=$(BIN)/image/$(subst /,-,$(p))/herald) \
+		-layout $(BIN)/image/oci -tarballs $(BIN)
+
 ##@ Tools
 
 .PHONY: tools
-tools: ## Build the pinned generators and promtool into bin/.
-	hack/tools.sh controller-gen promtool
+tools: ## Build the pinned generators, promtool and helm into bin/.
+	hack/tools.sh controller-gen promtool helm
 
 .PHONY: lab-deps
 lab-deps: ## Install the lab's system tools (arping, ndisc6, nftables, tcpdump, iproute2) when missing; needs root.

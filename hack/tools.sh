@@ -6,6 +6,8 @@
 #   controller-gen  sigs.k8s.io/controller-tools (hack/tools/ctrltools)
 #   promtool        github.com/prometheus/prometheus (hack/tools/promtool; built without the service-discovery
 #                   plugins, tag remove_all_sd: the alert tests need none)
+#   helm            helm.sh/helm/v4          (hack/tools/helm; lints and renders charts/herald)
+#   herald-image    our image assembler      (hack/tools/image; go-containerregistry, no container engine)
 # Each binary carries a stamp of its tool module's go.mod and go.sum (and build tags): a second run with the same
 # pins does nothing.
 # Usage: hack/tools.sh [controlplane|all|NAME...]
@@ -27,11 +29,15 @@ build() { # build NAME: one tool into bin/NAME
 	kubectl) dir=kube pkg=k8s.io/kubernetes/cmd/kubectl ;;
 	controller-gen) dir=ctrltools pkg=sigs.k8s.io/controller-tools/cmd/controller-gen ;;
 	promtool) dir=promtool pkg=github.com/prometheus/prometheus/cmd/promtool tags=remove_all_sd ;;
+	helm) dir=helm pkg=helm.sh/helm/v4/cmd/helm ;;
+	herald-image) dir=image pkg=. ;;
 	*) echo "hack/tools.sh: unknown tool $1" >&2; exit 2 ;;
 	esac
 	dir="$root/hack/tools/$dir"
 	local out="$bin/$1" want
-	want=$( (cat "$dir/go.mod" "$dir/go.sum"; [[ -z $tags ]] || echo "tags $tags") | sha256sum | cut -c1-16)
+	want=$( (cat "$dir/go.mod" "$dir/go.sum"; [[ -z $tags ]] || echo "tags $tags"
+		# herald-image is our own code, not only a pin: its stamp covers its sources too.
+		[[ $1 != herald-image ]] || cat "$dir"/*.go) | sha256sum | cut -c1-16)
 	if [[ -x $out && -f $out.stamp && $(cat "$out.stamp") == "$want" ]]; then
 		return 0
 	fi
@@ -45,7 +51,7 @@ build() { # build NAME: one tool into bin/NAME
 for want in "$@"; do
 	case $want in
 	controlplane) build etcd; build kube-apiserver; build kubectl ;;
-	all) build etcd; build kube-apiserver; build kubectl; build controller-gen; build promtool ;;
+	all) build etcd; build kube-apiserver; build kubectl; build controller-gen; build promtool; build helm; build herald-image ;;
 	*) build "$want" ;;
 	esac
 done

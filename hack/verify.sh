@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fails when generated code (deepcopy, CRDs, RBAC) or go.mod/go.sum differ from what the sources produce, or the
-# kustomize trees (config/default, config/prometheus) do not render. It regenerates in place and compares with
-# what was there before, so it works on a tree with uncommitted changes too.
+# Fails when generated code (deepcopy, CRDs, RBAC, the chart's copies of them under charts/herald/files) or
+# go.mod/go.sum differ from what the sources produce, or the kustomize trees (config/default, config/prometheus,
+# config/grafana) do not render. It regenerates in place and compares with what was there before, so it works on a
+# tree with uncommitted changes too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-snapshot() { find api config go.mod go.sum -type f -print0 | sort -z | xargs -0 sha256sum; }
+snapshot() { find api config charts/herald/files go.mod go.sum -type f -print0 | sort -z | xargs -0 sha256sum; }
 before=$(snapshot)
 make --no-print-directory generate manifests >/dev/null
 GOFLAGS=-mod=mod go mod tidy
@@ -17,4 +18,5 @@ if [[ $before != "$after" ]]; then
 fi
 bin/kubectl kustomize config/default >/dev/null
 bin/kubectl kustomize config/prometheus >/dev/null # opt-in: needs the Prometheus Operator's CRDs
+bin/kubectl kustomize config/grafana >/dev/null    # opt-in: the dashboard's ConfigMap
 echo "verify: generated code, CRDs, RBAC and go.mod are up to date"

@@ -22,6 +22,7 @@ Usage:
                               (exit 1 unanswered, 3 more than one MAC)
   herald doctor [flags]       on a node: check what breaks Layer-2 announcing and say how to fix it
   herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
+  herald version [-o json]    the version and commit this binary was built from
 
 Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
 probe, an unreachable cluster or a socket error). status, probe, doctor and migrate also run as a kubectl
@@ -78,6 +79,8 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 		return runDoctor(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdin, stdout, stderr)
+	case "version":
+		return runVersion(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", name, args[0], text)
 		return 2
