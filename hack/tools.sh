@@ -41,10 +41,30 @@ build() { # build NAME: one tool into bin/NAME
 	if [[ -x $out && -f $out.stamp && $(cat "$out.stamp") == "$want" ]]; then
 		return 0
 	fi
-	echo "hack/tools.sh: building $1 (the control-plane binaries take minutes the first time)" >&2
-	(cd "$dir" && go build -tags "$tags" -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg")
+	echo "hack/tools.sh: building $1 (the control-plane binaries and helm take minutes the first time)" >&2
+	# go build -v names each package as it compiles it: a line every 30 s says how far the build is.
+	local log start=$SECONDS pid rc=0 next=30
+	log=$(mktemp "${TMPDIR:-/tmp}/herald-tools-$1.XXXXXX")
+	(cd "$dir" && exec go build -v -tags "$tags" -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg") 2>"$log" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		if ((SECONDS - start >= next)); then
+			echo "hack/tools.sh: still building $1: $((SECONDS - start)) s, $(grep -c -v -e '^#' -e '^go: ' "$log") packages compiled" >&2
+			next=$((next + 30))
+		fi
+	done
+	wait "$pid" || rc=$?
+	if ((rc != 0)); then
+		grep -v -E '^[a-zA-Z0-9._~/-]+$' "$log" >&2 || true
+		rm -f "$log" "$out.tmp"
+		echo "hack/tools.sh: building $1 failed" >&2
+		exit "$rc"
+	fi
+	rm -f "$log"
 	mv "$out.tmp" "$out"
 	echo "$want" >"$out.stamp"
+	((SECONDS - start < 30)) || echo "hack/tools.sh: built $1 in $((SECONDS - start)) s" >&2
 }
 
 [[ $# -gt 0 ]] || set -- all
