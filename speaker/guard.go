@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -177,19 +178,71 @@ func (a *agent) onProbed(r probeResult) bool {
 		a.log.Info("a speaker that is not a live member answers; probing again shortly", "key", r.Key, "holder", nc.Holder,
 			"retry", nc.RetryAt.Sub(now).String())
 	case nc.State == claimDeferred && nc.Holder != "" && rep == reportDeferred:
-		a.log.Info("another speaker answers; deferring to it", "key", r.Key, "holder", nc.Holder, "retry", nc.Backoff.String())
+		a.probeLog.deferred = append(a.probeLog.deferred, probeLogEntry{key: r.Key, holder: nc.Holder, d: nc.Backoff})
 	case nc.State == claimDeferred && nc.Holder != "":
 		a.log.V(1).Info("the speaker deferred to still answers", "key", r.Key, "holder", nc.Holder, "retry", nc.Backoff.String())
 	case nc.State == claimDeferred:
 		a.log.Info("a device that is not a speaker answers; not announcing", "key", r.Key, "mac", nc.Foreign.MAC, "retry", nc.Backoff.String())
 	case out == outAnnounce:
-		a.log.Info("nobody else answers; announcing", "key", r.Key, "probe", now.Sub(r.Started).String())
+		a.probeLog.announced = append(a.probeLog.announced, probeLogEntry{key: r.Key, d: now.Sub(r.Started)})
 	}
 	if out == outAnnounce {
 		a.metrics.ProbeDelay.Observe(now.Sub(r.Started).Seconds())
 	}
 	a.report(r.Key, c, nc, rep)
 	return true
+}
+
+// probeLog gathers what a batch of probe results did, for one log line per outcome: a failover of thousands of
+// addresses logs a count and a few examples, not a line per address.
+type probeLog struct {
+	announced, deferred []probeLogEntry
+}
+
+type probeLogEntry struct {
+	key, holder string
+	d           time.Duration // announced: the probe's time; deferred: the retry backoff
+}
+
+// probeLogExamples is how many keys a summary line names.
+const probeLogExamples = 5
+
+// flushProbeLog logs what the probe results handled since the last flush did, and empties the batch.
+func (a *agent) flushProbeLog() {
+	summary := func(es []probeLogEntry) (keys []string, lo, hi time.Duration, holders []string) {
+		slices.SortFunc(es, func(x, y probeLogEntry) int { return strings.Compare(x.key, y.key) })
+		for i, e := range es {
+			if i < probeLogExamples {
+				keys = append(keys, e.key)
+			}
+			if i == 0 || e.d < lo {
+				lo = e.d
+			}
+			hi = max(hi, e.d)
+			if e.holder != "" && !slices.Contains(holders, e.holder) && len(holders) < probeLogExamples {
+				holders = append(holders, e.holder)
+			}
+		}
+		return keys, lo, hi, holders
+	}
+	switch b := a.probeLog.announced; len(b) {
+	case 0:
+	case 1:
+		a.log.Info("nobody else answers; announcing", "key", b[0].key, "probe", b[0].d.String())
+	default:
+		keys, lo, hi, _ := summary(b)
+		a.log.Info("nobody else answers; announcing", "count", len(b), "examples", keys, "probeMin", lo.String(), "probeMax", hi.String())
+	}
+	switch b := a.probeLog.deferred; len(b) {
+	case 0:
+	case 1:
+		a.log.Info("another speaker answers; deferring to it", "key", b[0].key, "holder", b[0].holder, "retry", b[0].d.String())
+	default:
+		keys, lo, hi, holders := summary(b)
+		a.log.Info("another speaker answers; deferring to it", "count", len(b), "examples", keys, "holders", holders,
+			"retryMin", lo.String(), "retryMax", hi.String())
+	}
+	a.probeLog.announced, a.probeLog.deferred = a.probeLog.announced[:0], a.probeLog.deferred[:0]
 }
 
 // onSighting applies a frame seen on the wire. It reports whether the claim was released (a decision is due)

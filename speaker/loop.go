@@ -100,6 +100,7 @@ func (a *agent) loop(ctx context.Context) {
 					more = false
 				}
 			}
+			a.flushProbeLog()
 			if changed {
 				a.apply()
 			}

@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -588,4 +590,32 @@ func TestLoopStallBelowTakeoverBound(t *testing.T) {
 	h.step(stallSettle + 200*time.Millisecond)
 	h.nextProbe("the probe after the settle")
 	h.waitFor(self+" answers again", func() bool { return h.ann.answers(vip1) })
+}
+
+// TestFlushProbeLog: a batch of probe results is one line per outcome, with a count and a few examples; a single
+// result keeps its own line.
+func TestFlushProbeLog(t *testing.T) {
+	var lines []string
+	a := &agent{log: funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})}
+	for i := range 542 {
+		a.probeLog.announced = append(a.probeLog.announced, probeLogEntry{key: fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250), d: time.Duration(100+i%30) * time.Millisecond})
+	}
+	a.probeLog.deferred = append(a.probeLog.deferred, probeLogEntry{key: "198.51.100.7", holder: "node2", d: time.Second})
+	a.flushProbeLog()
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2: %q", len(lines), lines)
+	}
+	for _, want := range []string{`"count"=542`, `"probeMin"="100ms"`, `"probeMax"="129ms"`, `"examples"=["198.51.100.0" "198.51.100.1" "198.51.100.10"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("summary line %q lacks %s", lines[0], want)
+		}
+	}
+	if !strings.Contains(lines[1], `"key"="198.51.100.7"`) || !strings.Contains(lines[1], `"holder"="node2"`) {
+		t.Errorf("single deferral line %q", lines[1])
+	}
+	lines = nil
+	a.flushProbeLog()
+	if len(lines) != 0 {
+		t.Errorf("an empty batch logged %q", lines)
+	}
 }

@@ -276,6 +276,7 @@ type agent struct {
 	// settleUntil: after a stall, no probe starts and no frame counts before then.
 	settleUntil   time.Time
 	settlePending bool // a decision skipped probes while settling
+	probeLog      probeLog
 
 	health              // health probing: watcher and announcer sides
 	triggered time.Time // when the first unprocessed trigger arrived
