@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/heraldlb/herald/internal/memlimit"
 )
 
 const usage = `herald: bare-metal LoadBalancer addresses on a Layer-2 network.
@@ -105,6 +108,13 @@ func run(name string, args []string, stderr io.Writer, cmd command) int {
 		return 2
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts), zap.WriteTo(stderr)))
+	// The runtime's own GOMAXPROCS follows a cgroup CPU limit (v1 or v2) since Go 1.25; its memory limit has to
+	// be set from the cgroup's.
+	if limit, why, err := memlimit.Set(); err != nil {
+		ctrl.Log.Error(err, "reading the cgroup memory limit; the Go runtime keeps no soft limit")
+	} else {
+		ctrl.Log.Info("Go runtime limits", "memoryLimit", limit, "why", why, "GOMAXPROCS", runtime.GOMAXPROCS(0))
+	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := start(ctx); err != nil {
 		ctrl.Log.Error(err, "herald "+name+" failed")
