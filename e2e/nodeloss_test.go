@@ -376,6 +376,20 @@ func TestStartupWaitsForNetwork(t *testing.T) {
 // stays dark beyond the crash-failover bound while an eligible speaker is live, and that none is answered by two
 // MACs. A deferral to a speaker that left once kept four addresses dark for 16 s.
 func TestRollingRestart(t *testing.T) {
+	c, vips := rollLab(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 23))
+	gap, dups := c.rollout(t, vips, rng)
+	t.Logf("rollout: addresses=%d longest_gap=%v duplicate_requests=%d", len(vips), gap, dups)
+	if gap > failoverBound {
+		t.Errorf("an address was dark for %v during the rollout (bound %v)", gap, failoverBound)
+	}
+	if dups > 0 {
+		t.Errorf("%d requests were answered by two MACs during the rollout", dups)
+	}
+}
+
+// rollLab is a 3-node lab with 30 settled Services of externalTrafficPolicy Cluster.
+func rollLab(t testing.TB) (*cluster, []netip.Addr) {
 	c := newCluster(t, 3)
 	c.pool("lab", []string{poolV4})
 	var vips []netip.Addr
@@ -386,15 +400,7 @@ func TestRollingRestart(t *testing.T) {
 	for i, v := range vips {
 		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "roll", Name: fmt.Sprintf("svc%d", i)}}, v)
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 23))
-	gap, dups := c.rollout(t, vips, rng)
-	t.Logf("rollout: addresses=%d longest_gap=%v duplicate_requests=%d", len(vips), gap, dups)
-	if gap > failoverBound {
-		t.Errorf("an address was dark for %v during the rollout (bound %v)", gap, failoverBound)
-	}
-	if dups > 0 {
-		t.Errorf("%d requests were answered by two MACs during the rollout", dups)
-	}
+	return c, vips
 }
 
 // rollout restarts every speaker once, in name order, and returns the longest gap any address saw and the
@@ -435,13 +441,7 @@ func (c *cluster) rollout(t testing.TB, vips []netip.Addr, rng *rand.Rand) (time
 // BenchmarkRollingRestart runs 20 rollouts (HERALD_BENCH_TRIALS) of every speaker on a 3-node lab with 30
 // addresses and reports the longest gap of each.
 func BenchmarkRollingRestart(b *testing.B) {
-	c := newCluster(b, 3)
-	c.pool("lab", []string{poolV4})
-	var vips []netip.Addr
-	for i := range 30 {
-		_, addrs := c.service("roll", fmt.Sprintf("svc%d", i), "lab")
-		vips = append(vips, addrs[0])
-	}
+	c, vips := rollLab(b)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 23))
 	n := max(trials(), 20)
 	for range b.N {

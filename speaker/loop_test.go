@@ -417,19 +417,25 @@ func TestLoopManyPeersNeverAnswer(t *testing.T) {
 	}
 }
 
-// TestLoopHolderLeavesWhileProbing: this node, elected, defers to a holder that answers; while its periodic
-// re-probe is in flight the holder leaves (SIGTERM: it stops answering, then leaves memberlist). The node probes
-// again at once and answers within one probe of the leave, not after a backoff.
-func TestLoopHolderLeavesWhileProbing(t *testing.T) {
-	nodes := nodeNames(3)
+// deferring starts the loop of the node first in vip1's order among nodes, with the second one answering vip1,
+// and waits until the first defers to it; the claim backs off from retryMin (capped at 16 s).
+func deferring(t *testing.T, nodes []string, retryMin time.Duration) (h *loopHarness, self, holder string) {
+	t.Helper()
 	ord := order(vip1, nodes)
-	self, holder := ord[0], ord[1]
-	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = time.Second, 16*time.Second })
+	self, holder = ord[0], ord[1]
+	h = newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = retryMin, 16*time.Second })
 	h.wire.answer(vip1, holder)
 	h.start()
 	h.nextProbe("the first probe")
 	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
+	return h, self, holder
+}
 
+// TestLoopHolderLeavesWhileProbing: this node, elected, defers to a holder that answers; while its periodic
+// re-probe is in flight the holder leaves (SIGTERM: it stops answering, then leaves memberlist). The node probes
+// again at once and answers within one probe of the leave, not after a backoff.
+func TestLoopHolderLeavesWhileProbing(t *testing.T) {
+	h, self, holder := deferring(t, nodeNames(3), time.Second)
 	release := h.wire.holdProbes(vip1) // the re-probe starts, and its result (the holder answering) waits
 	h.step(time.Second)
 	h.nextProbe("the re-probe after the backoff")
@@ -448,15 +454,7 @@ func TestLoopHolderLeavesWhileProbing(t *testing.T) {
 // TestLoopHolderRejoinsWhileProbing: as above, but the holder comes back (a restart: it answers nothing yet)
 // before the probe in flight returns its old answer. The result is judged against the membership as it is then.
 func TestLoopHolderRejoinsWhileProbing(t *testing.T) {
-	nodes := nodeNames(3)
-	ord := order(vip1, nodes)
-	self, holder := ord[0], ord[1]
-	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = time.Second, 16*time.Second })
-	h.wire.answer(vip1, holder)
-	h.start()
-	h.nextProbe("the first probe")
-	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
-
+	h, self, holder := deferring(t, nodeNames(3), time.Second)
 	release := h.wire.holdProbes(vip1)
 	h.step(time.Second)
 	h.nextProbe("the re-probe after the backoff")
@@ -475,14 +473,7 @@ func TestLoopHolderRejoinsWhileProbing(t *testing.T) {
 // does not answer (its restart left it thinking another node holds the address). The watcher reports the
 // address dark and the corroborator agrees: the node probes at once and answers, long before the 16 s.
 func TestLoopDarkReportCutsBackoff(t *testing.T) {
-	nodes := nodeNames(4)
-	ord := order(vip1, nodes)
-	self, holder := ord[0], ord[1]
-	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, func(c *Config) { c.ConflictRetryMin, c.ConflictRetryMax = 16*time.Second, 16*time.Second })
-	h.wire.answer(vip1, holder)
-	h.start()
-	h.nextProbe("the first probe")
-	h.waitFor("a deferral to "+holder, func() bool { return h.claim(vip1).State == claimDeferred })
+	h, self, holder := deferring(t, nodeNames(4), 16*time.Second)
 	h.wire.answer(vip1) // the holder stops answering; it stays a live member
 	h.decide()
 	g := h.group(vip1)
