@@ -65,8 +65,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	svc := &corev1.Service{}
 	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.release(ctx, key, nil)
-			return ctrl.Result{}, nil
+			return ctrl.Result{}, r.release(ctx, key, nil)
 		}
 		return ctrl.Result{}, err
 	}

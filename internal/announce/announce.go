@@ -246,7 +246,7 @@ func (a *Announcer) validate(name string, e Entry) (*entry, bool) {
 	ifi.MAC = slices.Clone(ifi.MAC)
 	vips := make([]netip.Addr, 0, len(e.VIPs))
 	for _, v := range e.VIPs {
-		n, ok := normalizeVIP(v)
+		n, ok := wire.NormalizeVIP(v)
 		if !ok {
 			a.metrics.failed(opInvalid)
 			a.log.Error(errors.New("address cannot be announced"), "skipping VIP", "interface", name, "vip", v.String())
@@ -625,7 +625,7 @@ func (a *Announcer) Reannounce(vips ...netip.Addr) {
 		}
 	}
 	for _, v := range vips {
-		v, ok := normalizeVIP(v)
+		v, ok := wire.NormalizeVIP(v)
 		if !ok {
 			continue
 		}

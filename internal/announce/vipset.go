@@ -19,7 +19,7 @@ type vipSet struct {
 var emptyVIPs = &vipSet{}
 
 // newVIPSet builds the set of addrs. Addresses must already be normalized
-// (see normalizeVIP); duplicates are dropped.
+// (see wire.NormalizeVIP); duplicates are dropped.
 func newVIPSet(addrs []netip.Addr) *vipSet {
 	s := &vipSet{
 		v4: make(map[[4]byte]struct{}),
@@ -65,16 +65,4 @@ func (s *vipSet) has(a netip.Addr) bool {
 		return s.has4(a.As4())
 	}
 	return s.has6(a.As16())
-}
-
-// normalizeVIP returns a in the form the sets use (IPv4-mapped IPv6 as IPv4,
-// zone dropped) and whether it can be announced at all: unspecified,
-// loopback, multicast and invalid addresses cannot.
-func normalizeVIP(a netip.Addr) (netip.Addr, bool) {
-	a = a.Unmap().WithZone("")
-	if !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() ||
-		(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
-		return netip.Addr{}, false
-	}
-	return a, true
 }

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"github.com/heraldlb/herald/internal/wire"
 	"net"
 	"net/netip"
 	"slices"
@@ -135,7 +136,7 @@ func (w *Watcher) unregister(k probeKey, p *probeRun) []Responder {
 // ErrClosed; a failed send returns what was seen and the error.
 func (w *Watcher) Probe(ctx context.Context, ifi Interface, vip netip.Addr, pc ProbeConfig) ([]Responder, error) {
 	pc = pc.withDefaults()
-	vip, ok := normalizeVIP(vip)
+	vip, ok := wire.NormalizeVIP(vip)
 	if !ok {
 		return nil, fmt.Errorf("probe on %s: %v cannot be probed", ifi.Name, vip)
 	}

@@ -1,6 +1,10 @@
 package guard
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/heraldlb/herald/internal/wire"
+)
 
 // vipSet is an immutable set of managed VIPs, built by SetVIPs and read by
 // the readers through an atomic.Pointer. A lookup is one map probe and
@@ -9,12 +13,12 @@ type vipSet struct {
 	m map[netip.Addr]struct{}
 }
 
-// newVIPSet builds the set of addrs, normalized by normalizeVIP; addresses
+// newVIPSet builds the set of addrs, normalized by wire.NormalizeVIP; addresses
 // that cannot be claimed on a link are left out.
 func newVIPSet(addrs []netip.Addr) *vipSet {
 	s := &vipSet{m: make(map[netip.Addr]struct{}, len(addrs))}
 	for _, a := range addrs {
-		if a, ok := normalizeVIP(a); ok {
+		if a, ok := wire.NormalizeVIP(a); ok {
 			s.m[a] = struct{}{}
 		}
 	}
@@ -27,16 +31,4 @@ func (s *vipSet) has(a netip.Addr) bool {
 	}
 	_, ok := s.m[a]
 	return ok
-}
-
-// normalizeVIP returns a as the parsers report addresses (IPv4-mapped IPv6
-// as IPv4, no zone) and whether it can be claimed at all: invalid,
-// unspecified and multicast addresses (and 255.255.255.255) cannot.
-func normalizeVIP(a netip.Addr) (netip.Addr, bool) {
-	a = a.Unmap().WithZone("")
-	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() ||
-		(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
-		return netip.Addr{}, false
-	}
-	return a, true
 }
