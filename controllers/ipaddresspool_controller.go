@@ -24,8 +24,8 @@ const (
 	EventAddressesOverlap = "AddressesOverlap"
 )
 
-// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools,verbs=list;watch
+// +kubebuilder:rbac:groups=herald.dev,resources=ipaddresspools/status,verbs=patch
 
 // IPAddressPoolReconciler keeps each pool's status and metrics: counts per family, and conditions saying
 // whether it is usable and whether it overlaps an earlier pool.

@@ -18,8 +18,8 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups=herald.dev,resources=l2advertisements,verbs=get;list;watch
-// +kubebuilder:rbac:groups=herald.dev,resources=l2advertisements/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=herald.dev,resources=l2advertisements,verbs=list;watch
+// +kubebuilder:rbac:groups=herald.dev,resources=l2advertisements/status,verbs=patch
 
 // L2AdvertisementReconciler validates L2Advertisements against the pools that exist and reports the result in
 // their Ready condition. The speakers act on them.

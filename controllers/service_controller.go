@@ -37,12 +37,19 @@ const (
 	EventForeignAnnotation = "MetalLBAnnotation"
 )
 
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
+// RBAC: exactly what the controller uses (BENCHMARKS.md, "Least privilege", measured from the API server's audit
+// log). Reads go through the manager's cache: list and watch, never get (list is what client-go falls back to
+// when the API server does not stream lists). Status is written with patches. Events go through the
+// events.k8s.io API (create, and patch when an event repeats). Leader election takes and renews a Lease with
+// get, create and update, and records "became leader" / "stopped leading" through the core events API (create,
+// and patch when one repeats): TestControllerAsServiceAccount in internal/cli exercises it, since the e2e lab runs
+// one replica without leader election.
+// +kubebuilder:rbac:groups="",resources=services,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
 
 // ServiceReconciler gives Services of type LoadBalancer their addresses and writes them to the Service status.
 type ServiceReconciler struct {

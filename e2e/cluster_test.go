@@ -70,7 +70,14 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building herald: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if path := os.Getenv(envAccessReport); path != "" {
+		if err := writeAccessReport(root, path); err != nil {
+			fmt.Fprintf(os.Stderr, "writing the access report: %v\n", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // needLab skips a test that needs root and the lab, except under CI=true, where it must run.
@@ -141,8 +148,11 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Runs before the lab closes: the audit log is in its logs.
+	t.Cleanup(func() { checkAccess(t, l.AuditLog) })
+	// herald-system, the components' ServiceAccounts and their RBAC are the lab's (config/, installed by
+	// lab.New); the test acts as an admin.
 	cl := &cluster{t: t, ctx: ctx, lab: l, c: c, speaker: map[string]*lab.Proc{}, hosts: map[string]*lab.Host{}, extra: speakerFlags}
-	cl.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "herald-system"}})
 	for _, h := range l.Nodes {
 		cl.hosts[h.Name] = h
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: map[string]string{"kubernetes.io/hostname": h.Name}}}
@@ -152,7 +162,8 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 			t.Fatalf("setting Node %s addresses: %v", h.Name, err)
 		}
 	}
-	cl.ctrl, err = l.Start(l.CP, "controller", nil, heraldBin, "controller", "--kubeconfig", l.Kubeconfig,
+	cl.ctrl, err = l.StartConfined(l.CP, "controller", nil, lab.ControllerConfinement, heraldBin, "controller",
+		"--kubeconfig", l.ComponentKubeconfig(controlplane.Controller),
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	if err != nil {
 		t.Fatalf("starting the controller: %v", err)
@@ -182,10 +193,11 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 func (c *cluster) startSpeaker(node string) {
 	c.t.Helper()
 	h := c.hosts[node]
-	args := append([]string{"speaker", "--kubeconfig", c.lab.Kubeconfig, "--node-name", node,
+	args := append([]string{"speaker", "--kubeconfig", c.lab.ComponentKubeconfig(controlplane.Speaker), "--node-name", node,
 		"--bind-address", h.IPv4.String(), "--metrics-bind-address", net.JoinHostPort(h.IPv4.String(), "9122"),
 		"--health-probe-bind-address=0"}, c.extra...)
-	p, err := c.lab.Start(h, "speaker-"+node+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil, append([]string{heraldBin}, args...)...)
+	p, err := c.lab.StartConfined(h, "speaker-"+node+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil,
+		lab.SpeakerConfinement, append([]string{heraldBin}, args...)...)
 	if err != nil {
 		c.t.Fatalf("starting the speaker of %s: %v", node, err)
 	}

@@ -1,5 +1,6 @@
 // Package controlplane starts a real Kubernetes control plane (etcd and kube-apiserver, built by hack/tools.sh
-// into bin/) with Herald's CRDs installed, for integration tests and the demo.
+// into bin/) with Herald's CRDs installed, for integration tests and the demo. The API server authorizes with
+// Node,RBAC like a cluster's and writes an audit log of the requests Herald's ServiceAccounts make.
 package controlplane
 
 import (
@@ -33,7 +34,10 @@ type ControlPlane struct {
 	Kubeconfig string
 	// Root is the repository root.
 	Root string
-	dir  string
+	// AuditLog is the API server's audit log (JSON lines): Metadata of every request by a ServiceAccount of
+	// herald-system (auditPolicy), read with internal/access.
+	AuditLog string
+	dir      string
 }
 
 // Options configures StartWith. The zero value is what Start uses.
@@ -43,7 +47,26 @@ type Options struct {
 	ListenAddress string
 	// Root is the repository root (bin/ and config/crd/bases); default RepoRoot().
 	Root string
+	// AuditLog is where the API server writes its audit log; default audit.log in the control plane's
+	// temporary directory.
+	AuditLog string
 }
+
+// AuthorizationMode is the API server's --authorization-mode: a cluster's (kubeadm's), so that the components
+// are held to the roles config/ ships; the admin identity of Config and Kubeconfig is in system:masters.
+const AuthorizationMode = "Node,RBAC"
+
+// auditPolicy records, at Metadata level (who, verb, resource, response code; no bodies), every request by a
+// ServiceAccount of Herald's namespace, and nothing else. Watches are logged when they start as well as when
+// they end, so that a watch still open at the end of a run counts.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:` + SystemNamespace + `"]
+  - level: None
+`
 
 // Start starts etcd and kube-apiserver from <repo>/bin and installs the CRDs under config/crd/bases.
 func Start() (*ControlPlane, error) {
@@ -72,6 +95,19 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	if err := heraldv1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	// The pid in the name lets lab.CleanStale remove the directory if this process dies without Stop.
+	dir, err := os.MkdirTemp("", fmt.Sprintf("herald-controlplane-%d-", os.Getpid()))
+	if err != nil {
+		return nil, err
+	}
+	auditLog := opts.AuditLog
+	if auditLog == "" {
+		auditLog = filepath.Join(dir, "audit.log")
+	}
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: bin,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
@@ -80,19 +116,24 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	}
 	api := env.ControlPlane.GetAPIServer()
 	api.Configure().Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
+	api.Configure().Set("authorization-mode", AuthorizationMode)
+	api.Configure().Set("audit-policy-file", policy)
+	api.Configure().Set("audit-log-path", auditLog)
+	api.Configure().Set("audit-log-format", "json")
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)
 		if err != nil {
-			return nil, fmt.Errorf("control plane listen address %q: %w", opts.ListenAddress, err)
+			return nil, errors.Join(fmt.Errorf("control plane listen address %q: %w", opts.ListenAddress, err),
+				os.RemoveAll(dir))
 		}
 		api.SecureServing.ListenAddr = envtest.ListenAddr{Address: host, Port: port}
 	}
 	cfg, err := env.Start()
 	if err != nil {
 		// Start may fail after etcd and kube-apiserver are up (a CRD refused): stop what did start.
-		return nil, errors.Join(fmt.Errorf("starting the control plane: %w", err), env.Stop())
+		return nil, errors.Join(fmt.Errorf("starting the control plane: %w", err), env.Stop(), os.RemoveAll(dir))
 	}
-	cp := &ControlPlane{env: env, Config: cfg, Scheme: scheme, Root: root}
+	cp := &ControlPlane{env: env, Config: cfg, Scheme: scheme, Root: root, AuditLog: auditLog, dir: dir}
 	if err := cp.writeKubeconfig(); err != nil {
 		return nil, errors.Join(err, cp.Stop())
 	}
@@ -107,10 +148,6 @@ func (cp *ControlPlane) writeKubeconfig() error {
 	kc, err := user.KubeConfig()
 	if err != nil {
 		return fmt.Errorf("rendering the admin kubeconfig: %w", err)
-	}
-	// The pid in the name lets lab.CleanStale remove the directory if this process dies without Stop.
-	if cp.dir, err = os.MkdirTemp("", fmt.Sprintf("herald-controlplane-%d-", os.Getpid())); err != nil {
-		return err
 	}
 	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")
 	return os.WriteFile(cp.Kubeconfig, kc, 0o600)

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/speaker"
@@ -104,10 +105,9 @@ func (d *demo) startCluster(ctx context.Context) error {
 	if d.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return fmt.Errorf("creating a client: %w", err)
 	}
-	d.step("Creating namespace %s and the Nodes (no kubelet runs: their InternalIP is written by hand)", systemNS)
-	if err := d.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", systemNS, err)
-	}
+	d.step("The API server authorizes with %s; namespace %s, the ServiceAccounts and RBAC of config/ are installed",
+		controlplane.AuthorizationMode, systemNS)
+	d.step("Creating the Nodes (no kubelet runs: their InternalIP is written by hand)")
 	for _, name := range d.names {
 		h := d.nodes[name]
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
@@ -123,7 +123,8 @@ func (d *demo) startCluster(ctx context.Context) error {
 	if err := d.startController(); err != nil {
 		return err
 	}
-	d.step("Starting a speaker on every node, in the node's namespace")
+	d.step("Starting a speaker on every node, in the node's namespace, as ServiceAccount %s/%s with only NET_RAW and NET_ADMIN",
+		systemNS, controlplane.Speaker.ServiceAccount)
 	for _, name := range d.names {
 		if err := d.startSpeaker(name); err != nil {
 			return err
@@ -138,10 +139,12 @@ func (d *demo) startCluster(ctx context.Context) error {
 // startController starts the controller in the cp namespace and leaves it in d.ctrl.
 func (d *demo) startController() error {
 	d.starts++
-	args := []string{"controller", "--kubeconfig", d.lab.Kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0"}
-	d.step("Starting the controller in %s: herald %s", d.lab.CP.NS, strings.Join(args, " "))
-	p, err := d.lab.Start(d.lab.CP, fmt.Sprintf("controller-%d", d.starts), nil, append([]string{d.herald}, args...)...)
+	args := []string{"controller", "--kubeconfig", d.lab.ComponentKubeconfig(controlplane.Controller),
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0"}
+	d.step("Starting the controller in %s as ServiceAccount %s/%s, without capabilities: herald %s", d.lab.CP.NS,
+		systemNS, controlplane.Controller.ServiceAccount, strings.Join(args, " "))
+	p, err := d.lab.StartConfined(d.lab.CP, fmt.Sprintf("controller-%d", d.starts), nil, lab.ControllerConfinement,
+		append([]string{d.herald}, args...)...)
 	if err != nil {
 		return fmt.Errorf("starting the controller: %w", err)
 	}
@@ -153,7 +156,7 @@ func (d *demo) startController() error {
 // startSpeaker starts (or starts again) the speaker of a node in the node's namespace.
 func (d *demo) startSpeaker(name string) error {
 	h := d.nodes[name]
-	args := []string{"speaker", "--kubeconfig", d.lab.Kubeconfig, "--node-name", name,
+	args := []string{"speaker", "--kubeconfig", d.lab.ComponentKubeconfig(controlplane.Speaker), "--node-name", name,
 		"--bind-address", h.IPv4.String(),
 		"--metrics-bind-address", net.JoinHostPort(h.IPv4.String(), strconv.Itoa(speakerMetrics)),
 		"--health-probe-bind-address=0"}
@@ -161,7 +164,7 @@ func (d *demo) startSpeaker(name string) error {
 	if old := d.speakers[name]; old != nil {
 		logName += "-" + strconv.Itoa(old.Pid())
 	}
-	p, err := d.lab.Start(h, logName, nil, append([]string{d.herald}, args...)...)
+	p, err := d.lab.StartConfined(h, logName, nil, lab.SpeakerConfinement, append([]string{d.herald}, args...)...)
 	if err != nil {
 		return fmt.Errorf("starting the speaker of %s: %w", name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -20,7 +21,7 @@ import (
 
 // The environment of a child role: the lab starts its own executable again inside a namespace with these set.
 const (
-	EnvChild      = "HERALD_LAB_CHILD"      // the role: controlplane or web
+	EnvChild      = "HERALD_LAB_CHILD"      // the role: controlplane, web or confine
 	EnvListen     = "HERALD_LAB_LISTEN"     // controlplane: the API server's host:port; web: the listen address
 	EnvKubeconfig = "HERALD_LAB_KUBECONFIG" // controlplane: where to write the admin kubeconfig
 	EnvRoot       = "HERALD_LAB_ROOT"       // controlplane: the repository root
@@ -34,7 +35,7 @@ const (
 //	}
 //
 // Roles: controlplane (etcd and kube-apiserver until SIGTERM), web (a TCP and UDP answering server until
-// SIGTERM).
+// SIGTERM), confine (restricts itself as EnvConfine says and executes its arguments: StartConfined).
 func Child() (handled bool, code int) {
 	role, ok := os.LookupEnv(EnvChild)
 	if !ok {
@@ -42,6 +43,11 @@ func Child() (handled bool, code int) {
 	}
 	// The role's own children must not take the role.
 	_ = os.Unsetenv(EnvChild)
+	if role == "confine" {
+		err := confineAndExec(os.Args[1:]) // returns only on error
+		fmt.Fprintf(os.Stderr, "lab confine: %v\n", err)
+		return true, 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var err error
@@ -62,17 +68,28 @@ func Child() (handled bool, code int) {
 	return true, 0
 }
 
-// runControlPlane starts etcd and kube-apiserver with the API server on listen, writes the admin kubeconfig to
-// kubeconfig (atomically, last: the parent waits for it) and stops them when ctx ends.
+// runControlPlane starts etcd and kube-apiserver with the API server on listen and its audit log next to
+// kubeconfig (AuditLogName), installs Herald's namespace, ServiceAccounts and RBAC from the repository, writes
+// each component's kubeconfig (controlplane.ComponentKubeconfig) next to kubeconfig and then the admin
+// kubeconfig to kubeconfig (atomically, last: the parent waits for it), and stops them when ctx ends.
 func runControlPlane(ctx context.Context, listen, kubeconfig, root string) error {
 	if listen == "" || kubeconfig == "" {
 		return fmt.Errorf("%s and %s must be set", EnvListen, EnvKubeconfig)
 	}
-	cp, err := controlplane.StartWith(controlplane.Options{ListenAddress: listen, Root: root})
+	dir := filepath.Dir(kubeconfig)
+	cp, err := controlplane.StartWith(controlplane.Options{ListenAddress: listen, Root: root,
+		AuditLog: filepath.Join(dir, AuditLogName)})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("lab controlplane: API server at %s\n", cp.Config.Host)
+	err = cp.InstallRBAC(ctx)
+	if err == nil {
+		err = cp.WriteComponentKubeconfigs(ctx, dir)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("installing the components' identities: %w", err), cp.Stop())
+	}
 	kc, err := os.ReadFile(cp.Kubeconfig)
 	if err == nil {
 		err = writeAtomic(kubeconfig, kc)

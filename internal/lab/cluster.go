@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/heraldlb/herald/internal/controlplane"
 )
 
 // Timeouts of the lab's children.
@@ -53,7 +55,21 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		return fmt.Errorf("parsing the lab's kubeconfig: %w", err)
 	}
 	l.Kubeconfig = kubeconfig
+	l.AuditLog = filepath.Join(l.Logs, AuditLogName)
 	return nil
+}
+
+// AuditLogName is the file name of the API server's audit log in the lab's Logs.
+const AuditLogName = "audit.log"
+
+// ComponentKubeconfig is the path of the kubeconfig that authenticates as the component's ServiceAccount
+// (controlplane.Components), with a token from the TokenRequest API: the component then has exactly the rights
+// config/ grants it. Empty without a control plane.
+func (l *Lab) ComponentKubeconfig(c controlplane.Component) string {
+	if l.Kubeconfig == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(l.Kubeconfig), controlplane.ComponentKubeconfig(c))
 }
 
 // waitReady polls ready until it holds, p exits, ctx ends or timeout passes.

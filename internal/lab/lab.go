@@ -107,6 +107,9 @@ type Lab struct {
 	// Kubeconfig is an admin kubeconfig whose server, https://198.51.100.2:6443, is reachable from inside the lab
 	// namespaces only; empty without ControlPlane.
 	Kubeconfig string
+	// AuditLog is the API server's audit log: every request by Herald's ServiceAccounts (internal/access reads
+	// it); empty without ControlPlane.
+	AuditLog string
 	// Root is the repository root.
 	Root string
 	// Logs is the directory of the process logs.
