@@ -145,12 +145,16 @@ func newLossLab(t testing.TB, nodes, services int) *lossLab {
 }
 
 // holders waits for one responder per address and maps each to its node.
-func (l *lossLab) holders(t testing.TB) map[netip.Addr]string {
+func (l *lossLab) holders(t testing.TB) map[netip.Addr]string { return l.c.answeredAlone(l.vips) }
+
+// answeredAlone waits until each address is answered by one node alone, and maps each to its node.
+func (c *cluster) answeredAlone(vips []netip.Addr) map[netip.Addr]string {
+	c.t.Helper()
 	var h map[netip.Addr]string
-	l.c.eventually(30*time.Second, "one responder per address", func() (bool, string) {
-		h = l.c.holders(l.vips)
-		for _, v := range l.vips {
-			if _, ok := l.c.hosts[h[v]]; !ok {
+	c.eventually(30*time.Second, "one responder per address", func() (bool, string) {
+		h = c.holders(vips)
+		for _, v := range vips {
+			if _, ok := c.hosts[h[v]]; !ok {
 				return false, fmt.Sprintf("%s answered by %s", v, h[v])
 			}
 		}
