@@ -7,9 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // stallSlack is what a stall below the takeover bound may cost the client beyond the stall itself in this test:
@@ -25,14 +22,7 @@ const stallSlack = 120 * time.Millisecond
 func TestBusyNode(t *testing.T) {
 	c := newCluster(t, 3)
 	c.pool("lab", []string{poolV4})
-	var vips []netip.Addr
-	for i := range 6 {
-		_, addrs := c.service("busy", fmt.Sprintf("svc%d", i), "lab")
-		vips = append(vips, addrs[0])
-	}
-	for i, v := range vips {
-		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "busy", Name: fmt.Sprintf("svc%d", i)}}, v)
-	}
+	vips := c.settledServices("busy", "lab", 6)
 	for _, f := range []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 350 * time.Millisecond,
 		600 * time.Millisecond, time.Second} {
 		t.Run(fmt.Sprintf("SIGSTOP %v", f), func(t *testing.T) {

@@ -132,15 +132,8 @@ type lossLab struct {
 func newLossLab(t testing.TB, nodes, services int) *lossLab {
 	c := newCluster(t, nodes)
 	c.pool("lab", []string{poolV4})
-	l := &lossLab{c: c}
-	for i := range services {
-		_, addrs := c.service("loss", fmt.Sprintf("svc%d", i), "lab")
-		l.vips = append(l.vips, addrs[0])
-	}
+	l := &lossLab{c: c, vips: c.settledServices("loss", "lab", services)}
 	c.web(l.vips...)
-	for i, v := range l.vips {
-		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "loss", Name: fmt.Sprintf("svc%d", i)}}, v)
-	}
 	return l
 }
 
@@ -449,15 +442,22 @@ func TestRollingRestart(t *testing.T) {
 func rollLab(t testing.TB) (*cluster, []netip.Addr) {
 	c := newCluster(t, 3)
 	c.pool("lab", []string{poolV4})
+	return c, c.settledServices("roll", "lab", 30)
+}
+
+// settledServices creates n LoadBalancer Services svc0..svcN-1 in ns drawing from pool, waits until each
+// address is answered by its announcer alone, and returns the addresses.
+func (c *cluster) settledServices(ns, pool string, n int) []netip.Addr {
+	c.t.Helper()
 	var vips []netip.Addr
-	for i := range 30 {
-		_, addrs := c.service("roll", fmt.Sprintf("svc%d", i), "lab")
+	for i := range n {
+		_, addrs := c.service(ns, fmt.Sprintf("svc%d", i), pool)
 		vips = append(vips, addrs[0])
 	}
 	for i, v := range vips {
-		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "roll", Name: fmt.Sprintf("svc%d", i)}}, v)
+		c.settled(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("svc%d", i)}}, v)
 	}
-	return c, vips
+	return vips
 }
 
 // rollout restarts every speaker once, in name order, and returns the longest gap any address saw and the
