@@ -21,6 +21,12 @@ export GONOSUMDB=${GONOSUMDB:-k8s.io,go.etcd.io}
 export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 
+# The build of the tool being built (its go build, its log, its output): stopped and removed however the script
+# ends, an interrupt included.
+log= pid= out=
+trap '[[ -z $pid ]] || kill "$pid" 2>/dev/null; rm -f "$log" ${out:+"$out.tmp"}' EXIT
+trap 'exit 130' INT TERM
+
 build() { # build NAME: one tool into bin/NAME
 	local dir pkg tags=
 	case $1 in
@@ -34,7 +40,8 @@ build() { # build NAME: one tool into bin/NAME
 	*) echo "hack/tools.sh: unknown tool $1" >&2; exit 2 ;;
 	esac
 	dir="$root/hack/tools/$dir"
-	local out="$bin/$1" want
+	local want
+	out="$bin/$1"
 	want=$( (cat "$dir/go.mod" "$dir/go.sum"; [[ -z $tags ]] || echo "tags $tags"
 		# herald-image is our own code, not only a pin: its stamp covers its sources too.
 		[[ $1 != herald-image ]] || cat "$dir"/*.go) | sha256sum | cut -c1-16)
@@ -43,7 +50,7 @@ build() { # build NAME: one tool into bin/NAME
 	fi
 	echo "hack/tools.sh: building $1 (the control-plane binaries and helm take minutes the first time)" >&2
 	# go build -v names each package as it compiles it: a line every 30 s says how far the build is.
-	local log start=$SECONDS pid rc=0 next=30
+	local start=$SECONDS rc=0 next=30
 	log=$(mktemp "${TMPDIR:-/tmp}/herald-tools-$1.XXXXXX")
 	(cd "$dir" && exec go build -v -tags "$tags" -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg") 2>"$log" &
 	pid=$!
@@ -62,6 +69,7 @@ build() { # build NAME: one tool into bin/NAME
 		exit "$rc"
 	fi
 	rm -f "$log"
+	pid=
 	mv "$out.tmp" "$out"
 	echo "$want" >"$out.stamp"
 	((SECONDS - start < 30)) || echo "hack/tools.sh: built $1 in $((SECONDS - start)) s" >&2
