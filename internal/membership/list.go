@@ -447,16 +447,28 @@ func (l *List) UpdateMACs(macs []net.HardwareAddr) error {
 	}
 	next := l.cur
 	next.MACs = cloneMACs(macs)
-	meta, nImpaired, nDark, err := encodeMeta(next)
+	trimmed, err := l.publishLocked(next)
 	if err != nil {
 		return fmt.Errorf("membership: publish MACs: %w", err)
 	}
-	l.cur = next
-	if err := trimmedError(next, nImpaired, nDark); err != nil {
-		l.log.Error(err, "health state trimmed to fit next to the new MACs")
+	if trimmed != nil {
+		l.log.Error(trimmed, "health state trimmed to fit next to the new MACs")
 	}
+	return nil
+}
+
+// publishLocked makes next this member's metadata and, when its encoding changed, wakes publishLoop to gossip
+// it; it never waits for the gossip. It returns trimmedError's error when the health state did not fit.
+// l.metaMu must be held.
+func (l *List) publishLocked(next Meta) (trimmed, err error) {
+	meta, nImpaired, nDark, err := encodeMeta(next)
+	if err != nil {
+		return nil, err
+	}
+	trimmed = trimmedError(next, nImpaired, nDark)
+	l.cur = next
 	if bytes.Equal(meta, l.meta) {
-		return nil
+		return trimmed, nil
 	}
 	l.meta = meta
 	l.setSelfLocked()
@@ -464,7 +476,7 @@ func (l *List) UpdateMACs(macs []net.HardwareAddr) error {
 	case l.pubPoke <- struct{}{}:
 	default: // an update is pending already; it will read the new meta
 	}
-	return nil
+	return trimmed, nil
 }
 
 // ErrMetaTrimmed is wrapped by the error SetHealth returns when the health
@@ -517,20 +529,9 @@ func (l *List) SetHealth(impaired []netip.Prefix, dark []netip.Addr) error {
 	}
 	next := l.cur
 	next.Impaired, next.Dark = impaired, dark
-	meta, nImpaired, nDark, err := encodeMeta(next)
+	trimmed, err := l.publishLocked(next)
 	if err != nil {
 		return fmt.Errorf("membership: set health: %w", err)
-	}
-	trimmed := trimmedError(next, nImpaired, nDark)
-	l.cur = next
-	if bytes.Equal(meta, l.meta) {
-		return trimmed
-	}
-	l.meta = meta
-	l.setSelfLocked()
-	select {
-	case l.pubPoke <- struct{}{}:
-	default: // an update is pending already; it will read the new meta
 	}
 	return trimmed
 }
