@@ -254,9 +254,10 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 	if !ok {
 		return false, false
 	}
-	if !a.fresh() {
-		// Frames queued while this process was stopped, read before the stall is handled: another node may have
-		// taken the address over meanwhile, and this node no longer has a say.
+	if a.stall != nil && !a.stall.Fresh() {
+		// Frames queued while this process was stopped, or heard before the stall is resolved: they are the
+		// evidence of what the others did meanwhile (stall.go), not claims to settle now.
+		a.stallCheck.heard(key, a.classify(s))
 		return false, false
 	}
 	if isProbe(s.Kind) {
@@ -295,13 +296,11 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 	return out == outRelease, nc != c || out != outNone || rep != reportNone
 }
 
-// fresh says whether this process has run without a stall (always, with stall detection off).
+// fresh says whether this process has run without a stall, and is not settling after one that withdrew
+// addresses (always, with stall detection off).
 func (a *agent) fresh() bool {
 	return a.stall == nil || (a.stall.Fresh() && !a.cfg.Clock.Now().Before(a.settleUntil))
 }
-
-// stallSettle is how long after a stall the speaker ignores the wire and starts no probe.
-const stallSettle = 300 * time.Millisecond
 
 func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }
 
@@ -363,51 +362,6 @@ func (a *agent) guardTick() (decide bool) {
 		a.report(key, c, nc, rep)
 	}
 	return decide
-}
-
-// stallMargin is taken off the takeover bound for what the bound's arithmetic leaves out: a peer's clock and
-// scheduling running a little ahead, a probe sent a little before this process stopped.
-const stallMargin = 50 * time.Millisecond
-
-// takeoverBound is the shortest time this process can stop running before a peer may answer for one of its
-// addresses: the peer must first declare it dead (membership.Timings.EarliestDead for the members now), then
-// probe the address before answering (ProbeCount probes ProbeInterval apart, then ProbeWait), less stallMargin.
-// With the defaults and up to 10 members: 400 + 100 - 50 = 450ms. docs/concepts.md has the derivation.
-func (a *agent) takeoverBound() time.Duration {
-	n := max(1, len(a.members.Members()))
-	probe := time.Duration(max(0, a.cfg.ProbeCount-1))*a.cfg.ProbeInterval + a.cfg.ProbeWait
-	return a.cfg.Timings.EarliestDead(n) + probe - stallMargin
-}
-
-// onStall handles a stall of d, this process not running. Shorter than takeoverBound, no peer can have taken an
-// address over meanwhile: it keeps every address and answers again at once (late, not dark). Longer, the others
-// may have declared it dead and taken its addresses over: it withdraws every address and probes each again
-// before answering it.
-func (a *agent) onStall(d time.Duration) {
-	if bound := a.takeoverBound(); d < bound {
-		a.metrics.Stalls.WithLabelValues("kept").Inc()
-		a.log.Info("this process did not run for a while, shorter than any peer needs to take an address over; answering on",
-			"stalled", d.Round(time.Millisecond).String(), "bound", bound.String())
-		a.stall.Resume()
-		return
-	}
-	a.metrics.Stalls.WithLabelValues("withdrew").Inc()
-	a.ann.Set(announce.Assignment{})
-	a.setAssigned(announce.Assignment{})
-	n := 0
-	for key, c := range a.claims {
-		if c.State == claimHeld || c.State == claimProbing {
-			a.setClaim(key, claim{Gen: c.Gen + 1})
-			n++
-		}
-	}
-	a.mine = map[string]bool{}
-	// Frames queued while the process was stopped are still being read; let them drain (and memberlist catch up)
-	// before judging the wire again.
-	a.settleUntil = a.cfg.Clock.Now().Add(stallSettle)
-	a.log.Info("this process did not run for a while; stopped answering and probing again before answering",
-		"stalled", d.Round(time.Millisecond).String(), "addresses", n)
-	a.stall.Resume()
 }
 
 // report raises the Event a claim change deserves, and counts conflicts.

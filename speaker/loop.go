@@ -90,6 +90,8 @@ func (a *agent) loop(ctx context.Context) {
 			continue
 		case d := <-stalls:
 			a.onStall(d)
+		case <-a.stallCheck.listen:
+			a.resolveStall()
 		case r := <-a.probed:
 			changed := a.onProbed(r)
 			for more := true; more; {

@@ -545,42 +545,167 @@ func (f *fakeStall) stall(d time.Duration) {
 	f.stalls <- d
 }
 
-// TestLoopStallBelowTakeoverBound: a stall shorter than any peer needs to take an address over (450 ms with the
-// default timings and three members) keeps every address; a longer one withdraws them and probes again.
-func TestLoopStallBelowTakeoverBound(t *testing.T) {
-	nodes := nodeNames(3)
-	self := order(vip1, nodes)[0]
-	h := newLoop(t, self, nodes, nodes, []netip.Addr{vip1}, nil)
-	st := &fakeStall{stalls: make(chan time.Duration, 1), fresh: true}
-	h.a.stall = st
-	h.start()
-	h.nextProbe("the first probe")
-	h.waitFor(self+" answers", func() bool { return h.ann.answers(vip1) })
-	var bound time.Duration
-	h.inLoop(func() { bound = h.a.takeoverBound() })
-	if bound != 450*time.Millisecond {
-		t.Errorf("takeover bound = %v, want 450ms (400ms to declare a member of 3 dead, 100ms of probe, 50ms margin)", bound)
-	}
+// stallLab is a three-node loop whose node answers for two addresses, with a stall detector the test drives.
+type stallLab struct {
+	*loopHarness
+	st         *fakeStall
+	vips       []netip.Addr
+	self, peer string
+	bound      time.Duration
+}
 
-	st.stall(bound - 10*time.Millisecond)
-	h.inLoop(func() {}) // the stall is handled
-	if !h.ann.answers(vip1) || !st.Fresh() {
-		t.Fatalf("after a stall below the bound: answers %v, fresh %v; want both", h.ann.answers(vip1), st.Fresh())
+func newStallLab(t *testing.T) *stallLab {
+	nodes := nodeNames(3)
+	// Two addresses this node comes first for, and a peer second for the first of them.
+	var vips []netip.Addr
+	self := nodes[0]
+	for i := 20; len(vips) < 2; i++ {
+		v := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		if order(v, nodes)[0] == self {
+			vips = append(vips, v)
+		}
 	}
+	h := newLoop(t, self, nodes, nodes, vips, nil)
+	l := &stallLab{loopHarness: h, st: &fakeStall{stalls: make(chan time.Duration, 1), fresh: true}, vips: vips,
+		self: self, peer: order(vips[0], nodes)[1]}
+	h.a.stall = l.st
+	h.start()
+	for range vips {
+		h.nextProbe("the first probes")
+	}
+	h.waitFor(self+" answers both", func() bool { return h.ann.answers(vips[0]) && h.ann.answers(vips[1]) })
+	h.inLoop(func() { l.bound = h.a.takeoverBound() })
+	if l.bound != 450*time.Millisecond {
+		t.Errorf("takeover bound = %v, want 450ms (400ms to declare a member of 3 dead, 100ms of probe, 50ms margin)", l.bound)
+	}
+	return l
+}
+
+// heard delivers a frame from node about vip, as the guard reads it after the stall, and waits until the loop has
+// taken it as evidence.
+func (l *stallLab) heard(vip netip.Addr, node string, kind guard.Kind) {
+	l.wire.sightings <- sighting{VIP: vip, MAC: macOf(node), Interface: "lab0", Kind: kind}
+	l.waitFor("the loop hears "+node+" on "+vip.String(), func() bool {
+		var ok bool
+		l.inLoop(func() { _, ok = l.a.stallCheck.touched[vip.String()] })
+		return ok
+	})
+}
+
+// noProbe fails if a probe started.
+func (l *stallLab) noProbe(what string) {
+	l.t.Helper()
 	select {
-	case v := <-h.wire.probes:
-		t.Fatalf("probed %s after a stall below the bound", v)
+	case v := <-l.wire.probes:
+		l.t.Fatalf("probed %s %s", v, what)
 	default:
 	}
+}
 
-	st.stall(bound)
-	h.inLoop(func() {})
-	if h.ann.answers(vip1) {
-		t.Fatalf("still answers after a stall of %v, which a peer may have used to take the address over", bound)
+func (l *stallLab) resumed() int {
+	l.st.mu.Lock()
+	defer l.st.mu.Unlock()
+	return l.st.resumed
+}
+
+// TestLoopStallBelowTakeoverBound: a stall shorter than any peer needs to take an address over (450 ms with the
+// default timings and three members) keeps every address and answers again at once, with no probe.
+func TestLoopStallBelowTakeoverBound(t *testing.T) {
+	l := newStallLab(t)
+	l.st.stall(l.bound - 10*time.Millisecond)
+	l.inLoop(func() {}) // the stall is handled
+	if !l.ann.answers(l.vips[0]) || !l.ann.answers(l.vips[1]) || !l.st.Fresh() {
+		t.Fatalf("after a stall below the bound: answers %v/%v, fresh %v; want all", l.ann.answers(l.vips[0]), l.ann.answers(l.vips[1]), l.st.Fresh())
 	}
-	h.step(stallSettle + 200*time.Millisecond)
-	h.nextProbe("the probe after the settle")
-	h.waitFor(self+" answers again", func() bool { return h.ann.answers(vip1) })
+	l.step(time.Second)
+	l.noProbe("after a stall below the bound")
+}
+
+// TestLoopStallNobodyTouched: a stall above the bound after which the wire shows nobody probed or claimed the
+// addresses keeps them all: the loop listens for stallListen, silent, then answers again without probing.
+func TestLoopStallNobodyTouched(t *testing.T) {
+	l := newStallLab(t)
+	l.st.stall(time.Second)
+	l.inLoop(func() {})
+	if l.st.Fresh() {
+		t.Fatal("the responders answer again before the backlog was read")
+	}
+	// Its own replies are not evidence.
+	l.wire.sightings <- sighting{VIP: l.vips[0], MAC: macOf(l.self), Interface: "lab0", Kind: guard.KindARPReply}
+	l.waitFor("the loop reads the frame", func() bool { return len(l.wire.sightings) == 0 })
+	l.inLoop(func() {}) // and has handled it
+	l.step(stallListen)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	if !l.ann.answers(l.vips[0]) || !l.ann.answers(l.vips[1]) {
+		t.Fatal("an address nobody touched was withdrawn")
+	}
+	l.step(time.Second)
+	l.noProbe("after a stall nobody used")
+}
+
+// TestLoopStallPeerProbed: during a stall above the bound a peer probed one address (it declared this node dead
+// and is taking it over). That address is withdrawn and, after stallSettle, probed again, which finds the peer
+// answering and defers to it; the other address is answered on at once.
+func TestLoopStallPeerProbed(t *testing.T) {
+	l := newStallLab(t)
+	l.st.stall(700 * time.Millisecond)
+	l.heard(l.vips[0], l.peer, guard.KindARPProbe)
+	l.step(stallListen)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	if l.ann.answers(l.vips[0]) {
+		t.Fatalf("still answers %s, which %s probed while this node was stopped", l.vips[0], l.peer)
+	}
+	if !l.ann.answers(l.vips[1]) {
+		t.Fatalf("withdrew %s, which nobody touched", l.vips[1])
+	}
+	l.noProbe("before the settle")
+	l.wire.answer(l.vips[0], l.peer)
+	l.step(stallSettle + 200*time.Millisecond)
+	if v := l.nextProbe("the probe after the settle"); v != l.vips[0] {
+		t.Fatalf("probed %s, want %s", v, l.vips[0])
+	}
+	l.waitFor("a deferral to "+l.peer, func() bool { return l.claim(l.vips[0]).State == claimDeferred })
+	if c := l.claim(l.vips[0]); c.Holder != l.peer {
+		t.Fatalf("deferred to %q, want %s", c.Holder, l.peer)
+	}
+	if l.ann.answers(l.vips[0]) {
+		t.Fatal("answers an address another speaker took over")
+	}
+}
+
+// TestLoopStallBelowBoundButClaimed: even below the bound, an address another device claimed during the stall
+// is withdrawn (the bound is arithmetic; the frame is a fact).
+func TestLoopStallBelowBoundButClaimed(t *testing.T) {
+	l := newStallLab(t)
+	l.st.mu.Lock()
+	l.st.fresh = false // the process stopped; the guard reads the backlog before the detector reports the stall
+	l.st.mu.Unlock()
+	l.heard(l.vips[1], "node03", guard.KindARPAnnouncement)
+	l.st.stall(300 * time.Millisecond)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	if l.ann.answers(l.vips[1]) || !l.ann.answers(l.vips[0]) {
+		t.Fatalf("answers %v/%v; want only %s", l.ann.answers(l.vips[0]), l.ann.answers(l.vips[1]), l.vips[0])
+	}
+}
+
+// TestLoopStallTooLongToJudge: after a stall longer than stallTrustWire the backlog may have lost frames: every
+// address is withdrawn and probed again.
+func TestLoopStallTooLongToJudge(t *testing.T) {
+	l := newStallLab(t)
+	l.st.stall(stallTrustWire + time.Second)
+	l.inLoop(func() {})
+	l.step(stallListen)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	if l.ann.answers(l.vips[0]) || l.ann.answers(l.vips[1]) {
+		t.Fatal("still answers after a stall too long to judge from the wire")
+	}
+	l.step(stallSettle + 200*time.Millisecond)
+	got := []netip.Addr{l.nextProbe("a probe after the settle"), l.nextProbe("a probe after the settle")}
+	slices.SortFunc(got, netip.Addr.Compare)
+	if !slices.Equal(got, l.vips) {
+		t.Fatalf("probed %v, want %v", got, l.vips)
+	}
+	l.waitFor(l.self+" answers again", func() bool { return l.ann.answers(l.vips[0]) && l.ann.answers(l.vips[1]) })
 }
 
 // TestFlushProbeLog: a batch of probe results is one line per outcome, with a count and a few examples; a single

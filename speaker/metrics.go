@@ -14,11 +14,12 @@ type Metrics struct {
 	StatusWrites    *prometheus.CounterVec
 	KernelAnswering prometheus.Gauge // herald_speaker_kernel_answering_addresses
 
-	Conflicts   *prometheus.CounterVec // herald_speaker_conflicts_total{kind}
-	Conflicting *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
-	Deferred    *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
-	ProbeDelay  prometheus.Histogram   // herald_speaker_probe_delay_seconds
-	Stalls      *prometheus.CounterVec // herald_speaker_stalls_total{action}
+	Conflicts      *prometheus.CounterVec // herald_speaker_conflicts_total{kind}
+	Conflicting    *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
+	Deferred       *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
+	ProbeDelay     prometheus.Histogram   // herald_speaker_probe_delay_seconds
+	Stalls         *prometheus.CounterVec // herald_speaker_stalls_total{action}
+	StallWithdrawn prometheus.Counter     // herald_speaker_stall_withdrawn_total
 
 	// Health probing, on the watching speaker.
 	HealthVerdict    *prometheus.GaugeVec     // herald_health_address_verdict{address,service,verdict}
@@ -90,9 +91,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	m.Stalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_stalls_total",
-		Help: "Times this speaker found it had not run for longer than --stall-threshold, by what it did: kept (the stall was shorter than any peer needs to take an address over) or withdrew (it stopped answering and probed every address again).",
+		Help: "Times this speaker found it had not run for longer than --stall-threshold, by what it did: kept (it answered every address again at once) or withdrew (it stopped answering some: those another device probed or claimed meanwhile, or all after a stall too long to judge from the wire).",
 	}, []string{"action"})
-	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls)
+	m.StallWithdrawn = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_stall_withdrawn_total",
+		Help: "Announcement keys this speaker stopped answering after a stall, because another device probed or claimed their addresses meanwhile (or the stall was too long to judge from the wire).",
+	})
+	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls, m.StallWithdrawn)
 	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_health_address_verdict",
 		Help: "1 for each load-balancer address this speaker watches, labelled with the verdict of its latest probe (Healthy, Dark, Duplicate, WrongResponder, ForeignResponder) and its Service (namespace/name); one series per address.",

@@ -42,13 +42,6 @@ import (
 	"github.com/heraldlb/herald/internal/stall"
 )
 
-// stallDetector is the part of stall.Detector the loop uses.
-type stallDetector interface {
-	Fresh() bool
-	Stalls() <-chan time.Duration
-	Resume()
-}
-
 // Config configures a speaker.
 type Config struct {
 	// NodeName is this node's name: the memberlist member name and the Node object consulted for labels.
@@ -273,9 +266,10 @@ type agent struct {
 	selfMACs  map[string]bool          // this node's link MACs
 	live      map[string]bool          // live members at the last decision
 	liveSince map[string]time.Time     // when each live member was first seen live in a row
-	// settleUntil: after a stall, no probe starts and no frame counts before then.
+	// settleUntil: after a stall that withdrew addresses, no probe starts before then.
 	settleUntil   time.Time
-	settlePending bool // a decision skipped probes while settling
+	settlePending bool       // a decision skipped probes while settling
+	stallCheck    stallCheck // what the loop heard on the wire while this process had stalled (stall.go)
 	probeLog      probeLog
 
 	health              // health probing: watcher and announcer sides
