@@ -256,7 +256,7 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 
 // bulk creates n LoadBalancer Services in namespace bulk drawing from pool bulk, with 16 writers, and returns
 // when it started.
-func (c *cluster) bulk(b *testing.B, n int) time.Time {
+func (c *cluster) bulk(b testing.TB, n int) time.Time {
 	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -147,8 +147,9 @@ func (a *agent) rememberPeers() {
 
 // onProbed applies probe results; it returns whether any claim changed.
 func (a *agent) onProbed(r probeResult) bool {
-	if !a.fresh() {
-		return false // about to withdraw everything and probe again
+	if a.stall != nil && !a.stall.Fresh() {
+		a.stallCheck.results = append(a.stallCheck.results, r) // judged once the stall is resolved
+		return false
 	}
 	c, ok := a.claims[r.Key]
 	if !ok || c.State != claimProbing || c.Gen != r.Gen {
@@ -257,7 +258,7 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 	if a.stall != nil && !a.stall.Fresh() {
 		// Frames queued while this process was stopped, or heard before the stall is resolved: they are the
 		// evidence of what the others did meanwhile (stall.go), not claims to settle now.
-		a.stallCheck.heard(key, a.classify(s))
+		a.stallCheck.heard(key, a.classify(s), isProbe(s.Kind), a.cfg.Clock.Now())
 		return false, false
 	}
 	if isProbe(s.Kind) {
@@ -299,7 +300,7 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 // fresh says whether this process has run without a stall, and is not settling after one that withdrew
 // addresses (always, with stall detection off).
 func (a *agent) fresh() bool {
-	return a.stall == nil || (a.stall.Fresh() && !a.cfg.Clock.Now().Before(a.settleUntil))
+	return a.stall == nil || a.stall.Fresh()
 }
 
 func isProbe(k guard.Kind) bool { return k == guard.KindARPProbe || k == guard.KindDAD }

@@ -91,7 +91,7 @@ func (a *agent) loop(ctx context.Context) {
 		case d := <-stalls:
 			a.onStall(d)
 		case <-a.stallCheck.listen:
-			a.resolveStall()
+			a.judgeStall()
 		case r := <-a.probed:
 			changed := a.onProbed(r)
 			for more := true; more; {
@@ -319,7 +319,7 @@ func (a *agent) reconcile(ctx context.Context) {
 		elected := (g.Winner == in.Self || (g.Elected == in.Self && c.State == claimDeferred && c.Holder != "")) &&
 			len(g.interfacesOf(svcRef{Addrs: g.Addrs})) > 0
 		if elected && !a.fresh() && c.State != claimHeld {
-			a.settlePending = true // decided again once settled (guardTick)
+			a.settlePending = true // decided again once the stall is resolved
 			continue
 		}
 		nc, out := c.elect(elected, a.holderView(g, c.Holder), now, a.policy)

@@ -24,12 +24,16 @@ type request struct {
 	seq  int
 	sent time.Time
 	macs []net.HardwareAddr // distinct, in order of first answer
+	rtt  time.Duration      // the first answer's round trip
 }
 
 // Add records request seq, sent at sent, and its replies. It has Watch's callback's signature.
 func (s *Series) Add(seq int, sent time.Time, replies []Reply) {
 	r := request{seq: seq, sent: sent}
-	for _, rep := range replies {
+	for i, rep := range replies {
+		if i == 0 || rep.RTT < r.rtt {
+			r.rtt = rep.RTT
+		}
 		if !slices.ContainsFunc(r.macs, func(m net.HardwareAddr) bool { return macEqual(m, rep.MAC) }) {
 			r.macs = append(r.macs, rep.MAC)
 		}
@@ -44,6 +48,20 @@ func (s *Series) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.reqs)
+}
+
+// RTTs are the round-trip times of the answered requests sent from from until until (each request's first
+// answer), in the order sent.
+func (s *Series) RTTs(from, until time.Time) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for _, r := range s.reqs {
+		if len(r.macs) > 0 && !r.sent.Before(from) && r.sent.Before(until) {
+			out = append(out, r.rtt)
+		}
+	}
+	return out
 }
 
 // Unanswered is the number of requests nobody answered.

@@ -103,3 +103,20 @@ func TestSeriesMovesAndDuplicateWindows(t *testing.T) {
 		t.Errorf("FirstAfter = %v, %v; want %v", got, ok, t0.Add(50*time.Millisecond))
 	}
 }
+
+// TestSeriesRTTs: each answered request counts once, with its fastest answer, and only inside the window.
+func TestSeriesRTTs(t *testing.T) {
+	const ms = time.Millisecond
+	t0 := time.Unix(1000, 0)
+	var s Series
+	s.Add(1, t0, []Reply{{MAC: nodeMAC, RTT: 3 * ms}})
+	s.Add(2, t0.Add(10*ms), nil)
+	s.Add(3, t0.Add(20*ms), []Reply{{MAC: nodeMAC, RTT: 9 * ms}, {MAC: otherMAC, RTT: 2 * ms}})
+	s.Add(4, t0.Add(30*ms), []Reply{{MAC: nodeMAC, RTT: 5 * ms}})
+	if got, want := s.RTTs(t0, t0.Add(30*ms)), []time.Duration{3 * ms, 2 * ms}; !slices.Equal(got, want) {
+		t.Errorf("RTTs = %v, want %v", got, want)
+	}
+	if got := s.RTTs(t0.Add(31*ms), t0.Add(time.Second)); len(got) != 0 {
+		t.Errorf("RTTs after the last request = %v, want none", got)
+	}
+}
