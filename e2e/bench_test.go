@@ -216,9 +216,53 @@ func BenchmarkSpeaker10k(b *testing.B) {
 		count, _ := c.metric("node1", "herald_speaker_decide_seconds_count")
 		b.ReportMetric(rss/1024, "rss-MiB")
 		b.ReportMetric(idle*100, "idle-cpu-%")
+		if body, err := c.metrics("node1"); err == nil {
+			// The Go runtime's stop-the-world pauses for GC over the speaker's life, from the histogram
+			// controller-runtime's Go collector exports (runtime/metrics /sched/pauses/total/gc:seconds).
+			p50, p99, count := histogramQuantiles(body, "go_sched_pauses_total_gc_seconds")
+			b.Logf("speaker with %d addresses: GC pauses over its life: %d, p50 <= %v, p99 <= %v", n, count, p50, p99)
+		}
 		b.Logf("speaker with %d addresses: RSS %.0f MiB (peak %.0f MiB), idle CPU %.2f%% of one core over 30 s, mean decision %.1f ms over %v decisions",
 			n, rss/1024, hwm/1024, idle*100, 1000*sum/max(count, 1), count)
 	}
+}
+
+// histogramQuantiles reads a Prometheus histogram from a metrics page and returns the upper bounds of the buckets
+// holding its median and 99th percentile, and its count.
+func histogramQuantiles(body, name string) (p50, p99 time.Duration, count int) {
+	type bucket struct {
+		le float64
+		n  float64
+	}
+	var bs []bucket
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		l, err1 := strconv.ParseFloat(le, 64)
+		v, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err1 == nil && err2 == nil {
+			bs = append(bs, bucket{l, v})
+		}
+	}
+	if len(bs) == 0 {
+		return 0, 0, 0
+	}
+	total := bs[len(bs)-1].n
+	at := func(q float64) time.Duration {
+		for _, b := range bs {
+			if b.n >= q*total {
+				return time.Duration(b.le * float64(time.Second))
+			}
+		}
+		return 0
+	}
+	return at(0.5), at(0.99), int(total)
 }
 
 // procCPU is the user+system CPU time of a process.
