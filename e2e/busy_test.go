@@ -273,8 +273,9 @@ func (c *cluster) storm(t testing.TB, n int) {
 // are logged as a "busy:" line.
 func BenchmarkBusyNode(b *testing.B) {
 	c := newCluster(b, 3)
-	c.pool("lab", []string{poolV4})
-	vips := c.settledServices("busy", "lab", 200)
+	// 200 addresses: more than poolV4 holds, from a subnet no node has, announced on eth0.
+	c.pool("busy", []string{"198.18.64.0/24"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
+	vips := c.settledServices("busy", "busy", 200)
 	h := c.answeredAlone(vips)
 	var scenarios []busyScenario
 	for range 3 {
