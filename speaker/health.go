@@ -45,8 +45,7 @@ const maxPublished = 8
 // corroborator (a third eligible node), the announcer withdraws only once the corroborator, probing on the
 // watcher's report, finds the address dark too: a watcher whose own link fails must not move healthy addresses.
 type health struct {
-	monitor      *probe.Monitor // nil when health probing is off
-	healthStatus *healthWriter
+	monitor *probe.Monitor // nil when health probing is off
 
 	watch map[netip.Addr]*watchState // addresses this node watches
 	// corroborating are the addresses a watcher reports dark for which this node is the corroborator.
@@ -56,6 +55,7 @@ type health struct {
 	darkReports map[netip.Addr]darkReport       // dark reports about addresses this node answers for
 	published   struct{ dark, impaired string } // what the metadata says now
 	healthDirty bool                            // impaired changed: decide again
+	ageAt       time.Time                       // when herald_health_oldest_probe_age_seconds was last set
 }
 
 type watchState struct {
@@ -63,7 +63,8 @@ type watchState struct {
 	service    string // the first Service holding the address, for the metric's label
 	verdict    probe.Verdict
 	since      time.Time
-	last       time.Time
+	last       time.Time // the last round's
+	added      time.Time // when this node began to watch it
 	responders []probe.Responder
 	errLogged  string
 }
@@ -118,7 +119,7 @@ func (a *agent) setHealthTargets() {
 			keep[addr] = true
 			st := a.watch[addr]
 			if st == nil {
-				st = &watchState{}
+				st = &watchState{added: a.cfg.Clock.Now()}
 				a.watch[addr] = st
 			}
 			if svc := serviceOf(g, addr); st.key != key || st.service != svc {
@@ -314,9 +315,29 @@ func (a *agent) healthGauges() {
 	}
 }
 
+// probeAge sets herald_health_oldest_probe_age_seconds: the age of the oldest last probe among the addresses
+// this node watches (an address not yet probed counts from when it began to be watched).
+func (a *agent) probeAge(now time.Time) {
+	var oldest time.Time
+	for _, st := range a.watch {
+		last := st.last
+		if last.IsZero() {
+			last = st.added
+		}
+		if oldest.IsZero() || last.Before(oldest) {
+			oldest = last
+		}
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = now.Sub(oldest).Seconds()
+	}
+	a.metrics.HealthProbeAge.Set(age)
+}
+
 // putHealthStatus hands the health of g's Services to the health writer.
 func (a *agent) putHealthStatus(g *group) {
-	if a.healthStatus == nil {
+	if a.status == nil {
 		return
 	}
 	for _, s := range g.Services {
@@ -348,7 +369,7 @@ func (a *agent) putHealthStatus(g *group) {
 		}
 		h.Verdict = heraldv1.HealthVerdict(worst.verdict)
 		h.Since = &metav1.Time{Time: worst.since}
-		a.healthStatus.put(types.NamespacedName(s.Name), s.UID, h)
+		a.status.putHealth(types.NamespacedName(s.Name), s.UID, h)
 	}
 }
 
@@ -645,6 +666,10 @@ func (a *agent) impair(g *group, addr netip.Addr, l iface.Link, why string) {
 // and reports whether a decision is due.
 func (a *agent) healthTick() (decide bool) {
 	now := a.cfg.Clock.Now()
+	if now.Sub(a.ageAt) >= time.Second {
+		a.ageAt = now
+		a.probeAge(now)
+	}
 	for addr, rep := range a.darkReports {
 		if rep.withdrawn || !rep.confirmed || now.Sub(rep.reannounced) < a.darkGrace() {
 			continue

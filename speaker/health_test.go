@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -102,5 +104,24 @@ func TestDarkConfirmed(t *testing.T) {
 				t.Errorf("reporters %v: want the %d given, sorted", by, len(tc.by))
 			}
 		})
+	}
+}
+
+// TestProbeAge: the gauge is the age of the least recently probed watched address; one never probed counts from
+// when it began to be watched; none watched is 0.
+func TestProbeAge(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	a := &agent{metrics: NewMetrics(prometheus.NewRegistry())}
+	a.watch = map[netip.Addr]*watchState{}
+	a.probeAge(t0)
+	if got := testutil.ToFloat64(a.metrics.HealthProbeAge); got != 0 {
+		t.Errorf("nothing watched: %v, want 0", got)
+	}
+	a.watch[netip.MustParseAddr("198.51.100.1")] = &watchState{added: t0.Add(-time.Hour), last: t0.Add(-4 * time.Second)}
+	a.watch[netip.MustParseAddr("198.51.100.2")] = &watchState{added: t0.Add(-7 * time.Second)}
+	a.watch[netip.MustParseAddr("198.51.100.3")] = &watchState{added: t0.Add(-time.Hour), last: t0.Add(-2 * time.Second)}
+	a.probeAge(t0)
+	if got := testutil.ToFloat64(a.metrics.HealthProbeAge); got != 7 {
+		t.Errorf("age %v, want 7 (the address watched for 7 s and not yet probed)", got)
 	}
 }

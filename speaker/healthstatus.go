@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 )
@@ -24,24 +19,12 @@ import (
 // one responder for each address, the announcing node.
 const ConditionHealthy = "Healthy"
 
-// healthWriter writes the watching speaker's verdicts into Announcements: status.health and the Healthy
-// condition. A change is written at once; an unchanged verdict is written again every refresh, to move its
-// lastProbe. It only updates Announcements that exist (the announcer creates them), and it re-reads each
-// before writing, so the announcer's fields are left as they are.
-type healthWriter struct {
-	client  client.Client
-	reader  client.Reader // uncached
-	log     logr.Logger
-	clock   clock.WithTicker
-	refresh time.Duration
-	wake    chan struct{}          // capacity 1
-	writes  *prometheus.CounterVec // by result; nil counts nothing
-
-	mu      sync.Mutex // guards pending
-	pending map[types.NamespacedName]healthWant
-
-	written map[types.NamespacedName]writtenHealth // owned by run
-}
+// The watcher side of the Announcement writer (status.go): status.health and the Healthy condition of the
+// Announcements of the addresses this node watches. A verdict is written when it changes; an unchanged one is
+// written again only every Config.HealthStatusRefresh, when that is set (off by default: at 10,000 addresses a
+// refresh of every verdict costs the API server a write per Announcement per period, for a timestamp that the
+// herald_health_oldest_probe_age_seconds metric shows better). It only updates Announcements that exist (the
+// announcer creates them), and it re-reads each before writing, so the announcer's fields are left as they are.
 
 type healthWant struct {
 	uid    types.UID
@@ -53,15 +36,10 @@ type writtenHealth struct {
 	at     time.Time
 }
 
-func newHealthWriter(c client.Client, r client.Reader, log logr.Logger, clk clock.WithTicker, refresh time.Duration) *healthWriter {
-	return &healthWriter{client: c, reader: r, log: log, clock: clk, refresh: refresh, wake: make(chan struct{}, 1),
-		pending: map[types.NamespacedName]healthWant{}, written: map[types.NamespacedName]writtenHealth{}}
-}
-
-// put asks for name's health to be written; it never blocks.
-func (w *healthWriter) put(name types.NamespacedName, uid types.UID, h heraldv1.AnnouncementHealth) {
+// putHealth asks for name's health to be written; it never blocks.
+func (w *statusWriter) putHealth(name types.NamespacedName, uid types.UID, h heraldv1.AnnouncementHealth) {
 	w.mu.Lock()
-	w.pending[name] = healthWant{uid: uid, health: h}
+	w.health[name] = healthWant{uid: uid, health: h}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -69,65 +47,63 @@ func (w *healthWriter) put(name types.NamespacedName, uid types.UID, h heraldv1.
 	}
 }
 
-func (w *healthWriter) run(ctx context.Context) {
-	retry := w.clock.NewTicker(time.Second)
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.wake:
-		case <-retry.C():
+// applyHealth writes the health verdicts handed over since the last round that differ from what was written;
+// a failed write is kept for the next round unless a newer verdict replaced it.
+func (w *statusWriter) applyHealth(ctx context.Context) error {
+	w.mu.Lock()
+	batch := w.health
+	w.health = map[types.NamespacedName]healthWant{}
+	w.mu.Unlock()
+	var errs []error
+	for name, want := range batch {
+		if prev, ok := w.healthWritten[name]; ok && sameHealth(prev.health, want.health) &&
+			(w.healthRefresh <= 0 || w.clock.Since(prev.at) < w.healthRefresh) {
+			continue
 		}
-		w.mu.Lock()
-		batch := w.pending
-		w.pending = map[types.NamespacedName]healthWant{}
-		w.mu.Unlock()
-		var errs []error
-		for name, want := range batch {
-			if prev, ok := w.written[name]; ok && sameHealth(prev.health, want.health) && w.clock.Since(prev.at) < w.refresh {
-				continue
+		wrote, err := w.writeHealth(ctx, name, want)
+		if err != nil {
+			w.countHealth("error")
+			errs = append(errs, err)
+			w.mu.Lock()
+			if _, newer := w.health[name]; !newer {
+				w.health[name] = want
 			}
-			wrote, err := w.write(ctx, name, want)
-			if err != nil {
-				w.count("error")
-				errs = append(errs, err)
-				w.mu.Lock()
-				if _, newer := w.pending[name]; !newer {
-					w.pending[name] = want
-				}
-				w.mu.Unlock()
-				continue
-			}
-			if !wrote {
-				w.count("absent")
-				continue
-			}
-			w.count("ok")
-			w.written[name] = writtenHealth{health: want.health, at: w.clock.Now()}
+			w.mu.Unlock()
+			continue
 		}
-		if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
-			w.log.V(1).Info("writing health to Announcements; retrying", "error", err.Error())
+		if !wrote {
+			w.countHealth("absent")
+			continue
 		}
+		w.countHealth("ok")
+		w.healthWritten[name] = writtenHealth{health: want.health, at: w.clock.Now()}
 	}
+	return errors.Join(errs...)
 }
 
-func (w *healthWriter) count(result string) {
-	if w.writes != nil {
-		w.writes.WithLabelValues(result).Inc()
+// healthPending says whether verdicts wait to be written.
+func (w *statusWriter) healthPending() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.health) > 0
+}
+
+func (w *statusWriter) countHealth(result string) {
+	if w.metrics != nil && w.metrics.HealthWrites != nil {
+		w.metrics.HealthWrites.WithLabelValues(result).Inc()
 	}
 }
 
 // errNoAnnouncement: the announcer has not created the Announcement yet; the next round writes again.
 var errNoAnnouncement = errors.New("no Announcement yet")
 
-// write writes want into name's Announcement; it reports false, and no error, when there is no Announcement
-// to write to.
-func (w *healthWriter) write(ctx context.Context, name types.NamespacedName, want healthWant) (bool, error) {
+// writeHealth writes want into name's Announcement; it reports false, and no error, when there is no
+// Announcement to write to.
+func (w *statusWriter) writeHealth(ctx context.Context, name types.NamespacedName, want healthWant) (bool, error) {
 	var an heraldv1.Announcement
 	if err := w.reader.Get(ctx, name, &an); err != nil {
 		if apierrors.IsNotFound(err) {
-			delete(w.written, name)
+			delete(w.healthWritten, name)
 			return false, nil // nothing to write to; the announcer creates it and the next round writes
 		}
 		return false, fmt.Errorf("reading Announcement %s: %w", name, err)

@@ -35,6 +35,8 @@ type Metrics struct {
 	Corroborations *prometheus.CounterVec // herald_health_corroborations_total{result}
 	// HealthWrites counts the health writer's Announcement status writes, by result (ok, error, absent).
 	HealthWrites *prometheus.CounterVec // herald_health_status_writes_total{result}
+	// HealthProbeAge is the age of the least recently probed address this speaker watches.
+	HealthProbeAge prometheus.Gauge // herald_health_oldest_probe_age_seconds
 }
 
 // NewMetrics creates the speaker's metrics and registers them with reg.
@@ -140,12 +142,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.HealthWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_health_status_writes_total",
-		Help: "Health verdicts written to Announcements by this speaker as watcher (changes at once, unchanged ones every --health-status-refresh), by result: ok, error, or absent (no Announcement yet; written once the announcer creates it).",
+		Help: "Health verdicts written to Announcements by this speaker as watcher (when they change; unchanged ones again every --health-status-refresh if set), by result: ok, error, or absent (no Announcement yet; written once the announcer creates it).",
 	}, []string{"result"})
 	for _, r := range []string{"ok", "error", "absent"} {
 		m.HealthWrites.WithLabelValues(r)
 	}
-	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations, m.HealthWrites)
+	m.HealthProbeAge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "herald_health_oldest_probe_age_seconds",
+		Help: "Seconds since the least recently probed address this speaker watches was last probed (0 when it watches none): about --health-interval when probing keeps up. Announcements show a verdict's lastProbe only as of its last change.",
+	})
+	reg.MustRegister(m.HealthVerdict, m.HealthResponders, m.HealthAddresses, m.HealthProbes, m.HealthLatency, m.HealthRequests, m.DarkReports, m.Impaired, m.Corroborations, m.HealthWrites, m.HealthProbeAge)
 	reg.MustRegister(m.Members, m.Announced, m.ElectionChanges, m.AnnounceLatency, m.Decide, m.StatusWrites, m.KernelAnswering)
 	return m
 }

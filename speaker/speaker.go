@@ -99,8 +99,8 @@ type Config struct {
 	HealthInterval time.Duration
 	HealthWait     time.Duration
 	HealthAttempts int
-	// HealthStatusRefresh is how often an unchanged health verdict is written to the Announcements again, to
-	// refresh its lastProbe (a change is written at once).
+	// HealthStatusRefresh, when positive, is how often an unchanged health verdict is written to the
+	// Announcements again, to refresh its lastProbe; zero (the default) writes a verdict only when it changes.
 	HealthStatusRefresh time.Duration
 	// ImpairedHold is how long a speaker stays withdrawn from a prefix it could not answer on (a watcher found
 	// an address dark after this node re-announced it, or its interface was down).
@@ -124,14 +124,13 @@ const (
 
 // Defaults of the guard.
 const (
-	DefaultStallThreshold      = 250 * time.Millisecond
-	DefaultProbeCount          = 3
-	DefaultProbeInterval       = 30 * time.Millisecond
-	DefaultProbeWait           = 40 * time.Millisecond
-	DefaultProbeRate           = 20000
-	DefaultHealthInterval      = 5 * time.Second
-	DefaultHealthStatusRefresh = 2 * time.Minute
-	DefaultImpairedHold        = time.Minute
+	DefaultStallThreshold = 250 * time.Millisecond
+	DefaultProbeCount     = 3
+	DefaultProbeInterval  = 30 * time.Millisecond
+	DefaultProbeWait      = 40 * time.Millisecond
+	DefaultProbeRate      = 20000
+	DefaultHealthInterval = 5 * time.Second
+	DefaultImpairedHold   = time.Minute
 	// DefaultReplyRatePerRequester allows a monitor asking every 10 ms twice over; a flood from one MAC gets
 	// no more.
 	DefaultReplyRatePerRequester = 200
@@ -164,9 +163,6 @@ func (c *Config) defaults() {
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = DefaultHealthInterval
-	}
-	if c.HealthStatusRefresh == 0 {
-		c.HealthStatusRefresh = DefaultHealthStatusRefresh
 	}
 	if c.ImpairedHold == 0 {
 		c.ImpairedHold = DefaultImpairedHold
@@ -534,6 +530,7 @@ func run(ctx context.Context, cfg Config) error {
 	})
 
 	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
+	a.status.healthRefresh = cfg.HealthStatusRefresh
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	wg.Go(func() { a.status.run(statusCtx) })
@@ -543,9 +540,6 @@ func run(ctx context.Context, cfg Config) error {
 			Attempts: cfg.HealthAttempts, Clock: cfg.Clock, Logger: log.WithName("health")})
 		wg.Go(func() { a.monitor.Run(ctx) })
 		defer a.monitor.Close()
-		a.healthStatus = newHealthWriter(a.client, mgr.GetAPIReader(), log.WithName("health-status"), cfg.Clock, cfg.HealthStatusRefresh)
-		a.healthStatus.writes = a.metrics.HealthWrites
-		wg.Go(func() { a.healthStatus.run(statusCtx) })
 	}
 
 	a.loop(ctx)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -56,8 +57,12 @@ type statusWants struct {
 	Delete []types.NamespacedName
 }
 
-// statusWriter writes Announcements in the background, so that a slow or unreachable API server never delays
-// answering. It keeps only the latest wants and retries what failed.
+// statusWriter is the speaker's one writer of Announcements. It writes in the background, so that a slow or
+// unreachable API server never delays answering, and it is the only goroutine of the speaker that writes them,
+// for both of the loop's parts that want something written: the announcer side (the whole set of Announcements
+// this node announces, with node, addresses, interfaces and the Announced and Conflict conditions; the latest
+// wants replace unread ones) and the watcher side (the health of the addresses this node watches, per
+// Announcement; healthstatus.go). It retries what failed.
 type statusWriter struct {
 	client  client.Client // its reads come from the informer cache
 	reader  client.Reader // uncached: the cache may lag behind this writer's own writes
@@ -66,13 +71,21 @@ type statusWriter struct {
 	clock   clock.WithTicker
 	metrics *Metrics
 	in      chan statusWants // capacity 1: the latest wants replace unread ones
+	wake    chan struct{}    // capacity 1: health verdicts are pending
 
-	written map[types.NamespacedName]announcementState // owned by run
+	mu     sync.Mutex // guards health
+	health map[types.NamespacedName]healthWant
+	// healthRefresh, when positive, writes an unchanged verdict again after this long.
+	healthRefresh time.Duration
+
+	written       map[types.NamespacedName]announcementState // owned by run
+	healthWritten map[types.NamespacedName]writtenHealth     // owned by run
 }
 
 func newStatusWriter(c client.Client, r client.Reader, node string, log logr.Logger, clk clock.WithTicker, m *Metrics) *statusWriter {
 	return &statusWriter{client: c, reader: r, node: node, log: log, clock: clk, metrics: m, in: make(chan statusWants, 1),
-		written: map[types.NamespacedName]announcementState{}}
+		wake: make(chan struct{}, 1), health: map[types.NamespacedName]healthWant{},
+		written: map[types.NamespacedName]announcementState{}, healthWritten: map[types.NamespacedName]writtenHealth{}}
 }
 
 // update hands the writer new wants; it never blocks.
@@ -96,18 +109,24 @@ func (w *statusWriter) run(ctx context.Context) {
 	var cur *statusWants
 	failed := false
 	for {
+		announce := false
 		select {
 		case <-ctx.Done():
 			return
 		case s := <-w.in:
-			cur = &s
+			cur, announce = &s, true
+		case <-w.wake:
 		case <-retry.C():
-			if !failed {
+			announce = failed
+			if !failed && !w.healthPending() {
 				continue
 			}
 		}
-		if cur != nil {
+		if announce && cur != nil {
 			failed = w.apply(ctx, cur) != nil
+		}
+		if err := w.applyHealth(ctx); err != nil && ctx.Err() == nil {
+			w.log.V(1).Info("writing health to Announcements; retrying", "error", err.Error())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -135,6 +136,54 @@ func TestStatusWriter(t *testing.T) {
 	}
 	if an := get(); an.OwnerReferences[0].UID != s2.UID {
 		t.Errorf("owner %s, want the new Service %s", an.OwnerReferences[0].UID, s2.UID)
+	}
+
+	// The watcher side, through the same writer: a verdict is written once, not again while it stays the same
+	// (unless a refresh is set), and again when it changes; an Announcement that does not exist is left alone.
+	health := func(v heraldv1.HealthVerdict) heraldv1.AnnouncementHealth {
+		return heraldv1.AnnouncementHealth{Verdict: v, Watcher: "node3", Since: &metav1.Time{Time: clk.Now()},
+			Addresses: []heraldv1.AddressHealth{{Address: "198.51.100.5", Verdict: v}}}
+	}
+	writes := func(result string) float64 {
+		return testutil.ToFloat64(m.HealthWrites.WithLabelValues(result))
+	}
+	h := health(heraldv1.HealthHealthy)
+	w.putHealth(name, s2.UID, h)
+	if err := w.applyHealth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	an = get()
+	if an.Status.Health == nil || an.Status.Health.Verdict != heraldv1.HealthHealthy || an.Status.Node != "node2" {
+		t.Fatalf("after the health write: health %+v, node %s", an.Status.Health, an.Status.Node)
+	}
+	rv = an.ResourceVersion
+	clk.Step(10 * time.Minute)
+	w.putHealth(name, s2.UID, h)
+	if err := w.applyHealth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().ResourceVersion; got != rv || writes("ok") != 1 {
+		t.Errorf("an unchanged verdict was written again (resourceVersion %s -> %s, %v writes)", rv, got, writes("ok"))
+	}
+	w.healthRefresh = 5 * time.Minute
+	w.putHealth(name, s2.UID, h)
+	if err := w.applyHealth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if writes("ok") != 2 {
+		t.Errorf("with a 5 min refresh, a verdict written 10 min ago was not written again (%v writes)", writes("ok"))
+	}
+	w.healthRefresh = 0
+	w.putHealth(name, s2.UID, health(heraldv1.HealthDark))
+	if err := w.applyHealth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if an := get(); an.Status.Health.Verdict != heraldv1.HealthDark || meta.IsStatusConditionTrue(an.Status.Conditions, ConditionHealthy) {
+		t.Errorf("after a change to Dark: health %+v", an.Status.Health)
+	}
+	w.putHealth(types.NamespacedName{Namespace: ns.Name, Name: "absent"}, "", h)
+	if err := w.applyHealth(ctx); err != nil || writes("absent") != 1 {
+		t.Errorf("health of an absent Announcement: %v, %v counted absent", err, writes("absent"))
 	}
 
 	// Deletion.

@@ -122,7 +122,8 @@ type AnnouncementHealth struct {
 	// +kubebuilder:validation:MaxLength=253
 	Watcher string `json:"watcher,omitempty"`
 
-	// lastProbe is when the addresses were last probed.
+	// lastProbe is when the addresses were probed for the verdict shown. The watcher writes a verdict when it
+	// changes (and, with --health-status-refresh, again that often), so it may be old for a verdict that holds.
 	// +optional
 	LastProbe *metav1.Time `json:"lastProbe,omitempty"`
 

@@ -53,7 +53,7 @@ func runSpeaker(fs *flag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&c.HealthInterval, "health-interval", speaker.DefaultHealthInterval, "how often the watching speaker (the next node in an address's election order) probes each address it watches, like arping; negative disables health probing")
 	fs.DurationVar(&c.HealthWait, "health-wait", probe.DefaultMonitorWait, "how long a health probe request waits for answers")
 	fs.IntVar(&c.HealthAttempts, "health-attempts", probe.DefaultMonitorAttempts, "requests a health probe round sends while none is answered")
-	fs.DurationVar(&c.HealthStatusRefresh, "health-status-refresh", speaker.DefaultHealthStatusRefresh, "how often an unchanged health verdict is written to the Announcements again (changes are written at once)")
+	fs.DurationVar(&c.HealthStatusRefresh, "health-status-refresh", 0, "if set, how often an unchanged health verdict is written to the Announcements again to refresh lastProbe; by default a verdict is written only when it changes (herald_health_oldest_probe_age_seconds shows freshness)")
 	fs.DurationVar(&c.ImpairedHold, "impaired-hold", speaker.DefaultImpairedHold, "how long a speaker withdraws from a prefix where a watcher found an address dark after it re-announced it, or where its interface was down")
 	fs.IntVar(&c.ProbeCount, "probe-count", speaker.DefaultProbeCount, "ARP probes / DAD solicitations sent before first answering for an address")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", speaker.DefaultProbeInterval, "interval between those probes")
