@@ -383,7 +383,7 @@ func BenchmarkHealth10k(b *testing.B) {
 	})
 	b.Logf("all %d judged healthy %v after the last was announced", n, time.Since(announced).Round(time.Millisecond))
 	// Every first verdict is written to its Announcement before measuring: what is left is the steady state
-	// (rounds, answers, and each verdict written again every --health-status-refresh).
+	// (rounds and answers; an unchanged verdict is not written again).
 	c.eventually(10*time.Minute, "every first health verdict written", func() (bool, string) {
 		v := sum(`herald_health_status_writes_total{result="ok"}`)
 		return v >= n, fmt.Sprintf("%v written", v)
