@@ -109,16 +109,16 @@ type guardPolicy struct {
 
 func (p guardPolicy) withDefaults() guardPolicy {
 	if p.RetryMin <= 0 {
-		p.RetryMin = time.Second
+		p.RetryMin = DefaultConflictRetryMin
 	}
 	if p.RetryMax < p.RetryMin {
-		p.RetryMax = 30 * time.Second
+		p.RetryMax = DefaultConflictRetryMax
 		if p.RetryMax < p.RetryMin {
 			p.RetryMax = p.RetryMin
 		}
 	}
 	if p.ClearAfter <= 0 {
-		p.ClearAfter = 5 * time.Second
+		p.ClearAfter = DefaultConflictClearAfter
 	}
 	return p
 }

@@ -122,19 +122,37 @@ const (
 	ConflictDefend = "defend"
 )
 
-// Defaults of the guard.
+// Defaults: the flags (internal/cli) and Config.defaults both use these, so each lives here once.
 const (
-	DefaultStallThreshold = 250 * time.Millisecond
-	DefaultProbeCount     = 3
-	DefaultProbeInterval  = 30 * time.Millisecond
-	DefaultProbeWait      = 40 * time.Millisecond
+	DefaultPort               = 7946
+	DefaultGratuitousRepeats  = 2
+	DefaultGratuitousInterval = 500 * time.Millisecond
+	DefaultLeaveTimeout       = 2 * time.Second
+	DefaultConflictRetryMin   = time.Second
+	DefaultConflictRetryMax   = 30 * time.Second
+	DefaultConflictClearAfter = 5 * time.Second
+	DefaultStallThreshold     = stall.DefaultThreshold
+	DefaultProbeCount         = guard.DefaultProbeCount
+	DefaultProbeInterval      = guard.DefaultProbeInterval
+	DefaultProbeWait          = guard.DefaultProbeWait
+	// DefaultProbeRate paces a takeover's probes: 20,000 frames/s lets a node taking over 10,000 addresses
+	// probe them all within about a second (the guard's own default, for other users, is lower).
 	DefaultProbeRate      = 20000
 	DefaultHealthInterval = 5 * time.Second
 	DefaultImpairedHold   = time.Minute
 	// DefaultReplyRatePerRequester allows a monitor asking every 10 ms twice over; a flood from one MAC gets
 	// no more.
 	DefaultReplyRatePerRequester = 200
+	DefaultReplyRatePerInterface = 20000
+	DefaultBatchInterval         = 50 * time.Millisecond
+	DefaultRejoinInterval        = 5 * time.Second
 )
+
+// Defaulted returns c with each zero field given its default, as Run does.
+func (c Config) Defaulted() Config {
+	c.defaults()
+	return c
+}
 
 func (c *Config) defaults() {
 	if c.ConflictPolicy == "" {
@@ -159,7 +177,7 @@ func (c *Config) defaults() {
 		c.ProbeRate = DefaultProbeRate
 	}
 	if c.Port == 0 {
-		c.Port = 7946
+		c.Port = DefaultPort
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = DefaultHealthInterval
@@ -168,13 +186,13 @@ func (c *Config) defaults() {
 		c.ImpairedHold = DefaultImpairedHold
 	}
 	if c.LeaveTimeout == 0 {
-		c.LeaveTimeout = 2 * time.Second
+		c.LeaveTimeout = DefaultLeaveTimeout
 	}
 	if c.BatchInterval == 0 {
-		c.BatchInterval = 50 * time.Millisecond
+		c.BatchInterval = DefaultBatchInterval
 	}
 	if c.RejoinInterval == 0 {
-		c.RejoinInterval = 5 * time.Second
+		c.RejoinInterval = DefaultRejoinInterval
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
