@@ -49,9 +49,10 @@ func sigstopSweep(stalls ...time.Duration) []busyScenario {
 	return out
 }
 
-// cpuHog runs as many busy loops as there are CPUs in the speaker's cgroup for d: they take every CPU it may use.
+// cpuHog runs as many busy loops as there are CPUs in the speaker's cgroup for d: they take every CPU it may use
+// (the node's CPU: the last one, see busy).
 func cpuHog(d time.Duration) busyScenario {
-	return busyScenario{name: fmt.Sprintf("CPU hog %v", d), hogs: runtime.NumCPU(), hold: d}
+	return busyScenario{name: fmt.Sprintf("CPU hog %v", d), hogs: 1, hold: d}
 }
 
 // recurring gives the speaker and two busy loops a CFS quota of pct % of a core per period, for d: the speaker
@@ -120,7 +121,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return percentile(s, p).Round(100 * time.Microsecond)
+	return percentile(s, p/100).Round(100 * time.Microsecond)
 }
 
 // check asserts the scenario's targets.
@@ -188,6 +189,20 @@ func (c *cluster) busy(t testing.TB, vips []netip.Addr, h map[netip.Addr]string,
 	stalls := func() float64 { return c.labelled(node, "herald_stall_stalls_total") }
 	w0, s0 := withdrawn(), stalls()
 	susp0 := c.suspicions(node)
+	// The client and the measuring side must not starve with the node: this process (the client's probers)
+	// keeps the first CPU, and the disturbed speaker, with its hogs, gets the last.
+	nodeCPU := ""
+	if n := runtime.NumCPU(); n >= 2 {
+		nodeCPU = fmt.Sprint(n - 1)
+		client, err := lab.NewCPUGroup(lab.CPULimit{CPUs: fmt.Sprintf("0-%d", n-2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		if err := client.Add(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w := c.watch(vips)
 	time.Sleep(time.Second)
 	start := time.Now()
@@ -202,7 +217,9 @@ func (c *cluster) busy(t testing.TB, vips []netip.Addr, h map[netip.Addr]string,
 			t.Fatal(err)
 		}
 	default:
-		g, err := lab.NewCPUGroup(sc.limit)
+		lim := sc.limit
+		lim.CPUs = nodeCPU
+		g, err := lab.NewCPUGroup(lim)
 		if err != nil {
 			t.Fatal(err)
 		}
