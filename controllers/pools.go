@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,12 +43,8 @@ func buildPools(pools []heraldv1.IPAddressPool) []*poolInfo {
 	for i := range pools {
 		sorted[i] = &pools[i]
 	}
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Name < b.Name
+	slices.SortStableFunc(sorted, func(a, b *heraldv1.IPAddressPool) int {
+		return ipam.OwnerFirst(a.CreationTimestamp.Time, a.Name, b.CreationTimestamp.Time, b.Name)
 	})
 	out := make([]*poolInfo, 0, len(sorted))
 	for _, p := range sorted {

@@ -176,6 +176,8 @@ type poolInfo struct {
 	pool   *heraldv1.IPAddressPool
 	ranges []ipam.Range
 	advs   []*advInfo
+	// allowed are the interfaces its advertisements allow on this node; nil for the connected-subnet rule.
+	allowed []string
 }
 
 // nodeUsable: a node announces nothing while its network is unavailable or it is excluded from load balancers.
@@ -214,14 +216,73 @@ func localNodes(slices []*discoveryv1.EndpointSlice) map[string]bool {
 	return serving
 }
 
-// decide computes who announces every group and what this node answers where. It is pure but for the election
-// table, whose cache it updates.
+// decide makes one whole decision over the inputs: who announces every group and what this node answers where.
+// It is pure but for the election table, whose cache it updates. It runs in named phases, each a function below, so that "why
+// is address X (not) answered here?" has one place to look per step:
+//
+//  1. orderPools: the pools in ownership order (ipam.OwnerFirst: an address listed by several belongs to the
+//     earliest, as in the controller), each with the advertisements that select it and the interfaces they
+//     allow on this node;
+//  2. groupServices: the Services grouped by their first address, the election key;
+//  3. per group, the pool owning its key (else Why "NoPool"), advertised (else "NotAdvertised"), then
+//     a. kernelAnswers: why this node's kernel answers ARP for an address itself, whoever is elected;
+//     b. eligibility: the nodes that may announce the key (live, selected, usable, not impaired there, and
+//     with a local endpoint of every externalTrafficPolicy Local Service);
+//     c. elect: the winner (a live, eligible holder keeps the key unless fail-back is due), the watcher and
+//     the corroborator (else "NoEligibleNode");
+//     d. chooseInterfaces: where this node answers each address if it wins, or probes it from if it watches.
 func decide(in *inputs, table *election.Table) *plan {
-	advs := digestAdvs(in.Advs)
+	pools := orderPools(in.Pools, digestAdvs(in.Advs), in.Nodes[in.Self])
+	groups, localOnly := groupServices(in)
+	d := &decision{in: in, table: table, live: map[string]bool{}, poolNodes: map[*poolInfo]map[string]bool{},
+		owners: localIPv4(in.Links)}
+	for _, m := range in.Live {
+		d.live[m] = true
+	}
+	d.setUniverse()
+	pl := &plan{Groups: groups, Assignment: announce.Assignment{}}
+	for key, g := range groups {
+		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		sort.Slice(g.Services, func(i, j int) bool { return g.Services[i].Name.String() < g.Services[j].Name.String() })
+		p := ownerOf(pools, netip.MustParseAddr(key))
+		if p == nil {
+			g.Why = "NoPool"
+			continue
+		}
+		g.Pool = p.pool.Name
+		if len(p.advs) == 0 {
+			g.Why = "NotAdvertised"
+			continue
+		}
+		g.Kernel = d.kernelAnswers(g, p)
+		g.eligible = d.eligibility(key, p, localOnly[key])
+		if !d.elect(g) {
+			g.Why = "NoEligibleNode"
+			continue
+		}
+		d.chooseInterfaces(pl, g, p)
+	}
+	for name, e := range pl.Assignment {
+		slices.SortFunc(e.VIPs, func(a, b netip.Addr) int { return a.Compare(b) })
+		pl.Assignment[name] = e
+	}
+	return pl
+}
 
-	// Pools in creation order: an address listed by several pools belongs to the earliest, as in the controller.
-	pools := make([]*poolInfo, 0, len(in.Pools))
-	for _, p := range in.Pools {
+// decision is the state decide's phases share.
+type decision struct {
+	in        *inputs
+	table     *election.Table
+	live      map[string]bool
+	poolNodes map[*poolInfo]map[string]bool // the nodes each pool's advertisements select, computed once per pool
+	owners    map[netip.Addr]string         // this node's IPv4 addresses -> their link
+}
+
+// orderPools digests the pools in ownership order, each with its ranges, the advertisements selecting it and the
+// interfaces they allow on self.
+func orderPools(in []*heraldv1.IPAddressPool, advs []advInfo, self *corev1.Node) []*poolInfo {
+	pools := make([]*poolInfo, 0, len(in))
+	for _, p := range in {
 		pi := &poolInfo{pool: p}
 		for _, s := range p.Spec.Addresses {
 			if r, err := ipam.ParseRange(string(s)); err == nil {
@@ -233,29 +294,35 @@ func decide(in *inputs, table *election.Table) *plan {
 				pi.advs = append(pi.advs, &advs[i])
 			}
 		}
+		var auto bool
+		if pi.allowed, auto = interfacesFor(pi, self); auto {
+			pi.allowed = nil
+		}
 		pools = append(pools, pi)
 	}
-	sort.SliceStable(pools, func(i, j int) bool {
-		ti, tj := pools[i].pool.CreationTimestamp, pools[j].pool.CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return pools[i].pool.Name < pools[j].pool.Name
+	slices.SortStableFunc(pools, func(a, b *poolInfo) int {
+		return ipam.OwnerFirst(a.pool.CreationTimestamp.Time, a.pool.Name, b.pool.CreationTimestamp.Time, b.pool.Name)
 	})
-	poolOf := func(a netip.Addr) *poolInfo {
-		for _, p := range pools {
-			for _, r := range p.ranges {
-				if r.Contains(a) {
-					return p
-				}
+	return pools
+}
+
+// ownerOf is the pool that owns a: the first in ownership order that lists it.
+func ownerOf(pools []*poolInfo, a netip.Addr) *poolInfo {
+	for _, p := range pools {
+		for _, r := range p.ranges {
+			if r.Contains(a) {
+				return p
 			}
 		}
-		return nil
 	}
+	return nil
+}
 
-	// Groups of Services by their first address.
+// groupServices groups the Services this speaker serves by their first address, and lists, per group, the node
+// sets of its externalTrafficPolicy Local Services (the nodes with a ready local endpoint).
+func groupServices(in *inputs) (map[string]*group, map[string][]map[string]bool) {
 	groups := map[string]*group{}
-	localOnly := map[string][]map[string]bool{} // group key -> node sets of its Local Services
+	localOnly := map[string][]map[string]bool{}
 	for _, svc := range in.Services {
 		if !service.Served(svc, in.Class) {
 			continue
@@ -281,159 +348,141 @@ func decide(in *inputs, table *election.Table) *plan {
 			localOnly[key] = append(localOnly[key], localNodes(in.Endpoints[name]))
 		}
 	}
+	return groups, localOnly
+}
 
-	live := make(map[string]bool, len(in.Live))
-	for _, m := range in.Live {
-		live[m] = true
-	}
-	universe := slices.Clone(in.Live)
-	for n := range in.Nodes {
-		if !live[n] {
+// setUniverse gives the election table every node it may have to order: the live members and every Node.
+func (d *decision) setUniverse() {
+	universe := slices.Clone(d.in.Live)
+	for n := range d.in.Nodes {
+		if !d.live[n] {
 			universe = append(universe, n)
 		}
 	}
 	sort.Strings(universe)
-	table.SetNodes(universe)
+	d.table.SetNodes(universe)
+}
 
-	// Node eligibility per pool, computed once per pool.
-	poolNodes := map[*poolInfo]map[string]bool{}
-	eligibleFor := func(p *poolInfo) map[string]bool {
-		if m, ok := poolNodes[p]; ok {
-			return m
+// kernelAnswers says, per address of g this node owns or routes, why its kernel answers ARP for it on an
+// interface the pool allows; nil when it does for none.
+func (d *decision) kernelAnswers(g *group, p *poolInfo) map[netip.Addr]string {
+	in := d.in
+	var out map[netip.Addr]string
+	for _, a := range g.Addrs {
+		_, owned := d.owners[a]
+		_, routed := in.RouteDev[a]
+		if !owned && !routed {
+			continue
 		}
-		m := map[string]bool{}
-		for name := range live {
-			n := in.Nodes[name]
+		ch, _ := iface.Select(a, in.Links, p.allowed)
+		for _, c := range ch {
+			why := kernelAnswers(a, c.Link.Name, d.owners, in.ArpIgnore)
+			if why == "" {
+				why = proxyARPAnswers(a, c.Link.Name, in.ProxyARP, in.RouteDev)
+			}
+			if why != "" {
+				if out == nil {
+					out = map[netip.Addr]string{}
+				}
+				out[a] = why
+				break
+			}
+		}
+	}
+	return out
+}
+
+// eligibility returns who may announce key, in pool p: a live node an advertisement of p selects, usable, not
+// withdrawn from a prefix holding the key, and with a ready local endpoint of each of the group's Local Services.
+func (d *decision) eligibility(key string, p *poolInfo, locals []map[string]bool) func(node string) bool {
+	nodes := d.poolNodes[p]
+	if nodes == nil {
+		nodes = map[string]bool{}
+		for name := range d.live {
+			n := d.in.Nodes[name]
 			if n == nil || !nodeUsable(n) {
 				continue
 			}
 			for _, a := range p.advs {
 				if a.selectsNode(n) {
-					m[name] = true
+					nodes[name] = true
 					break
 				}
 			}
 		}
-		poolNodes[p] = m
-		return m
+		d.poolNodes[p] = nodes
 	}
-
-	pl := &plan{Groups: groups, Assignment: announce.Assignment{}}
-	linkByName := map[string]iface.Link{}
-	for _, l := range in.Links {
-		linkByName[l.Name] = l
-	}
-	owners := localIPv4(in.Links)
-	for key, g := range groups {
-		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-		sort.Slice(g.Services, func(i, j int) bool { return g.Services[i].Name.String() < g.Services[j].Name.String() })
-		p := poolOf(netip.MustParseAddr(key))
-		if p == nil {
-			g.Why = "NoPool"
-			continue
+	keyAddr := netip.MustParseAddr(key)
+	return func(n string) bool {
+		if !nodes[n] {
+			return false
 		}
-		g.Pool = p.pool.Name
-		if len(p.advs) == 0 {
-			g.Why = "NotAdvertised"
-			continue
-		}
-		for _, a := range g.Addrs {
-			_, owned := owners[a]
-			_, routed := in.RouteDev[a]
-			if !owned && !routed {
-				continue
-			}
-			allowed, auto := interfacesFor(p, in.Nodes[in.Self])
-			if auto {
-				allowed = nil
-			}
-			ch, _ := iface.Select(a, in.Links, allowed)
-			for _, c := range ch {
-				why := kernelAnswers(a, c.Link.Name, owners, in.ArpIgnore)
-				if why == "" {
-					why = proxyARPAnswers(a, c.Link.Name, in.ProxyARP, in.RouteDev)
-				}
-				if why != "" {
-					if g.Kernel == nil {
-						g.Kernel = map[netip.Addr]string{}
-					}
-					g.Kernel[a] = why
-					break
-				}
-			}
-		}
-		nodes := eligibleFor(p)
-		locals := localOnly[key]
-		keyAddr := netip.MustParseAddr(key)
-		eligible := func(n string) bool {
-			if !nodes[n] {
+		for _, pf := range d.in.Impaired[n] {
+			if pf.Contains(keyAddr) {
 				return false
 			}
-			for _, pf := range in.Impaired[n] {
-				if pf.Contains(keyAddr) {
-					return false
-				}
-			}
-			for _, l := range locals {
-				if !l[n] {
-					return false
-				}
-			}
-			return true
 		}
-		g.eligible = eligible
-		winner, ok := table.Elect(key, eligible)
-		if !ok {
-			g.Why = "NoEligibleNode"
-			continue
-		}
-		g.Elected = winner
-		if h, held := in.Holders[key]; held && eligible(h) {
-			g.HolderOK = true
-			if h != winner && !failbackDue(in, winner) {
-				winner = h
+		for _, l := range locals {
+			if !l[n] {
+				return false
 			}
 		}
-		g.Winner = winner
-		if w, ok := table.Elect(key, func(n string) bool { return n != winner && eligible(n) }); ok {
-			g.Watcher = w
-			if c, ok := table.Elect(key, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
-				g.Corroborator = c
-			}
+		return true
+	}
+}
+
+// elect sets g's Elected, Winner, HolderOK, Watcher and Corroborator, and reports whether any node is eligible.
+func (d *decision) elect(g *group) bool {
+	in, key, eligible := d.in, g.Key, g.eligible
+	winner, ok := d.table.Elect(key, eligible)
+	if !ok {
+		return false
+	}
+	g.Elected = winner
+	if h, held := in.Holders[key]; held && eligible(h) {
+		g.HolderOK = true
+		if h != winner && !failbackDue(in, winner) {
+			winner = h
 		}
-		allowed, auto := interfacesFor(p, in.Nodes[in.Self])
-		if auto {
-			allowed = nil
+	}
+	g.Winner = winner
+	if w, ok := d.table.Elect(key, func(n string) bool { return n != winner && eligible(n) }); ok {
+		g.Watcher = w
+		if c, ok := d.table.Elect(key, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
+			g.Corroborator = c
 		}
-		if (g.Watcher == in.Self || g.Corroborator == in.Self) && winner != in.Self {
-			g.ProbeFrom = map[netip.Addr]iface.Link{}
-			for _, a := range g.Addrs {
-				if ch, _ := iface.Select(a, in.Links, allowed); len(ch) > 0 {
-					g.ProbeFrom[a] = ch[0].Link
-				}
-			}
-		}
-		if winner != in.Self && g.Elected != in.Self {
-			continue
-		}
-		g.Choices = map[netip.Addr][]iface.Choice{}
-		g.Refusals = map[netip.Addr][]iface.Refusal{}
+	}
+	return true
+}
+
+// chooseInterfaces picks, for each address of g, the interfaces this node answers it on (when it is the winner
+// or the election's choice), adding them to the plan's assignment, or the one it probes it from (when it watches
+// or corroborates).
+func (d *decision) chooseInterfaces(pl *plan, g *group, p *poolInfo) {
+	in := d.in
+	if (g.Watcher == in.Self || g.Corroborator == in.Self) && g.Winner != in.Self {
+		g.ProbeFrom = map[netip.Addr]iface.Link{}
 		for _, a := range g.Addrs {
-			ch, ref := iface.Select(a, in.Links, allowed)
-			g.Choices[a], g.Refusals[a] = ch, ref
-			for _, c := range ch {
-				e := pl.Assignment[c.Link.Name]
-				e.Interface = announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
-				e.VIPs = append(e.VIPs, a)
-				pl.Assignment[c.Link.Name] = e
+			if ch, _ := iface.Select(a, in.Links, p.allowed); len(ch) > 0 {
+				g.ProbeFrom[a] = ch[0].Link
 			}
 		}
 	}
-	for name, e := range pl.Assignment {
-		slices.SortFunc(e.VIPs, func(a, b netip.Addr) int { return a.Compare(b) })
-		pl.Assignment[name] = e
+	if g.Winner != in.Self && g.Elected != in.Self {
+		return
 	}
-	return pl
+	g.Choices = map[netip.Addr][]iface.Choice{}
+	g.Refusals = map[netip.Addr][]iface.Refusal{}
+	for _, a := range g.Addrs {
+		ch, ref := iface.Select(a, in.Links, p.allowed)
+		g.Choices[a], g.Refusals[a] = ch, ref
+		for _, c := range ch {
+			e := pl.Assignment[c.Link.Name]
+			e.Interface = announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
+			e.VIPs = append(e.VIPs, a)
+			pl.Assignment[c.Link.Name] = e
+		}
+	}
 }
 
 // assignmentFor is what this node answers: the part of pl.Assignment (everything it is elected for) whose
