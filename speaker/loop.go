@@ -1,10 +1,8 @@
 package speaker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -20,7 +18,6 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
-	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/service"
 )
@@ -164,36 +161,6 @@ func (a *agent) loop(ctx context.Context) {
 		a.checkKey(ctx)
 		a.reconcile(ctx)
 		last = a.cfg.Clock.Now()
-	}
-}
-
-// checkKey switches memberlist to a new gossip key when the Secret changes. Every speaker watches the same
-// Secret and switches within moments of the others; the old key keeps decrypting for a grace period meanwhile.
-func (a *agent) checkKey(ctx context.Context) {
-	key, err := a.readKey(ctx)
-	if err != nil {
-		a.log.V(1).Info("gossip key unusable; keeping the current one", "reason", err.Error())
-		return
-	}
-	if bytes.Equal(key, a.key) {
-		return
-	}
-	if err := a.members.SetKey(key); err != nil {
-		a.log.Error(err, "switching to the new gossip key; keeping the current one")
-		return
-	}
-	a.key = key
-	a.log.Info("switched to the new gossip key from the Secret")
-}
-
-func (a *agent) setLinks(ls []iface.Link) {
-	old := candidateMACs(a.curLinks)
-	a.curLinks = ls
-	now := candidateMACs(ls)
-	if !slices.EqualFunc(old, now, func(x, y net.HardwareAddr) bool { return x.String() == y.String() }) {
-		if err := a.members.UpdateMACs(now); err != nil {
-			a.log.Error(err, "publishing interface MACs")
-		}
 	}
 }
 

@@ -289,7 +289,7 @@ type agent struct {
 	health              // health probing: watcher and announcer sides
 	triggered time.Time // when the first unprocessed trigger arrived
 
-	// membership wiring (join.go)
+	// membership wiring (membership.go)
 	peers      map[string]*peer // Nodes that are not live members, or were not at the last look
 	joinPolicy joinPolicy
 	joined     chan joinResult // joins report here

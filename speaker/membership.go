@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"slices"
@@ -9,9 +10,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/heraldlb/herald/internal/iface"
 )
 
-// Membership wiring: which Nodes this speaker tries to join, and when. memberlist finds peers only through the
+// Membership wiring: which Nodes this speaker tries to join, and when; the gossip key it uses (checkKey); the
+// interface MACs it publishes (setLinks). Which Nodes to join: memberlist finds peers only through the
 // addresses it is given; the speaker gives it the InternalIPs of the Nodes that are not members. A join to a
 // node that is powered off waits for memberlist's TCPTimeout (2 s) instead of being refused, so joins run off
 // the event loop, one goroutine per peer and all at once, and report back as events; and a peer that did not
@@ -209,5 +213,35 @@ func (a *agent) joinAll(ctx context.Context) {
 	}
 	if n > 0 {
 		a.log.Info("joined peers", "tried", n, "reached", contacted)
+	}
+}
+
+// checkKey switches memberlist to a new gossip key when the Secret changes. Every speaker watches the same
+// Secret and switches within moments of the others; the old key keeps decrypting for a grace period meanwhile.
+func (a *agent) checkKey(ctx context.Context) {
+	key, err := a.readKey(ctx)
+	if err != nil {
+		a.log.V(1).Info("gossip key unusable; keeping the current one", "reason", err.Error())
+		return
+	}
+	if bytes.Equal(key, a.key) {
+		return
+	}
+	if err := a.members.SetKey(key); err != nil {
+		a.log.Error(err, "switching to the new gossip key; keeping the current one")
+		return
+	}
+	a.key = key
+	a.log.Info("switched to the new gossip key from the Secret")
+}
+
+func (a *agent) setLinks(ls []iface.Link) {
+	old := candidateMACs(a.curLinks)
+	a.curLinks = ls
+	now := candidateMACs(ls)
+	if !slices.EqualFunc(old, now, func(x, y net.HardwareAddr) bool { return x.String() == y.String() }) {
+		if err := a.members.UpdateMACs(now); err != nil {
+			a.log.Error(err, "publishing interface MACs")
+		}
 	}
 }
