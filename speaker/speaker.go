@@ -370,7 +370,7 @@ func run(ctx context.Context, cfg Config) error {
 			Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 			HealthProbeBindAddress: cfg.ProbeAddr,
 			PprofBindAddress:       cfg.PprofAddr,
-			Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			Cache: cache.Options{DefaultTransform: trimForCache, ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {
 					Namespaces: map[string]cache.Config{cfg.Secret.Namespace: {}},
 					Field:      fields.OneTermEqualSelector("metadata.name", cfg.Secret.Name),

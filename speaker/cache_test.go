@@ -1,0 +1,60 @@
+package speaker
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+)
+
+// TestTrimForCache: what the speaker reads survives the trim; the rest is gone.
+func TestTrimForCache(t *testing.T) {
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u1", Labels: map[string]string{"app": "web"},
+			Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: "{...}", "other": "x"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
+	}
+	svc := &corev1.Service{ObjectMeta: meta(), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+		LoadBalancerClass: ptr.To("herald.dev/l2"), ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "web"}, ClusterIP: "198.19.0.10"},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.10"}}}}}
+	wantSvc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "u1", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To("herald.dev/l2"),
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+		Status: svc.Status}
+	ready := true
+	eps := &discoveryv1.EndpointSlice{ObjectMeta: meta(), Ports: []discoveryv1.EndpointPort{{Port: ptr.To[int32](80)}},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.1.1"}, NodeName: ptr.To("node1"), Zone: ptr.To("z"),
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: &corev1.ObjectReference{Name: "pod"}}}}
+	wantEps := &discoveryv1.EndpointSlice{ObjectMeta: wantSvc.ObjectMeta,
+		Endpoints: []discoveryv1.Endpoint{{NodeName: ptr.To("node1"), Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}}
+	node := &corev1.Node{ObjectMeta: meta(), Spec: corev1.NodeSpec{PodCIDR: "198.18.0.0/24"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "203.0.113.1"}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+			Images:     []corev1.ContainerImage{{Names: []string{"registry.example/big:1"}, SizeBytes: 1 << 30}},
+			Capacity:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}
+	wantNode := &corev1.Node{ObjectMeta: wantSvc.ObjectMeta, Status: corev1.NodeStatus{Addresses: node.Status.Addresses,
+		Conditions: node.Status.Conditions}}
+	an := &heraldv1.Announcement{ObjectMeta: meta(), Status: heraldv1.AnnouncementStatus{Node: "node1"}}
+	wantAn := an.DeepCopy()
+	wantAn.ManagedFields = nil
+	wantAn.Annotations = map[string]string{"other": "x"}
+	for _, tt := range []struct{ in, want any }{{svc, wantSvc}, {eps, wantEps}, {node, wantNode}, {an, wantAn}} {
+		got, err := trimForCache(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%T (-want +got):\n%s", tt.in, diff)
+		}
+	}
+	if _, err := trimForCache(&corev1.Secret{}); err != nil {
+		t.Errorf("a Secret: %v", err)
+	}
+}
