@@ -338,8 +338,9 @@ func (a *agent) setClaim(key string, c claim) {
 	}
 }
 
-// guardTick resolves conflicts no longer seen and reports whether a deferred claim is due a decision.
-func (a *agent) guardTick() (decide bool) {
+// guardTick resolves conflicts no longer seen. It reports whether a deferred claim is due a decision, and whether
+// a claim changed (the Announcements say so).
+func (a *agent) guardTick() (decide, changed bool) {
 	now := a.cfg.Clock.Now()
 	if a.settlePending && a.fresh() {
 		a.settlePending, decide = false, true
@@ -361,8 +362,9 @@ func (a *agent) guardTick() (decide bool) {
 		nc, rep := c.tick(now, a.policy)
 		a.setClaim(key, nc)
 		a.report(key, c, nc, rep)
+		changed = changed || rep != reportNone
 	}
-	return decide
+	return decide, changed
 }
 
 // report raises the Event a claim change deserves, and counts conflicts.

@@ -24,9 +24,10 @@ import (
 
 type recorder = crrecorder.EventRecorder
 
-// statusResync is how often the loop hands the status writer its wants without a change, so that it repairs
-// Announcements someone else overwrote and updates conflicts.
-const statusResync = 5 * time.Second
+// statusResync is how often the loop hands the status writer its wants without a change: a safety net. Changes
+// reach the writer as they happen (a decision, a claim that changed, an Announcement another speaker
+// overwrote, through the informer), so at 10,000 Services the writer does not walk them all every few seconds.
+const statusResync = time.Minute
 
 // Event reasons on Services.
 const (
@@ -134,7 +135,7 @@ func (a *agent) loop(ctx context.Context) {
 			}
 			continue
 		case now := <-tick.C():
-			decide := a.guardTick()
+			decide, claimsChanged := a.guardTick()
 			if a.healthTick() {
 				decide = true
 			}
@@ -144,7 +145,7 @@ func (a *agent) loop(ctx context.Context) {
 				}
 				if a.plan != nil {
 					a.conflictGauges()
-					if now.Sub(lastResync) >= statusResync {
+					if claimsChanged || now.Sub(lastResync) >= statusResync {
 						// Also repairs Announcements another speaker overwrote after this one wrote them.
 						lastResync = now
 						a.status.update(a.wants(a.in, a.plan))

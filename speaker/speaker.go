@@ -395,6 +395,8 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a := newAgent(cfg, log, mgr.GetClient(), mgr.GetEventRecorder("herald-speaker"), NewMetrics(cfg.Registerer))
+	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
+	a.status.healthRefresh = cfg.HealthStatusRefresh
 	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
 	// them this speaker's own writes, do not wake the loop. An informer needs the API server's discovery, which
 	// fails while the node's network is not up yet: retry.
@@ -410,6 +412,19 @@ func run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("speaker: informer for %T: %w", obj, err)
 		}
 		if i == 0 {
+			// An Announcement whose status changed (another speaker overwrote it, or this one's write landed)
+			// is compared with what this speaker wrote, by the status writer.
+			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+				UpdateFunc: func(old, cur any) {
+					o, ok1 := old.(*heraldv1.Announcement)
+					n, ok2 := cur.(*heraldv1.Announcement)
+					if ok1 && ok2 && !equalStatus(&o.Status, &n.Status) {
+						a.status.changed(types.NamespacedName{Namespace: n.Namespace, Name: n.Name})
+					}
+				},
+			}); err != nil {
+				return fmt.Errorf("speaker: event handler for %T: %w", obj, err)
+			}
 			continue
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -547,8 +562,6 @@ func run(ctx context.Context, cfg Config) error {
 		}
 	})
 
-	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
-	a.status.healthRefresh = cfg.HealthStatusRefresh
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStatus()
 	wg.Go(func() { a.status.run(statusCtx) })

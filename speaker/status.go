@@ -73,19 +73,30 @@ type statusWriter struct {
 	in      chan statusWants // capacity 1: the latest wants replace unread ones
 	wake    chan struct{}    // capacity 1: health verdicts are pending
 
-	mu     sync.Mutex // guards health
+	mu     sync.Mutex // guards health and recheck
 	health map[types.NamespacedName]healthWant
+	// recheck are Announcements whose status changed in the cache: the writer compares them with what it wrote,
+	// and writes again those another speaker overwrote.
+	recheck map[types.NamespacedName]bool
 	// healthRefresh, when positive, writes an unchanged verdict again after this long.
 	healthRefresh time.Duration
 
 	written       map[types.NamespacedName]announcementState // owned by run
 	healthWritten map[types.NamespacedName]writtenHealth     // owned by run
+	// rewritten is when each Announcement was last written back after another speaker overwrote it (owned by
+	// run): two speakers that both believe they announce an address (a partition) would otherwise overwrite
+	// each other as fast as the API server lets them.
+	rewritten map[types.NamespacedName]time.Time
 }
+
+// rewriteEvery is how often one Announcement is written back over another speaker's write.
+const rewriteEvery = 5 * time.Second
 
 func newStatusWriter(c client.Client, r client.Reader, node string, log logr.Logger, clk clock.WithTicker, m *Metrics) *statusWriter {
 	return &statusWriter{client: c, reader: r, node: node, log: log, clock: clk, metrics: m, in: make(chan statusWants, 1),
-		wake: make(chan struct{}, 1), health: map[types.NamespacedName]healthWant{},
-		written: map[types.NamespacedName]announcementState{}, healthWritten: map[types.NamespacedName]writtenHealth{}}
+		wake: make(chan struct{}, 1), health: map[types.NamespacedName]healthWant{}, recheck: map[types.NamespacedName]bool{},
+		written: map[types.NamespacedName]announcementState{}, healthWritten: map[types.NamespacedName]writtenHealth{},
+		rewritten: map[types.NamespacedName]time.Time{}}
 }
 
 // update hands the writer new wants; it never blocks.
@@ -118,12 +129,19 @@ func (w *statusWriter) run(ctx context.Context) {
 		case <-w.wake:
 		case <-retry.C():
 			announce = failed
-			if !failed && !w.healthPending() {
+			if !failed && !w.healthPending() && !w.recheckPending() {
 				continue
 			}
 		}
-		if announce && cur != nil {
-			failed = w.apply(ctx, cur) != nil
+		w.mu.Lock()
+		recheck := w.recheck
+		w.recheck = map[types.NamespacedName]bool{}
+		w.mu.Unlock()
+		switch {
+		case announce && cur != nil:
+			failed = w.apply(ctx, cur, nil) != nil
+		case len(recheck) > 0 && cur != nil:
+			failed = w.apply(ctx, cur, recheck) != nil || failed
 		}
 		if err := w.applyHealth(ctx); err != nil && ctx.Err() == nil {
 			w.log.V(1).Info("writing health to Announcements; retrying", "error", err.Error())
@@ -131,12 +149,46 @@ func (w *statusWriter) run(ctx context.Context) {
 	}
 }
 
-// apply writes what differs from what was last written; it returns the first error after trying everything.
-func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
+// changed notes that name's Announcement changed in the informer cache (from its event handler); it never
+// blocks.
+func (w *statusWriter) changed(name types.NamespacedName) {
+	w.mu.Lock()
+	w.recheck[name] = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recheckPending says whether Announcements wait to be compared again.
+func (w *statusWriter) recheckPending() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.recheck) > 0
+}
+
+// apply writes what differs from what was last written, or from what the cache shows (another speaker may have
+// overwritten it), for every want, or only those named in only when it is not nil; it returns the first error
+// after trying everything.
+func (w *statusWriter) apply(ctx context.Context, s *statusWants, only map[types.NamespacedName]bool) error {
 	var errs []error
+	var later []types.NamespacedName
 	for name, st := range s.Set {
-		if prev, ok := w.written[name]; ok && prev.equal(st) && w.cached(ctx, name, st) {
+		if only != nil && !only[name] {
 			continue
+		}
+		prev, ok := w.written[name]
+		if ok && prev.equal(st) && w.cached(ctx, name, st) {
+			continue
+		}
+		if ok && prev.equal(st) {
+			// Someone else overwrote what this writer wrote: write it back, but not more often than rewriteEvery.
+			if t, seen := w.rewritten[name]; seen && w.clock.Since(t) < rewriteEvery {
+				later = append(later, name)
+				continue
+			}
+			w.rewritten[name] = w.clock.Now()
 		}
 		if err := w.write(ctx, name, st); err != nil {
 			w.metrics.StatusWrites.WithLabelValues("error").Inc()
@@ -145,6 +197,21 @@ func (w *statusWriter) apply(ctx context.Context, s *statusWants) error {
 		}
 		w.metrics.StatusWrites.WithLabelValues("ok").Inc()
 		w.written[name] = st
+	}
+	if len(later) > 0 {
+		w.mu.Lock()
+		for _, name := range later {
+			w.recheck[name] = true
+		}
+		w.mu.Unlock()
+	}
+	if only != nil {
+		return errors.Join(errs...)
+	}
+	for name := range w.rewritten {
+		if _, ok := s.Set[name]; !ok {
+			delete(w.rewritten, name)
+		}
 	}
 	for name := range w.written {
 		if _, ok := s.Set[name]; !ok {

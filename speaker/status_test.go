@@ -81,7 +81,7 @@ func TestStatusWriter(t *testing.T) {
 	}
 	st := announcementState{UID: s.UID, Node: "node1", Addresses: []string{"198.51.100.5", "2001:db8::5"},
 		Interfaces: []string{"eth0"}, Announced: true, Reason: "Announcing", Message: "node1 answers"}
-	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}); err != nil {
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	an := get()
@@ -102,18 +102,59 @@ func TestStatusWriter(t *testing.T) {
 
 	// The same wants again write nothing.
 	rv := an.ResourceVersion
-	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}); err != nil {
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := get().ResourceVersion; got != rv {
 		t.Errorf("an unchanged want rewrote the Announcement (resourceVersion %s -> %s)", rv, got)
 	}
 
+	// Another speaker overwrites it (one that lost its link and caught up late): a recheck of that name alone
+	// writes it back; a recheck of a name this writer does not own writes nothing.
+	an = get()
+	an.Status.Node = "node9"
+	if err := k8s.Status().Update(ctx, an); err != nil {
+		t.Fatal(err)
+	}
+	wants1 := &statusWants{Set: map[types.NamespacedName]announcementState{name: st}}
+	if err := w.apply(ctx, wants1, map[types.NamespacedName]bool{{Namespace: ns.Name, Name: "other"}: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().Status.Node; got != "node9" {
+		t.Fatalf("a recheck of another name wrote this one (node %s)", got)
+	}
+	if err := w.apply(ctx, wants1, map[types.NamespacedName]bool{name: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().Status.Node; got != "node1" {
+		t.Errorf("after the recheck: node %s, want node1 written back", got)
+	}
+	// Overwritten again at once (a partition: both believe they announce it): written back only after
+	// rewriteEvery, so that the two do not overwrite each other as fast as the API server allows.
+	an = get()
+	an.Status.Node = "node9"
+	if err := k8s.Status().Update(ctx, an); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.apply(ctx, wants1, map[types.NamespacedName]bool{name: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().Status.Node; got != "node9" || !w.recheckPending() {
+		t.Errorf("a second overwrite within %v: node %s (want node9 for now), recheck pending %v", rewriteEvery, got, w.recheckPending())
+	}
+	clk.Step(rewriteEvery)
+	if err := w.apply(ctx, wants1, map[types.NamespacedName]bool{name: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get().Status.Node; got != "node1" {
+		t.Errorf("after %v: node %s, want node1 written back", rewriteEvery, got)
+	}
+
 	// Another node takes over (as this writer would if it were that node's): node and since change.
 	clk.Step(time.Minute)
 	st2 := st
 	st2.Node, st2.Message = "node2", "node2 answers"
-	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st2}}); err != nil {
+	if err := w.apply(ctx, &statusWants{Set: map[types.NamespacedName]announcementState{name: st2}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if an := get(); an.Status.Node != "node2" || !an.Status.Since.Time.Equal(clk.Now()) {
@@ -128,10 +169,10 @@ func TestStatusWriter(t *testing.T) {
 	st3 := st2
 	st3.UID = s2.UID
 	wants := &statusWants{Set: map[types.NamespacedName]announcementState{name: st3}}
-	if err := w.apply(ctx, wants); err == nil {
+	if err := w.apply(ctx, wants, nil); err == nil {
 		t.Error("applying over a stale Announcement returned no error; the writer would not retry")
 	}
-	if err := w.apply(ctx, wants); err != nil {
+	if err := w.apply(ctx, wants, nil); err != nil {
 		t.Fatalf("the retry: %v", err)
 	}
 	if an := get(); an.OwnerReferences[0].UID != s2.UID {
@@ -187,7 +228,7 @@ func TestStatusWriter(t *testing.T) {
 	}
 
 	// Deletion.
-	if err := w.apply(ctx, &statusWants{Delete: []types.NamespacedName{name}}); err != nil {
+	if err := w.apply(ctx, &statusWants{Delete: []types.NamespacedName{name}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8s.Get(ctx, name, &heraldv1.Announcement{}); !apierrors.IsNotFound(err) {
