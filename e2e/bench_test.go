@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,11 +20,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/access"
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
@@ -354,15 +358,22 @@ func (c *cluster) labelled(node, series string) float64 {
 	return 0
 }
 
-// BenchmarkHealth10k announces 10,000 Services from a two-node lab, where each node watches the addresses the
-// other announces, and reports the health probing's traffic and the speakers' CPU at the default 5 s interval,
-// with a CPU profile of one speaker: its top functions are logged, and the profile is kept at
-// $HERALD_BENCH_PROFILE when that is set.
-func BenchmarkHealth10k(b *testing.B) {
+// BenchmarkScale10k announces 10,000 Services (half of them externalTrafficPolicy Local, each with an
+// EndpointSlice) from a two-node lab, where each node announces 5,000 and watches the 5,000 the other announces,
+// and reports what that costs (issue 14):
+//   - the API requests of Herald's components (from the API server's audit log), by verb and resource, during the
+//     creation storm, in the steady state, and during the failover of the node holding 5,000 addresses;
+//   - in the steady state over 30 s: the speakers' CPU, resident memory (and peak) and GC pauses, the
+//     controller's memory, and the health probing's traffic, with a CPU profile of one speaker (its top functions
+//     are logged; the profile is kept at $HERALD_BENCH_PROFILE when that is set);
+//   - mass failover: kill -9 of node1's speaker while the client probes a sample of 500 of its addresses every
+//     10 ms; per address, the time from the kill until node2 answers (p50/p99/max).
+//
+// The speakers' per-interface reply limit is lifted: the client's sample alone asks 50,000 times a second.
+func BenchmarkScale10k(b *testing.B) {
 	const n = 10000
-	c := newCluster(b, 2, "--pprof-bind-address=:6060")
+	c := newCluster(b, 2, "--pprof-bind-address=:6060", "--reply-rate-per-interface=-1")
 	c.pool("bulk", []string{"198.18.0.0/18"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
-	start := c.bulk(b, n)
 	nodes := []string{"node1", "node2"}
 	sum := func(series string) float64 {
 		total := 0.0
@@ -371,6 +382,8 @@ func BenchmarkHealth10k(b *testing.B) {
 		}
 		return total
 	}
+	audit0 := c.auditMark(b)
+	start := c.bulkLocal(b, n, nodes)
 	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
 		v := sum("herald_speaker_announced_addresses")
 		return v == n, fmt.Sprintf("%v announced", v)
@@ -389,6 +402,7 @@ func BenchmarkHealth10k(b *testing.B) {
 		return v >= n, fmt.Sprintf("%v written", v)
 	})
 	b.Logf("every first verdict written %v after the last was announced", time.Since(announced).Round(time.Millisecond))
+	c.auditReport(b, "creation storm", audit0, time.Since(start))
 	time.Sleep(5 * time.Second)
 	for range b.N {
 		cpu0, req0, wr0 := map[string]time.Duration{}, map[string]float64{}, map[string]float64{}
@@ -397,11 +411,13 @@ func BenchmarkHealth10k(b *testing.B) {
 			req0[node] = c.labelled(node, "herald_health_requests_total")
 			wr0[node] = c.labelled(node, `herald_health_status_writes_total{result="ok"}`)
 		}
+		steady := c.auditMark(b)
 		t0 := time.Now()
 		prof := make(chan []byte, 1)
 		go func() { prof <- c.cpuProfile("node1", 20*time.Second) }()
 		time.Sleep(30 * time.Second)
 		el := time.Since(t0).Seconds()
+		c.auditReport(b, "steady state", steady, time.Since(t0))
 		var reqs, cpu, writes float64
 		for _, node := range nodes {
 			r := c.labelled(node, "herald_health_requests_total")
@@ -410,9 +426,18 @@ func BenchmarkHealth10k(b *testing.B) {
 			reqs += r - req0[node]
 			writes += w - wr0[node]
 			cpu += cp
-			b.Logf("%s: %.0f health requests/s, %.1f health status writes/s, CPU %.1f%% of one core", node,
-				(r-req0[node])/el, (w-wr0[node])/el, cp*100)
+			rss, hwm := procMem(b, c.speaker[node].Pid())
+			gc50, gc99, gcs := 0*time.Second, 0*time.Second, 0
+			if body, err := c.metrics(node); err == nil {
+				// The Go runtime's stop-the-world pauses for GC over the speaker's life (runtime/metrics
+				// /sched/pauses/total/gc:seconds, exported by controller-runtime's Go collector).
+				gc50, gc99, gcs = histogramQuantiles(body, "go_sched_pauses_total_gc_seconds")
+			}
+			b.Logf("%s: %.0f health requests/s, %.2f health status writes/s, CPU %.1f%% of one core, RSS %.0f MiB (peak %.0f MiB), GC pauses %d (p50 <= %v, p99 <= %v)",
+				node, (r-req0[node])/el, (w-wr0[node])/el, cp*100, rss/1024, hwm/1024, gcs, gc50, gc99)
 		}
+		crss, chwm := procMem(b, c.ctrl.Pid())
+		b.Logf("controller: RSS %.0f MiB (peak %.0f MiB)", crss/1024, chwm/1024)
 		lat := map[string]float64{}
 		for _, node := range nodes {
 			lat["sum"] += c.labelled(node, `herald_health_probe_latency_seconds_sum{family="ipv4"}`)
@@ -421,10 +446,150 @@ func BenchmarkHealth10k(b *testing.B) {
 		b.ReportMetric(reqs/el, "requests/s")
 		b.ReportMetric(cpu*100/float64(len(nodes)), "cpu-%-per-speaker")
 		// An ARP request and its reply are 60-byte minimum Ethernet frames (42 bytes padded).
-		b.Logf("health probing of %d addresses at 5 s: %.0f requests/s in the cluster (%.2f per address per interval), about %.1f kB/s of requests and replies on the wire; %.1f health status writes/s; speakers' CPU %.1f%% of one core each on average (announcing and watching 5,000 each); mean first-answer latency %.2f ms",
+		b.Logf("health probing of %d addresses at 5 s: %.0f requests/s in the cluster (%.2f per address per interval), about %.1f kB/s of requests and replies on the wire; %.2f health status writes/s; speakers' CPU %.1f%% of one core each on average (announcing and watching 5,000 each); mean first-answer latency %.2f ms",
 			n, reqs/el, reqs/el*5/n, reqs/el*2*60/1000, writes/el, cpu*100/float64(len(nodes)), 1000*lat["sum"]/max(lat["count"], 1))
 		c.profileTop(b, <-prof)
 	}
+	c.massFailover(b, n)
+}
+
+// massFailover kills node1's speaker (-9) while the client probes 500 of its addresses every 10 ms, and logs, over
+// those, the time from the kill until node2 answers, and the API requests of the 30 s after the kill.
+func (c *cluster) massFailover(b *testing.B, n int) {
+	// The Announcements say who announces what (the first verdicts were written, so they are settled); one
+	// probe tells node1's MAC.
+	var ans heraldv1.AnnouncementList
+	if err := c.c.List(c.ctx, &ans, client.InNamespace("bulk")); err != nil {
+		b.Fatal(err)
+	}
+	var theirs []netip.Addr
+	for _, an := range ans.Items {
+		if an.Status.Node == "node1" && len(an.Status.Addresses) > 0 && len(theirs) < 500 {
+			theirs = append(theirs, netip.MustParseAddr(an.Status.Addresses[0]))
+		}
+	}
+	if len(theirs) == 0 {
+		b.Fatal("node1 announces nothing")
+	}
+	got := c.responders(theirs[0])
+	if len(got) != 1 {
+		b.Fatalf("%s answered by %v", theirs[0], got)
+	}
+	mac, _ := net.ParseMAC(got[0])
+	held := c.labelled("node1", "herald_speaker_announced_addresses")
+	w := c.watch(theirs)
+	time.Sleep(2 * time.Second)
+	mark := c.auditMark(b)
+	kill := time.Now()
+	if err := c.speaker["node1"].Kill(); err != nil {
+		b.Fatal(err)
+	}
+	c.eventually(2*time.Minute, "node2 announces every address", func() (bool, string) {
+		v := c.labelled("node2", "herald_speaker_announced_addresses")
+		return v == float64(n), fmt.Sprintf("%v announced", v)
+	})
+	took := time.Since(kill)
+	time.Sleep(max(0, 30*time.Second-took))
+	w.stop()
+	var outages []time.Duration
+	missing := 0
+	for _, s := range w.series {
+		if t, ok := s.FirstAfter(kill, mac); ok {
+			outages = append(outages, t.Sub(kill))
+		} else {
+			missing++
+		}
+	}
+	b.Logf("mass failover of %.0f addresses (node1 killed): node2 announced all %v after the kill; over a sample of %d probed every 10 ms, answered again by node2 after p50 %v, p99 %v, max %v (%d never answered)",
+		held, took.Round(time.Millisecond), len(theirs), pct(outages, 50), pct(outages, 99), pct(outages, 100), missing)
+	c.auditReport(b, "failover (30 s after the kill)", mark, 30*time.Second)
+}
+
+// auditMark is how many requests the audit log holds now.
+func (c *cluster) auditMark(b testing.TB) int {
+	reqs, err := access.ReadAudit(c.lab.AuditLog)
+	if err != nil {
+		b.Fatalf("reading the audit log: %v", err)
+	}
+	return len(reqs)
+}
+
+// auditReport logs the requests of Herald's components since mark, by component, verb and resource, as rates
+// over d, and the writes per second of all of them together.
+func (c *cluster) auditReport(b testing.TB, what string, mark int, d time.Duration) {
+	reqs, err := access.ReadAudit(c.lab.AuditLog)
+	if err != nil {
+		b.Fatalf("reading the audit log: %v", err)
+	}
+	counts := map[string]int{}
+	writes := 0
+	for _, r := range reqs[min(mark, len(reqs)):] {
+		who := r.User[strings.LastIndex(r.User, ":")+1:]
+		counts[fmt.Sprintf("%s %s %s", who, r.Verb, r.Resource)]++
+		switch r.Verb {
+		case "create", "update", "patch", "delete":
+			writes++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(counts))
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf("  %s: %d (%.2f/s)", k, counts[k], float64(counts[k])/d.Seconds()))
+	}
+	b.Logf("API requests by Herald, %s, over %v: %d writes (%.2f/s)\n%s", what, d.Round(time.Second), writes,
+		float64(writes)/d.Seconds(), strings.Join(lines, "\n"))
+}
+
+// bulkLocal creates n Services like bulk, every second one externalTrafficPolicy Local with an EndpointSlice
+// whose one ready endpoint is on a node of nodes (in turn), and returns when it started.
+func (c *cluster) bulkLocal(b *testing.B, n int, nodes []string) time.Time {
+	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				name := fmt.Sprintf("s%05d", i)
+				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: name,
+					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
+						AllocateLoadBalancerNodePorts: ptr.To(false)}}
+				var objs []client.Object
+				if i%2 == 1 {
+					s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+					objs = append(objs, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: name,
+						Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+						AddressType: discoveryv1.AddressTypeIPv4,
+						Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.128.1"}, NodeName: ptr.To(nodes[i/2%len(nodes)]),
+							Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}})
+				}
+				objs = append([]client.Object{s}, objs...)
+				for _, o := range objs {
+					// An overloaded API server times requests out: try again, and count a create that landed before
+					// its timeout as done.
+					var err error
+					for try := 0; try < 5; try++ {
+						if err = c.c.Create(c.ctx, o.DeepCopyObject().(client.Object)); err == nil || apierrors.IsAlreadyExists(err) {
+							err = nil
+							break
+						}
+						time.Sleep(time.Duration(try+1) * time.Second)
+					}
+					if err != nil {
+						b.Errorf("creating %s: %v", name, err)
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.Logf("created %d Services (%d of them Local, with an EndpointSlice) in %v", n, n/2, time.Since(start))
+	return start
 }
 
 // cpuProfile fetches a CPU profile of node's speaker over d from its --pprof-bind-address (:6060); nil when that
