@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -132,7 +131,7 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 			}
 		}
 		for i := range sa.NamespaceSelectors {
-			if !ok && selectorMatches(&sa.NamespaceSelectors[i], nsLabels) {
+			if !ok && sa.NamespaceSelectors[i].Matches(nsLabels) {
 				ok = true
 			}
 		}
@@ -143,7 +142,7 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 	if len(sa.ServiceSelectors) > 0 {
 		ok := false
 		for i := range sa.ServiceSelectors {
-			if selectorMatches(&sa.ServiceSelectors[i], labels.Set(svc.Labels)) {
+			if sa.ServiceSelectors[i].Matches(labels.Set(svc.Labels)) {
 				ok = true
 				break
 			}
@@ -153,16 +152,6 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 		}
 	}
 	return true, ""
-}
-
-// selectorMatches reports whether a selector matches a label set; a selector that does not convert (the schema
-// refuses those) matches nothing.
-func selectorMatches(s *heraldv1.Selector, set labels.Set) bool {
-	sel, err := metav1.LabelSelectorAsSelector(s.LabelSelector())
-	if err != nil {
-		return false
-	}
-	return sel.Matches(set)
 }
 
 // candidatePools lists the pools a Service may take addresses from. A pool named by annotation is the only

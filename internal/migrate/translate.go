@@ -607,18 +607,10 @@ func (t *translator) coverage() {
 
 // announced reports whether a Herald advertisement of the result selects pool p.
 func (t *translator) announced(p *pool) bool {
-	for _, a := range t.res.Advertisements {
-		if len(a.Spec.IPAddressPools) == 0 && len(a.Spec.IPAddressPoolSelectors) == 0 {
+	hp := &heraldv1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: p.herald, Labels: p.labels}}
+	for i := range t.res.Advertisements {
+		if t.res.Advertisements[i].Spec.SelectsPool(hp) {
 			return true
-		}
-		if contains(a.Spec.IPAddressPools, p.herald) {
-			return true
-		}
-		for i := range a.Spec.IPAddressPoolSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.IPAddressPoolSelectors[i].LabelSelector())
-			if err == nil && s.Matches(labels.Set(p.labels)) {
-				return true
-			}
 		}
 	}
 	return false
