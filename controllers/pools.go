@@ -93,6 +93,25 @@ func poolPriority(sa *heraldv1.ServiceAllocation) int {
 	}
 }
 
+// PoolOverlap is the addresses a pool lists that an earlier pool lists too.
+type PoolOverlap struct {
+	Pool    string
+	Earlier string // the pool that hands the shared addresses out
+	Ranges  []ipam.Range
+}
+
+// Overlaps lists the addresses each pool shares with earlier ones, in the controller's order: by creation time,
+// then name. The controller hands shared addresses out from the earlier pool only.
+func Overlaps(pools []heraldv1.IPAddressPool) []PoolOverlap {
+	var out []PoolOverlap
+	for _, p := range buildPools(pools) {
+		for _, o := range p.Overlaps {
+			out = append(out, PoolOverlap{Pool: p.Name, Earlier: o.Pool, Ranges: o.Ranges})
+		}
+	}
+	return out
+}
+
 // ipamPools is the allocator's view of the pools.
 func ipamPools(pools []*poolInfo) []ipam.Pool {
 	out := make([]ipam.Pool, 0, len(pools))

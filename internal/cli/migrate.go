@@ -83,6 +83,30 @@ type pathList []string
 func (p *pathList) String() string     { return strings.Join(*p, ",") }
 func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }
 
+// readPaths decodes the objects of every -f path in turn: a file, a directory or - for stdin (once).
+func readPaths(paths []string, stdin io.Reader) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	stdinRead := false
+	for _, p := range paths {
+		var o []*unstructured.Unstructured
+		var err error
+		if p == "-" {
+			if stdinRead {
+				return nil, errors.New("-f - given twice: stdin can be read once")
+			}
+			stdinRead = true
+			o, err = migrate.Decode("<stdin>", stdin)
+		} else {
+			o, err = migrate.ReadPath(p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, o...)
+	}
+	return objs, nil
+}
+
 // migrateConfig is the parsed command line of herald migrate.
 type migrateConfig struct {
 	Paths       pathList
@@ -179,24 +203,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // readMigrateInput reads every -f path, then the cluster.
 func readMigrateInput(c migrateConfig, stdin io.Reader) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	stdinRead := false
-	for _, p := range c.Paths {
-		var o []*unstructured.Unstructured
-		var err error
-		if p == "-" {
-			if stdinRead {
-				return nil, errors.New("-f - given twice: stdin can be read once")
-			}
-			stdinRead = true
-			o, err = migrate.Decode("<stdin>", stdin)
-		} else {
-			o, err = migrate.ReadPath(p)
-		}
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, o...)
+	objs, err := readPaths(c.Paths, stdin)
+	if err != nil {
+		return nil, err
 	}
 	if c.FromCluster {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

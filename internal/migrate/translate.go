@@ -40,7 +40,7 @@ func Translate(objs []*unstructured.Unstructured, opts Options) (*Result, error)
 		byName:    map[string][]*pool{},
 		seen:      map[string]bool{},
 	}
-	flat, err := flatten(objs)
+	flat, err := Flatten(objs)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +85,8 @@ func Translate(objs []*unstructured.Unstructured, opts Options) (*Result, error)
 	return t.res, nil
 }
 
-// flatten expands v1 Lists (what `kubectl get -o yaml` prints) and checks every object has a kind and a name.
-func flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+// Flatten expands v1 Lists (what `kubectl get -o yaml` prints) and checks every object has a kind and a name.
+func Flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, u := range objs {
 		if u.IsList() {
@@ -98,7 +98,7 @@ func flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, e
 			if err != nil {
 				return nil, fmt.Errorf("expanding %s: %w", u.GetKind(), err)
 			}
-			inner, err := flatten(items)
+			inner, err := Flatten(items)
 			if err != nil {
 				return nil, err
 			}
