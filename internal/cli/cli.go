@@ -25,11 +25,13 @@ Usage:
                               (exit 1 unanswered, 3 more than one MAC)
   herald doctor [flags]       on a node: check what breaks Layer-2 announcing and say how to fix it
   herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
+  herald validate [flags]     find what CEL cannot see: overlapping pools, missing pools, selectors matching
+                              nothing, addresses no pool holds... with the fix for each (exit 1 on errors)
   herald version [-o json]    the version and commit this binary was built from
 
 Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
-probe, an unreachable cluster or a socket error). status, probe, doctor and migrate also run as a kubectl
-plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
+probe, an unreachable cluster or a socket error; for validate, an unreadable file or cluster). status,
+probe, doctor, migrate and validate also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
 `
 
 // pluginUsage is the usage of kubectl-herald.
@@ -40,6 +42,7 @@ Usage:
   kubectl herald probe [flags] TARGET  from this host: who answers ARP/NDP for an IP or NAMESPACE/SERVICE
   kubectl herald doctor [flags]        on a node: check what breaks Layer-2 announcing and how to fix it
   kubectl herald migrate [flags]       translate MetalLB's configuration into Herald's
+  kubectl herald validate [flags]      find the mistakes CEL cannot see in files or the cluster, with fixes
 
 Run 'kubectl herald <command> -h' for the flags and exit codes of a command. The kubeconfig is kubectl's:
 --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
@@ -59,7 +62,7 @@ func Main(args []string) int {
 }
 
 // PluginMain is the main of kubectl-herald, the kubectl plugin: kubectl runs it with the arguments after
-// "kubectl herald". It runs the operator commands: status, probe, doctor and migrate.
+// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate and validate.
 func PluginMain(args []string) int {
 	return operator("kubectl herald", pluginUsage, args, os.Stdin, os.Stdout, os.Stderr)
 }
@@ -82,6 +85,8 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 		return runDoctor(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdin, stdout, stderr)
+	case "validate":
+		return runValidate(args[1:], stdin, stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	default:
