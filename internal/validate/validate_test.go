@@ -173,7 +173,11 @@ func TestCheck(t *testing.T) {
 		}, want: []string{"unchecked interface-not-found L2Advertisement web spec.interfaces[1]"}},
 		{name: "a NoInterface Announcement of another pool proves nothing", change: func(s *Snapshot) {
 			s.Advertisements[0].Spec.Interfaces = []string{"eth9"}
-			s.Announcements[0] = announcement("blog", "www", "node-2", "203.0.113.5", nil, speaker.ReasonNoInterface)
+			s.Announcements[0] = announcement("blog", "www", "node-1", "203.0.113.5", nil, speaker.ReasonNoInterface)
+		}, want: []string{"unchecked interface-not-found L2Advertisement web spec.interfaces[0]"}},
+		{name: "a NoInterface Announcement of a node the advertisement does not select proves nothing", change: func(s *Snapshot) {
+			s.Advertisements[0].Spec.Interfaces = []string{"eth9"}
+			s.Announcements[0] = announcement("shop", "web", "node-2", "198.51.100.10", nil, speaker.ReasonNoInterface)
 		}, want: []string{"unchecked interface-not-found L2Advertisement web spec.interfaces[0]"}},
 		{name: "Local Service without any endpoint", change: func(s *Snapshot) {
 			s.EndpointSlices = nil
