@@ -21,11 +21,20 @@ func reportSnapshot() *Snapshot {
 	return s
 }
 
+// lanSnapshot is the README's example (testdata/lan.yaml, output testdata/lan.golden.txt).
+func lanSnapshot(t *testing.T) *Snapshot {
+	s, _, err := FromObjects(readTestdata(t, "lan.yaml"), "herald.dev/l2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestWriteTextGolden(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		snap *Snapshot
-	}{{"report", reportSnapshot()}, {"clean", clean()}} {
+	}{{"report", reportSnapshot()}, {"clean", clean()}, {"lan", lanSnapshot(t)}} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			if err := NewReport(tt.snap, false).WriteText(&out); err != nil {
