@@ -35,25 +35,20 @@ func FromObjects(objs []*unstructured.Unstructured, class string) (*Snapshot, in
 		case gvk.Group == migrate.MetalLBGroup, gvk.Group == "" && gvk.Kind == "ConfigMap":
 			metallb = append(metallb, u)
 		case gvk == heraldv1.GroupVersion.WithKind("IPAddressPool"):
-			s.Pools = append(s.Pools, heraldv1.IPAddressPool{})
-			into = &s.Pools[len(s.Pools)-1]
+			into = grow(&s.Pools)
 		case gvk == heraldv1.GroupVersion.WithKind("L2Advertisement"):
-			s.Advertisements = append(s.Advertisements, heraldv1.L2Advertisement{})
-			into = &s.Advertisements[len(s.Advertisements)-1]
+			into = grow(&s.Advertisements)
 		case gvk == heraldv1.GroupVersion.WithKind("Announcement"):
-			s.Announcements = append(s.Announcements, heraldv1.Announcement{})
-			into = &s.Announcements[len(s.Announcements)-1]
+			into = grow(&s.Announcements)
 		case gvk == corev1.SchemeGroupVersion.WithKind("Service"):
-			s.Services = append(s.Services, corev1.Service{})
-			into = &s.Services[len(s.Services)-1]
+			into = grow(&s.Services)
 		case gvk == corev1.SchemeGroupVersion.WithKind("Node"):
-			s.Nodes = append(s.Nodes, corev1.Node{})
-			into = &s.Nodes[len(s.Nodes)-1]
+			into = grow(&s.Nodes)
 		case gvk == discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"):
-			s.EndpointSlices = append(s.EndpointSlices, discoveryv1.EndpointSlice{})
-			into = &s.EndpointSlices[len(s.EndpointSlices)-1]
+			into = grow(&s.EndpointSlices)
 		case gvk.Group == heraldv1.GroupVersion.Group:
-			return nil, 0, fmt.Errorf("%s %s: Herald's API is %s; convert it or check the apiVersion", gvk.Kind, u.GetName(), heraldv1.GroupVersion)
+			return nil, 0, fmt.Errorf("%s %s (%s): Herald's kinds are IPAddressPool, L2Advertisement and Announcement of %s",
+				gvk.Kind, u.GetName(), u.GetAPIVersion(), heraldv1.GroupVersion)
 		default:
 			ignored++
 		}
@@ -68,6 +63,12 @@ func FromObjects(objs []*unstructured.Unstructured, class string) (*Snapshot, in
 		return nil, 0, err
 	}
 	return s, ignored, nil
+}
+
+// grow appends a zero element to *s and returns it.
+func grow[T any](s *[]T) *T {
+	*s = append(*s, *new(T))
+	return &(*s)[len(*s)-1]
 }
 
 func objectKey(u *unstructured.Unstructured) string {

@@ -57,7 +57,8 @@ func TestFromObjectsErrors(t *testing.T) {
 		in   *unstructured.Unstructured
 		want string
 	}{
-		{"another version of Herald's API", obj("herald.dev/v1beta1", "IPAddressPool", nil), "Herald's API is herald.dev/v1alpha1"},
+		{"another version of Herald's API", obj("herald.dev/v1beta1", "IPAddressPool", nil), "IPAddressPool x (herald.dev/v1beta1): Herald's kinds are IPAddressPool, L2Advertisement and Announcement of herald.dev/v1alpha1"},
+		{"an unknown kind of Herald's", obj("herald.dev/v1alpha1", "BGPPeer", nil), "BGPPeer x (herald.dev/v1alpha1): Herald's kinds are"},
 		{"a spec of the wrong shape", obj("herald.dev/v1alpha1", "IPAddressPool", map[string]any{"addresses": "198.51.100.0/24"}), "reading IPAddressPool x"},
 		{"no name", &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Node"}}, "a Node without metadata.name"},
 	}

@@ -197,21 +197,9 @@ func (c *checker) advertisement(a *heraldv1.L2Advertisement) {
 			"create the pool, or correct the name ("+c.poolNames()+")",
 			"names IPAddressPool %q, which does not exist: nothing is announced for it", name)
 	}
-	poolLabels := make([]labels.Set, 0, len(c.s.Pools))
-	for i := range c.s.Pools {
-		poolLabels = append(poolLabels, c.s.Pools[i].Labels)
-	}
-	missPools, ok := c.selectors(obj, "spec.ipAddressPoolSelectors", a.Spec.IPAddressPoolSelectors, poolLabels)
-	selectsPool = selectsPool || ok
-	for _, i := range missPools {
-		sev, also := Warning, ""
-		if !selectsPool {
-			sev, also = Error, ": the advertisement announces no pool"
-		}
-		c.add(CheckPoolSelector, sev, obj, fmt.Sprintf("spec.ipAddressPoolSelectors[%d]", i),
-			"label the pools it is meant for (kubectl label ipaddresspool NAME KEY=VALUE), or correct the selector",
-			"selector %s matches no IPAddressPool%s", selectorText(&a.Spec.IPAddressPoolSelectors[i]), also)
-	}
+	c.unmatched(obj, CheckPoolSelector, "spec.ipAddressPoolSelectors", a.Spec.IPAddressPoolSelectors,
+		labelSets(c.s.Pools), selectsPool, "no IPAddressPool", "the advertisement announces no pool",
+		"label the pools it is meant for (kubectl label ipaddresspool NAME KEY=VALUE), or correct the selector")
 	if len(a.Spec.NodeSelectors) == 0 {
 		return
 	}
@@ -221,25 +209,30 @@ func (c *checker) advertisement(a *heraldv1.L2Advertisement) {
 			"not checked: the input holds no Node")
 		return
 	}
-	nodeLabels := make([]labels.Set, 0, len(c.s.Nodes))
-	for i := range c.s.Nodes {
-		nodeLabels = append(nodeLabels, c.s.Nodes[i].Labels)
-	}
-	missNodes, ok := c.selectors(obj, "spec.nodeSelectors", a.Spec.NodeSelectors, nodeLabels)
-	for _, i := range missNodes {
-		sev, also := Warning, ""
-		if !ok {
-			sev, also = Error, ": no node may announce the advertisement's addresses"
-		}
-		c.add(CheckNodeSelector, sev, obj, fmt.Sprintf("spec.nodeSelectors[%d]", i),
-			"label the nodes meant to announce (kubectl label node NAME KEY=VALUE), or correct the selector",
-			"selector %s matches none of the %d Nodes%s", selectorText(&a.Spec.NodeSelectors[i]), len(c.s.Nodes), also)
-	}
+	c.unmatched(obj, CheckNodeSelector, "spec.nodeSelectors", a.Spec.NodeSelectors, labelSets(c.s.Nodes), false,
+		fmt.Sprintf("none of the %d Nodes", len(c.s.Nodes)), "no node may announce the advertisement's addresses",
+		"label the nodes meant to announce (kubectl label node NAME KEY=VALUE), or correct the selector")
 }
 
-// selectors returns the indexes of the selectors that match none of sets, and whether any matches one. A
-// selector that does not convert is reported here.
-func (c *checker) selectors(obj, field string, sels []heraldv1.Selector, sets []labels.Set) (miss []int, any bool) {
+// labelSets lists the labels of objects.
+func labelSets[T any, P interface {
+	*T
+	metav1.Object
+}](objs []T) []labels.Set {
+	out := make([]labels.Set, 0, len(objs))
+	for i := range objs {
+		out = append(out, P(&objs[i]).GetLabels())
+	}
+	return out
+}
+
+// unmatched reports each selector of field that matches none of sets ("matches "+what): an error, saying
+// consequence, when no selector matches and nothing else (selectsOther) selects anything either; else a warning.
+// A selector that does not convert is reported as invalid. It returns whether some selector matches.
+func (c *checker) unmatched(obj, check, field string, sels []heraldv1.Selector, sets []labels.Set, selectsOther bool,
+	what, consequence, fix string) bool {
+	var miss []int
+	matchedAny := false
 	for i := range sels {
 		if _, err := metav1.LabelSelectorAsSelector(sels[i].LabelSelector()); err != nil {
 			c.add(CheckInvalidSelector, Error, obj, fmt.Sprintf("%s[%d]", field, i),
@@ -254,12 +247,19 @@ func (c *checker) selectors(obj, field string, sels []heraldv1.Selector, sets []
 			}
 		}
 		if matched {
-			any = true
+			matchedAny = true
 		} else {
 			miss = append(miss, i)
 		}
 	}
-	return miss, any
+	for _, i := range miss {
+		sev, also := Warning, ""
+		if !matchedAny && !selectsOther {
+			sev, also = Error, ": "+consequence
+		}
+		c.add(check, sev, obj, fmt.Sprintf("%s[%d]", field, i), fix, "selector %s matches %s%s", selectorText(&sels[i]), what, also)
+	}
+	return matchedAny
 }
 
 func (c *checker) poolNames() string {

@@ -224,6 +224,8 @@ func TestMessages(t *testing.T) {
 	s.Services[1].Spec.LoadBalancerIP = "198.18.0.9" //nolint:staticcheck
 	s.Services[1].Annotations = nil
 	s.EndpointSlices = nil
+	s.Advertisements[0].Spec.NodeSelectors = append(s.Advertisements[0].Spec.NodeSelectors, sel("rack", "r9"))
+	s.Advertisements[1].Spec.IPAddressPoolSelectors = append(s.Advertisements[1].Spec.IPAddressPoolSelectors, sel("tier", "internl"))
 	want := []Finding{
 		{Check: CheckPoolOverlap, Severity: Error, Object: "IPAddressPool web-b", Field: "spec.addresses[0],spec.addresses[1]",
 			Message: `198.51.100.32/27, 2001:db8:1::80/121: also listed by IPAddressPool "web"; the controller hands them out only from "web", created earlier, and marks this pool Overlapping`,
@@ -237,6 +239,12 @@ func TestMessages(t *testing.T) {
 		{Check: CheckLocalNoEndpoint, Severity: Error, Object: "Service shop/web", Field: "spec.externalTrafficPolicy",
 			Message: "externalTrafficPolicy Local and no ready endpoint: no node may announce it, so nobody answers ARP/NDP for its addresses",
 			Fix:     "make its Pods ready (kubectl get endpointslices -n shop -l kubernetes.io/service-name=web), or set externalTrafficPolicy: Cluster"},
+		{Check: CheckPoolSelector, Severity: Warning, Object: "L2Advertisement internal", Field: "spec.ipAddressPoolSelectors[1]",
+			Message: "selector {tier=internl} matches no IPAddressPool",
+			Fix:     "label the pools it is meant for (kubectl label ipaddresspool NAME KEY=VALUE), or correct the selector"},
+		{Check: CheckNodeSelector, Severity: Warning, Object: "L2Advertisement web", Field: "spec.nodeSelectors[1]",
+			Message: "selector {rack=r9} matches none of the 2 Nodes",
+			Fix:     "label the nodes meant to announce (kubectl label node NAME KEY=VALUE), or correct the selector"},
 	}
 	if diff := cmp.Diff(want, Check(s)); diff != "" {
 		t.Errorf("Check (-want +got):\n%s", diff)
