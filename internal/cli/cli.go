@@ -3,6 +3,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,6 +93,40 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 	default:
 		fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", name, args[0], text)
 		return 2
+	}
+}
+
+// newFlagSet makes the flag set of an operator command whose -h prints text, then the flags.
+func newFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses an operator command's flags. When it returns done, the command returns code at once: ok
+// after -h printed the usage, usage after a bad flag (the flag package printed why).
+func parseFlags(fs *flag.FlagSet, args []string, ok, usage int) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return ok, true
+	default:
+		return usage, true
+	}
+}
+
+// usageError returns a function that prints a usage mistake of an operator command, pointing at its -h, and
+// returns code.
+func usageError(stderr io.Writer, name string, code int) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "herald "+name+": "+format+"\nRun 'herald "+name+" -h' for usage.\n", a...)
+		return code
 	}
 }
 

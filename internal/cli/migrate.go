@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -139,12 +138,7 @@ var migrateClient = func(kubeconfig string) (client.Reader, error) {
 // runMigrate runs `herald migrate`.
 func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c migrateConfig
-	fs := flag.NewFlagSet("herald migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), migrateUsageText)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("migrate", migrateUsageText, stderr)
 	fs.Var(&c.Paths, "f", "a MetalLB manifest file, a directory of them, or - for stdin (repeatable)")
 	fs.Var(&c.Paths, "filename", "same as -f")
 	fs.BoolVar(&c.FromCluster, "from-cluster", false, "read MetalLB's configuration and the LoadBalancer Services from the cluster")
@@ -152,16 +146,10 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.KeepMetalLB, "keep-metallb-annotations", false, "leave Services' MetalLB annotations alone (Herald reads them too)")
 	fs.BoolVar(&c.Services, "services", false, "print the Service annotation changes instead of the pools and advertisements")
 	fs.StringVar(&c.Output, "o", "yaml", "output format: yaml or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return migrateOK
-		}
-		return migrateUsage
+	if code, done := parseFlags(fs, args, migrateOK, migrateUsage); done {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "herald migrate: "+format+"\nRun 'herald migrate -h' for usage.\n", a...)
-		return migrateUsage
-	}
+	usageErr := usageError(stderr, "migrate", migrateUsage)
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q; name input files with -f", fs.Arg(0))

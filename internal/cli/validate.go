@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -85,12 +83,7 @@ type validateConfig struct {
 // runValidate runs `herald validate`.
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c validateConfig
-	fs := flag.NewFlagSet("herald validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), validateUsageText)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("validate", validateUsageText, stderr)
 	fs.Var(&c.paths, "f", "a manifest file, a directory of them, or - for stdin (repeatable)")
 	fs.Var(&c.paths, "filename", "same as -f")
 	fs.BoolVar(&c.fromCluster, "from-cluster", false, "read the configuration, Services, Nodes, EndpointSlices and Announcements from the cluster")
@@ -101,16 +94,10 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.strict, "strict", false, "exit 1 on warnings too")
 	fs.StringVar(&c.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass Herald serves besides Services that name none")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "with --from-cluster: how long to wait for the API server")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return validateOK
-		}
-		return validateError
+	if code, done := parseFlags(fs, args, validateOK, validateError); done {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "herald validate: "+format+"\nRun 'herald validate -h' for usage.\n", a...)
-		return validateError
-	}
+	usageErr := usageError(stderr, "validate", validateError)
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q; name input files with -f", fs.Arg(0))
