@@ -51,9 +51,10 @@ Input (at least one of):
                   through herald migrate's translation; other kinds are passed over.
   --from-cluster  read the same kinds from the cluster (kubeconfig as kubectl: --kubeconfig, $KUBECONFIG,
                   ~/.kube/config, in-cluster), in every namespace, and ConfigMaps and metallb.io's kinds for
-                  MetalLB's configuration: the kubeconfig's user must be allowed to list them. With -f as
-                  well, the files' objects replace the cluster's of the same kind and name, as applying them
-                  would: check a change before applying it.
+                  MetalLB's configuration: the kubeconfig's user must be allowed to list them (when it may not
+                  list MetalLB's, that part is reported unchecked). With -f as well, the files' objects replace
+                  the cluster's of the same kind and name, as applying them would: check a change before
+                  applying it.
 
 Output:
   -o text   a summary line, then each finding, worst first: "SEVERITY CHECK: OBJECT FIELD", the message,

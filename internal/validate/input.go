@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -107,8 +108,8 @@ func (s *Snapshot) addMetalLB(objs []*unstructured.Unstructured) error {
 }
 
 // ReadCluster reads a Snapshot from a cluster: Herald's pools, advertisements and Announcements, the Services,
-// Nodes and EndpointSlices, and MetalLB's configuration when it is installed. The client must know core/v1,
-// discovery/v1 and herald.dev/v1alpha1.
+// Nodes and EndpointSlices, and MetalLB's configuration when it is installed and may be read (MetalLBUnread says
+// why not when listing it is forbidden). The client must know core/v1, discovery/v1 and herald.dev/v1alpha1.
 func ReadCluster(ctx context.Context, c client.Reader, class string) (*Snapshot, error) {
 	s := &Snapshot{FromCluster: true, Class: class}
 	var (
@@ -133,10 +134,14 @@ func ReadCluster(ctx context.Context, c client.Reader, class string) (*Snapshot,
 	s.Pools, s.Advertisements, s.Announcements = pools.Items, advs.Items, anns.Items
 	s.Services, s.Nodes, s.EndpointSlices = svcs.Items, nodes.Items, slices.Items
 	metallb, err := migrate.ReadCluster(ctx, c)
-	if errors.Is(err, migrate.ErrNoMetalLB) {
+	switch {
+	case errors.Is(err, migrate.ErrNoMetalLB):
 		return s, nil
-	}
-	if err != nil {
+	case apierrors.IsForbidden(err):
+		// A Herald-only cluster's operator may not list every ConfigMap: check the rest.
+		s.MetalLBUnread = err.Error()
+		return s, nil
+	case err != nil:
 		return nil, fmt.Errorf("reading MetalLB's configuration: %w", err)
 	}
 	var cfg []*unstructured.Unstructured

@@ -1,12 +1,22 @@
 package validate
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/controllers"
@@ -89,5 +99,38 @@ func TestOverlay(t *testing.T) {
 	}
 	if !cluster.FromCluster || len(cluster.Nodes) != 2 {
 		t.Errorf("Overlay lost the cluster's Nodes or FromCluster")
+	}
+}
+
+// TestReadClusterForbidden: a user who may not list ConfigMaps (where MetalLB's legacy configuration lives) still
+// gets Herald's configuration checked, and is told what was not.
+func TestReadClusterForbidden(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := heraldv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	pool := pool("web", nil, "198.51.100.0/26")
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(&pool).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			gvk := list.GetObjectKind().GroupVersionKind()
+			switch {
+			case gvk.Group == migrate.MetalLBGroup:
+				return &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
+			case gvk.Kind == "ConfigMapList":
+				return apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "", errors.New("RBAC says no"))
+			}
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+	s, err := ReadCluster(context.Background(), c, controllers.DefaultLoadBalancerClass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"warning pool-not-announced IPAddressPool web ", "unchecked metallb-not-translated MetalLB configuration "}
+	if diff := cmp.Diff(want, brief(Check(s))); diff != "" || !s.FromCluster || len(s.Pools) != 1 {
+		t.Errorf("FromCluster %v, %d pools; Check (-want +got):\n%s", s.FromCluster, len(s.Pools), diff)
 	}
 }

@@ -83,6 +83,9 @@ type Snapshot struct {
 	// MetalLB names, by "Kind name", the pools and advertisements translated from MetalLB's objects, with the
 	// MetalLB object they come from.
 	MetalLB map[string]string
+	// MetalLBUnread says why MetalLB's configuration (metallb.io's kinds, ConfigMaps) could not be read from the
+	// cluster; empty when it was, or is not there.
+	MetalLBUnread string
 	// Untranslated are the notes of the MetalLB translation that left something out (severity skipped): it is
 	// not checked.
 	Untranslated []migrate.Note
@@ -140,6 +143,11 @@ func (c *checker) name(kind, name string) string {
 }
 
 func (c *checker) untranslated() {
+	if c.s.MetalLBUnread != "" {
+		c.add(CheckMetalLBNotTranslated, Unchecked, "MetalLB configuration", "",
+			"let the kubeconfig's user list ConfigMaps and metallb.io's kinds in every namespace, or give MetalLB's manifests with -f; nothing to do without MetalLB",
+			"not checked: it cannot be read (%s)", c.s.MetalLBUnread)
+	}
 	for _, n := range c.s.Untranslated {
 		c.add(CheckMetalLBNotTranslated, Unchecked, "metallb.io "+n.Source, n.Field,
 			"correct it if Herald is to use it; herald migrate says the same",
