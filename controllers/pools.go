@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -90,6 +89,25 @@ func poolPriority(sa *heraldv1.ServiceAllocation) int {
 	}
 }
 
+// PoolOverlap is the addresses a pool lists that an earlier pool lists too.
+type PoolOverlap struct {
+	Pool    string
+	Earlier string // the pool that hands the shared addresses out
+	Ranges  []ipam.Range
+}
+
+// Overlaps lists the addresses each pool shares with earlier ones, in the controller's order: by creation time,
+// then name. The controller hands shared addresses out from the earlier pool only.
+func Overlaps(pools []heraldv1.IPAddressPool) []PoolOverlap {
+	var out []PoolOverlap
+	for _, p := range buildPools(pools) {
+		for _, o := range p.Overlaps {
+			out = append(out, PoolOverlap{Pool: p.Name, Earlier: o.Pool, Ranges: o.Ranges})
+		}
+	}
+	return out
+}
+
 // ipamPools is the allocator's view of the pools.
 func ipamPools(pools []*poolInfo) []ipam.Pool {
 	out := make([]ipam.Pool, 0, len(pools))
@@ -128,7 +146,7 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 			}
 		}
 		for i := range sa.NamespaceSelectors {
-			if !ok && selectorMatches(&sa.NamespaceSelectors[i], nsLabels) {
+			if !ok && sa.NamespaceSelectors[i].Matches(nsLabels) {
 				ok = true
 			}
 		}
@@ -139,7 +157,7 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 	if len(sa.ServiceSelectors) > 0 {
 		ok := false
 		for i := range sa.ServiceSelectors {
-			if selectorMatches(&sa.ServiceSelectors[i], labels.Set(svc.Labels)) {
+			if sa.ServiceSelectors[i].Matches(labels.Set(svc.Labels)) {
 				ok = true
 				break
 			}
@@ -149,16 +167,6 @@ func (p *poolInfo) allows(svc *corev1.Service, nsLabels labels.Set) (bool, strin
 		}
 	}
 	return true, ""
-}
-
-// selectorMatches reports whether a selector matches a label set; a selector that does not convert (the schema
-// refuses those) matches nothing.
-func selectorMatches(s *heraldv1.Selector, set labels.Set) bool {
-	sel, err := metav1.LabelSelectorAsSelector(s.LabelSelector())
-	if err != nil {
-		return false
-	}
-	return sel.Matches(set)
 }
 
 // candidatePools lists the pools a Service may take addresses from. A pool named by annotation is the only

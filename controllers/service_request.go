@@ -78,6 +78,42 @@ func requestFor(svc *corev1.Service) (serviceRequest, error) {
 	return sr, nil
 }
 
+// Request is what a Service asks of the allocator by its spec and annotations, read as the controller reads it.
+type Request struct {
+	// Addresses are the addresses it requests, in its families' order; none when any will do.
+	Addresses []netip.Addr
+	// Pool is the pool it names; "" for any.
+	Pool string
+	// AddressesFrom and PoolFrom name the field or annotation Addresses and Pool were read from.
+	AddressesFrom, PoolFrom string
+}
+
+// ServiceRequest reads what a Service requests: herald.dev/load-balancer-ips (or MetalLB's loadBalancerIPs
+// annotations, or spec.loadBalancerIP) and herald.dev/ip-pool (or MetalLB's address-pool). The error, an
+// *ipam.Error with ReasonInvalidRequest, says what in the Service is contradictory or malformed; the
+// controller refuses such a Service with an AllocationFailed Event.
+func ServiceRequest(svc *corev1.Service) (Request, error) {
+	sr, err := requestFor(svc)
+	if err != nil {
+		return Request{}, err
+	}
+	r := Request{Addresses: sr.Addresses, Pool: sr.Pool, AddressesFrom: firstSet(svc, ipsAnnotations), PoolFrom: firstSet(svc, poolAnnotations)}
+	if svc.Spec.LoadBalancerIP != "" { //nolint:staticcheck // deprecated upstream, still honoured
+		r.AddressesFrom = "spec.loadBalancerIP"
+	}
+	return r, nil
+}
+
+// firstSet names the first annotation of a group a Service carries, "" when it carries none.
+func firstSet(svc *corev1.Service, group []string) string {
+	for _, k := range group {
+		if _, ok := svc.Annotations[k]; ok {
+			return k
+		}
+	}
+	return ""
+}
+
 // annotationValue returns the value of the first annotation of a group that is set and its name, after
 // checking that the others agree with it. Use of a MetalLB annotation is recorded in foreign.
 func annotationValue(svc *corev1.Service, group []string, foreign *[][2]string) (val, from string, err error) {

@@ -480,7 +480,7 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 			case g.Winner == "":
 				st.Reason, st.Message = g.Why, "no node may announce "+joinAddrs(s.Addrs)+": "+whyText(g.Why)
 			case len(st.Interfaces) == 0:
-				st.Reason, st.Message = "NoInterface", in.Self+" is elected but "+interfacesText(g)
+				st.Reason, st.Message = ReasonNoInterface, in.Self+" is elected but "+interfacesText(g)
 			case c.State == claimDeferred && c.Foreign != nil:
 				st.Interfaces = nil
 				st.Reason = EventIPConflict

@@ -193,29 +193,6 @@ func nodeUsable(n *corev1.Node) bool {
 	return true
 }
 
-// localNodes returns the nodes with a ready endpoint of the Service, or, when none is ready, a serving one
-// (an endpoint draining during a rolling update still takes traffic).
-func localNodes(slices []*discoveryv1.EndpointSlice) map[string]bool {
-	ready, serving := map[string]bool{}, map[string]bool{}
-	for _, s := range slices {
-		for _, ep := range s.Endpoints {
-			if ep.NodeName == nil {
-				continue
-			}
-			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				ready[*ep.NodeName] = true
-			}
-			if ep.Conditions.Serving != nil && *ep.Conditions.Serving {
-				serving[*ep.NodeName] = true
-			}
-		}
-	}
-	if len(ready) > 0 {
-		return ready
-	}
-	return serving
-}
-
 // decide makes one whole decision over the inputs: who announces every group and what this node answers where.
 // It is pure but for the election table, whose cache it updates. It runs in named phases, each a function below, so that "why
 // is address X (not) answered here?" has one place to look per step:
@@ -345,7 +322,8 @@ func groupServices(in *inputs) (map[string]*group, map[string][]map[string]bool)
 			}
 		}
 		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-			localOnly[key] = append(localOnly[key], localNodes(in.Endpoints[name]))
+			nodes, _ := service.EndpointNodes(in.Endpoints[name])
+			localOnly[key] = append(localOnly[key], nodes)
 		}
 	}
 	return groups, localOnly

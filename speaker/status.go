@@ -23,6 +23,10 @@ import (
 // ConditionAnnounced is the Announcement condition saying whether a node answers for the Service.
 const ConditionAnnounced = "Announced"
 
+// ReasonNoInterface is the Announced condition's reason when the elected node has no interface to answer on:
+// none of those the L2Advertisement names is usable there, or none has a subnet holding the address.
+const ReasonNoInterface = "NoInterface"
+
 // announcementState is what one Announcement's status should say.
 type announcementState struct {
 	UID        types.UID

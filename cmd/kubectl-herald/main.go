@@ -1,5 +1,5 @@
-// Command kubectl-herald is Herald's kubectl plugin: with it on PATH, `kubectl herald status|probe|doctor|migrate`
-// runs the same commands as `herald status|probe|doctor|migrate`.
+// Command kubectl-herald is Herald's kubectl plugin: with it on PATH, `kubectl herald
+// status|probe|doctor|migrate|validate` runs the same commands as `herald status|probe|doctor|migrate|validate`.
 package main
 
 import (

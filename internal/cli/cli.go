@@ -3,6 +3,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,11 +26,13 @@ Usage:
                               (exit 1 unanswered, 3 more than one MAC)
   herald doctor [flags]       on a node: check what breaks Layer-2 announcing and say how to fix it
   herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
+  herald validate [flags]     find what CEL cannot see: overlapping pools, missing pools, selectors matching
+                              nothing, addresses no pool holds... with the fix for each (exit 1 on errors)
   herald version [-o json]    the version and commit this binary was built from
 
 Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
-probe, an unreachable cluster or a socket error). status, probe, doctor and migrate also run as a kubectl
-plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
+probe, an unreachable cluster or a socket error; for validate, an unreadable file or cluster). status,
+probe, doctor, migrate and validate also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
 `
 
 // pluginUsage is the usage of kubectl-herald.
@@ -40,6 +43,7 @@ Usage:
   kubectl herald probe [flags] TARGET  from this host: who answers ARP/NDP for an IP or NAMESPACE/SERVICE
   kubectl herald doctor [flags]        on a node: check what breaks Layer-2 announcing and how to fix it
   kubectl herald migrate [flags]       translate MetalLB's configuration into Herald's
+  kubectl herald validate [flags]      find the mistakes CEL cannot see in files or the cluster, with fixes
 
 Run 'kubectl herald <command> -h' for the flags and exit codes of a command. The kubeconfig is kubectl's:
 --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
@@ -59,7 +63,7 @@ func Main(args []string) int {
 }
 
 // PluginMain is the main of kubectl-herald, the kubectl plugin: kubectl runs it with the arguments after
-// "kubectl herald". It runs the operator commands: status, probe, doctor and migrate.
+// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate and validate.
 func PluginMain(args []string) int {
 	return operator("kubectl herald", pluginUsage, args, os.Stdin, os.Stdout, os.Stderr)
 }
@@ -82,11 +86,47 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 		return runDoctor(args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(args[1:], stdin, stdout, stderr)
+	case "validate":
+		return runValidate(args[1:], stdin, stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", name, args[0], text)
 		return 2
+	}
+}
+
+// newFlagSet makes the flag set of an operator command whose -h prints text, then the flags.
+func newFlagSet(name, text string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses an operator command's flags. When it returns done, the command returns code at once: ok
+// after -h printed the usage, usage after a bad flag (the flag package printed why).
+func parseFlags(fs *flag.FlagSet, args []string, ok, usage int) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return ok, true
+	default:
+		return usage, true
+	}
+}
+
+// usageError returns a function that prints a usage mistake of an operator command, pointing at its -h, and
+// returns code.
+func usageError(stderr io.Writer, name string, code int) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "herald "+name+": "+format+"\nRun 'herald "+name+" -h' for usage.\n", a...)
+		return code
 	}
 }
 

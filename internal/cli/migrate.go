@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -83,6 +82,30 @@ type pathList []string
 func (p *pathList) String() string     { return strings.Join(*p, ",") }
 func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }
 
+// readPaths decodes the objects of every -f path in turn: a file, a directory or - for stdin (once).
+func readPaths(paths []string, stdin io.Reader) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	stdinRead := false
+	for _, p := range paths {
+		var o []*unstructured.Unstructured
+		var err error
+		if p == "-" {
+			if stdinRead {
+				return nil, errors.New("-f - given twice: stdin can be read once")
+			}
+			stdinRead = true
+			o, err = migrate.Decode("<stdin>", stdin)
+		} else {
+			o, err = migrate.ReadPath(p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, o...)
+	}
+	return objs, nil
+}
+
 // migrateConfig is the parsed command line of herald migrate.
 type migrateConfig struct {
 	Paths       pathList
@@ -115,12 +138,7 @@ var migrateClient = func(kubeconfig string) (client.Reader, error) {
 // runMigrate runs `herald migrate`.
 func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c migrateConfig
-	fs := flag.NewFlagSet("herald migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), migrateUsageText)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("migrate", migrateUsageText, stderr)
 	fs.Var(&c.Paths, "f", "a MetalLB manifest file, a directory of them, or - for stdin (repeatable)")
 	fs.Var(&c.Paths, "filename", "same as -f")
 	fs.BoolVar(&c.FromCluster, "from-cluster", false, "read MetalLB's configuration and the LoadBalancer Services from the cluster")
@@ -128,16 +146,10 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.KeepMetalLB, "keep-metallb-annotations", false, "leave Services' MetalLB annotations alone (Herald reads them too)")
 	fs.BoolVar(&c.Services, "services", false, "print the Service annotation changes instead of the pools and advertisements")
 	fs.StringVar(&c.Output, "o", "yaml", "output format: yaml or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return migrateOK
-		}
-		return migrateUsage
+	if code, done := parseFlags(fs, args, migrateOK, migrateUsage); done {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "herald migrate: "+format+"\nRun 'herald migrate -h' for usage.\n", a...)
-		return migrateUsage
-	}
+	usageErr := usageError(stderr, "migrate", migrateUsage)
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q; name input files with -f", fs.Arg(0))
@@ -179,24 +191,9 @@ func runMigrate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // readMigrateInput reads every -f path, then the cluster.
 func readMigrateInput(c migrateConfig, stdin io.Reader) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	stdinRead := false
-	for _, p := range c.Paths {
-		var o []*unstructured.Unstructured
-		var err error
-		if p == "-" {
-			if stdinRead {
-				return nil, errors.New("-f - given twice: stdin can be read once")
-			}
-			stdinRead = true
-			o, err = migrate.Decode("<stdin>", stdin)
-		} else {
-			o, err = migrate.ReadPath(p)
-		}
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, o...)
+	objs, err := readPaths(c.Paths, stdin)
+	if err != nil {
+		return nil, err
 	}
 	if c.FromCluster {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -176,6 +176,8 @@ func TestOperatorDispatch(t *testing.T) {
 		{name: "probe help", prog: "kubectl herald", args: []string{"probe", "-h"}, code: 0, stderr: "CAP_NET_RAW"},
 		{name: "doctor help", prog: "kubectl herald", args: []string{"doctor", "-h"}, code: 0, stderr: "herald doctor"},
 		{name: "migrate help", prog: "kubectl herald", args: []string{"migrate", "-h"}, code: 0, stderr: "herald migrate"},
+		{name: "plugin lists validate", prog: "kubectl herald", args: []string{"help"}, code: 0, stderr: "kubectl herald validate [flags]"},
+		{name: "validate help", prog: "kubectl herald", args: []string{"validate", "-h"}, code: 0, stderr: "pool-overlap"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -70,12 +68,7 @@ type statusConfig struct {
 // runStatus runs `herald status`.
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	var c statusConfig
-	fs := flag.NewFlagSet("herald status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), statusUsageText)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("status", statusUsageText, stderr)
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current one)")
 	fs.StringVar(&c.namespace, "n", "", "namespace (default: the context's)")
@@ -86,16 +79,10 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.output, "output", status.FormatTable, "same as -o")
 	fs.StringVar(&c.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass Herald serves besides Services that name none")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the API server")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return statusOK
-		}
-		return statusError
+	if code, done := parseFlags(fs, args, statusOK, statusError); done {
+		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "herald status: "+format+"\nRun 'herald status -h' for usage.\n", a...)
-		return statusError
-	}
+	usageErr := usageError(stderr, "status", statusError)
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))

@@ -40,7 +40,7 @@ func Translate(objs []*unstructured.Unstructured, opts Options) (*Result, error)
 		byName:    map[string][]*pool{},
 		seen:      map[string]bool{},
 	}
-	flat, err := flatten(objs)
+	flat, err := Flatten(objs)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +85,8 @@ func Translate(objs []*unstructured.Unstructured, opts Options) (*Result, error)
 	return t.res, nil
 }
 
-// flatten expands v1 Lists (what `kubectl get -o yaml` prints) and checks every object has a kind and a name.
-func flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+// Flatten expands v1 Lists (what `kubectl get -o yaml` prints) and checks every object has a kind and a name.
+func Flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, u := range objs {
 		if u.IsList() {
@@ -98,7 +98,7 @@ func flatten(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, e
 			if err != nil {
 				return nil, fmt.Errorf("expanding %s: %w", u.GetKind(), err)
 			}
-			inner, err := flatten(items)
+			inner, err := Flatten(items)
 			if err != nil {
 				return nil, err
 			}
@@ -607,18 +607,10 @@ func (t *translator) coverage() {
 
 // announced reports whether a Herald advertisement of the result selects pool p.
 func (t *translator) announced(p *pool) bool {
-	for _, a := range t.res.Advertisements {
-		if len(a.Spec.IPAddressPools) == 0 && len(a.Spec.IPAddressPoolSelectors) == 0 {
+	hp := &heraldv1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Name: p.herald, Labels: p.labels}}
+	for i := range t.res.Advertisements {
+		if t.res.Advertisements[i].Spec.SelectsPool(hp) {
 			return true
-		}
-		if contains(a.Spec.IPAddressPools, p.herald) {
-			return true
-		}
-		for i := range a.Spec.IPAddressPoolSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.IPAddressPoolSelectors[i].LabelSelector())
-			if err == nil && s.Matches(labels.Set(p.labels)) {
-				return true
-			}
 		}
 	}
 	return false

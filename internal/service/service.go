@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
 // Served reports whether Herald serves a Service: type LoadBalancer, not being deleted, and no
@@ -27,4 +28,28 @@ func Addresses(svc *corev1.Service) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// EndpointNodes returns the nodes running a ready endpoint of a Service, from its EndpointSlices, or, when none
+// is ready, those running a serving one (an endpoint draining during a rolling update still takes traffic);
+// ready says which. These are the nodes that may announce a Service with externalTrafficPolicy Local.
+func EndpointNodes(slices []*discoveryv1.EndpointSlice) (nodes map[string]bool, ready bool) {
+	readyOn, servingOn := map[string]bool{}, map[string]bool{}
+	for _, s := range slices {
+		for _, ep := range s.Endpoints {
+			if ep.NodeName == nil {
+				continue
+			}
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				readyOn[*ep.NodeName] = true
+			}
+			if ep.Conditions.Serving != nil && *ep.Conditions.Serving {
+				servingOn[*ep.NodeName] = true
+			}
+		}
+	}
+	if len(readyOn) > 0 {
+		return readyOn, true
+	}
+	return servingOn, false
 }

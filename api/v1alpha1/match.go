@@ -1,0 +1,46 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Matches reports whether the selector matches a label set. A selector that does not convert to a Kubernetes
+// label selector (the schema refuses those) matches nothing.
+func (s *Selector) Matches(set labels.Set) bool {
+	sel, err := metav1.LabelSelectorAsSelector(s.LabelSelector())
+	return err == nil && sel.Matches(set)
+}
+
+// SelectsPool reports whether the advertisement announces a pool: one it names, one an ipAddressPoolSelector
+// matches, or any pool when it has neither.
+func (s *L2AdvertisementSpec) SelectsPool(p *IPAddressPool) bool {
+	if len(s.IPAddressPools) == 0 && len(s.IPAddressPoolSelectors) == 0 {
+		return true
+	}
+	for _, name := range s.IPAddressPools {
+		if name == p.Name {
+			return true
+		}
+	}
+	for i := range s.IPAddressPoolSelectors {
+		if s.IPAddressPoolSelectors[i].Matches(labels.Set(p.Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// SelectsNode reports whether the advertisement lets a node with these labels announce: one of its
+// nodeSelectors matches them, or it has none.
+func (s *L2AdvertisementSpec) SelectsNode(nodeLabels labels.Set) bool {
+	if len(s.NodeSelectors) == 0 {
+		return true
+	}
+	for i := range s.NodeSelectors {
+		if s.NodeSelectors[i].Matches(nodeLabels) {
+			return true
+		}
+	}
+	return false
+}
