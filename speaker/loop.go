@@ -18,6 +18,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/service"
 )
@@ -440,7 +441,24 @@ func interfacesText(g *group) string {
 		}
 	}
 	if len(names) == 0 {
-		return "no interface (no connected subnet holds the address and the L2Advertisement names none)"
+		// Say why, from the interface choice's refusals: the named interfaces the node lacks or cannot use, or
+		// no connected subnet when the advertisements name none.
+		var whys []string
+		for _, a := range g.Addrs {
+			for _, r := range g.Refusals[a] {
+				why := string(r.Reason)
+				if r.Name != "" {
+					why = r.Name + ": " + why
+				}
+				if !slices.Contains(whys, why) {
+					whys = append(whys, why)
+				}
+			}
+		}
+		if len(whys) == 0 || (len(whys) == 1 && whys[0] == string(iface.ReasonNoSubnet)) {
+			return "no interface (no connected subnet holds the address and the L2Advertisement names none)"
+		}
+		return "no interface (" + strings.Join(whys, "; ") + ")"
 	}
 	slices.Sort(names)
 	return strings.Join(names, ",")

@@ -522,3 +522,21 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 		t.Errorf("two nodes: watcher %q corroborator %q, want %s and none", g.Watcher, g.Corroborator, order[1])
 	}
 }
+
+// TestInterfacesText: an elected node with no interface says why: no connected subnet when the advertisements
+// name none, the named interfaces it lacks (or cannot use) otherwise.
+func TestInterfacesText(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.10")
+	for _, tt := range []struct {
+		refusals []iface.Refusal
+		want     string
+	}{
+		{[]iface.Refusal{{Reason: iface.ReasonNoSubnet}}, "no interface (no connected subnet holds the address and the L2Advertisement names none)"},
+		{[]iface.Refusal{{Name: "eth1", Reason: iface.ReasonNotFound}, {Name: "eth2", Reason: iface.ReasonDown}}, "no interface (eth1: not-found; eth2: down)"},
+	} {
+		g := &group{Addrs: []netip.Addr{a}, Refusals: map[netip.Addr][]iface.Refusal{a: tt.refusals}}
+		if got := interfacesText(g); got != tt.want {
+			t.Errorf("interfacesText = %q, want %q", got, tt.want)
+		}
+	}
+}
