@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -94,12 +96,7 @@ func (c *cluster) countLogs(tb testing.TB, from map[string]int64) map[string]*lo
 
 // reportLogs logs one line per speaker with its rate and the messages it repeated most.
 func reportLogs(tb testing.TB, phase string, counts map[string]*logCount, d time.Duration, isolated string) {
-	nodes := make([]string, 0, len(counts))
-	for n := range counts {
-		nodes = append(nodes, n)
-	}
-	sort.Strings(nodes)
-	for _, n := range nodes {
+	for _, n := range slices.Sorted(maps.Keys(counts)) {
 		lc := counts[n]
 		role := ""
 		if n == isolated {
