@@ -155,6 +155,9 @@ func generateChurn(rng *rand.Rand, n int) []churnStep {
 	advs := map[string]bool{}
 	svcs := map[string]bool{} // "ns/name"
 	pick := func(list []string) string { return list[rng.IntN(len(list))] }
+	// Some sequences use few pools and Services, so that a deleted pool often leaves a Service nowhere to go.
+	poolNames := churnPools[:1+rng.IntN(len(churnPools))]
+	svcNames := churnSvcs[:2+rng.IntN(len(churnSvcs)-1)]
 	randomAddrs := func() []string {
 		var out []string
 		for range 1 + rng.IntN(3) {
@@ -209,7 +212,7 @@ func generateChurn(rng *rand.Rand, n int) []churnStep {
 			v.Key = pick([]string{"k1", "k2"})
 		}
 		if rng.IntN(6) == 0 {
-			v.Pool = pick(churnPools)
+			v.Pool = pick(poolNames)
 		}
 		if rng.IntN(3) == 0 {
 			switch v.Families {
@@ -230,7 +233,7 @@ func generateChurn(rng *rand.Rand, n int) []churnStep {
 	for len(steps) < n {
 		switch w := rng.IntN(100); {
 		case w < 28:
-			name := pick(churnPools)
+			name := pick(poolNames)
 			p := randomPool()
 			if old := pools[name]; old != nil {
 				p = mutate(old)
@@ -245,15 +248,15 @@ func generateChurn(rng *rand.Rand, n int) []churnStep {
 				p.Addresses = append(p.Addresses, pick(churnInvalid))
 				rng.Shuffle(len(p.Addresses), func(i, j int) { p.Addresses[i], p.Addresses[j] = p.Addresses[j], p.Addresses[i] })
 			}
-			steps = append(steps, churnStep{Op: opInvalidPool, Name: pick(churnPools), Pool: p})
+			steps = append(steps, churnStep{Op: opInvalidPool, Name: pick(poolNames), Pool: p})
 		case w < 40:
-			name := pick(churnPools)
+			name := pick(poolNames)
 			delete(pools, name)
 			steps = append(steps, churnStep{Op: opDeletePool, Name: name})
 		case w < 45:
 			name := pick(churnAdvs)
 			var ps []string
-			for _, p := range churnPools {
+			for _, p := range poolNames {
 				if rng.IntN(3) == 0 {
 					ps = append(ps, p)
 				}
@@ -265,7 +268,7 @@ func generateChurn(rng *rand.Rand, n int) []churnStep {
 			delete(advs, name)
 			steps = append(steps, churnStep{Op: opDeleteAdv, Name: name})
 		case w < 80:
-			ns, name := rng.IntN(2), pick(churnSvcs)
+			ns, name := rng.IntN(2), pick(svcNames)
 			key := fmt.Sprintf("ns%d/%s", ns, name)
 			if svcs[key] {
 				delete(svcs, key)
