@@ -60,10 +60,6 @@ func (s *allocations) ensureLoaded(ctx context.Context, c client.Reader) error {
 		}
 		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 	})
-	all := make([]string, len(s.pools))
-	for i, p := range s.pools {
-		all[i] = p.Name
-	}
 	claimed, skipped := 0, 0
 	for i := range items {
 		svc := &items[i]
@@ -78,8 +74,9 @@ func (s *allocations) ensureLoaded(ctx context.Context, c client.Reader) error {
 		if err != nil {
 			sr = serviceRequest{Request: ipam.Request{Key: svc.Namespace + "/" + svc.Name}}
 		}
-		sr.Addresses, sr.Pools = addrs, all
-		if _, err := s.alloc.Allocate(sr.Request); err != nil {
+		// Whatever the status holds, in a pool or not (Restore): the running controller held it too.
+		sr.Addresses = addrs
+		if err := s.alloc.Restore(sr.Request); err != nil {
 			skipped++
 			log.FromContext(ctx).Info("not keeping address from Service status", "service", sr.Key, "addresses", addrs, "reason", err.Error())
 			continue

@@ -80,6 +80,14 @@ func startControllerB(b *testing.B) (stop func()) { return startController(b) }
 // startControllerWith is startController with manager options (leader election) set.
 func startControllerWith(t testing.TB, opts ctrl.Options) (stop func()) {
 	t.Helper()
+	_, stop = startManager(t, opts)
+	return stop
+}
+
+// startManager is startControllerWith that also returns the manager, whose cache a test may compare with the
+// API server.
+func startManager(t testing.TB, opts ctrl.Options) (_ ctrl.Manager, stop func()) {
+	t.Helper()
 	opts.Scheme = cp.Scheme
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
 	opts.HealthProbeBindAddress = "0"
@@ -108,7 +116,7 @@ func startControllerWith(t testing.TB, opts ctrl.Options) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return mgr, stop
 }
 
 func zapLevel() zapcore.Level {

@@ -283,20 +283,13 @@ func chaosPartition(t *testing.T, c *cluster, vips []netip.Addr, d time.Duration
 	node, _ := victim(c.final(t, vips))
 	w := c.watch(vips)
 	time.Sleep(300 * time.Millisecond)
-	// Drop memberlist's traffic (UDP and TCP port 7946) in and out of one node; ARP and everything else flows.
-	rules := "table inet herald_chaos {\n" +
-		" chain in { type filter hook input priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n" +
-		" chain out { type filter hook output priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n}\n"
-	if out, err := c.hosts[node].RunInput(c.ctx, rules, "nft", "-f", "-"); err != nil {
-		t.Fatalf("partitioning %s: %v: %s", node, err, out)
+	healFn, err := c.partitionGossip(node)
+	if err != nil {
+		t.Fatal(err)
 	}
-	healed := false
 	heal := func() {
-		if !healed {
-			healed = true
-			if err := nft(c, node, "delete", "table", "inet", "herald_chaos"); err != nil {
-				t.Error(err)
-			}
+		if err := healFn(); err != nil {
+			t.Error(err)
 		}
 	}
 	defer heal()

@@ -247,6 +247,33 @@ func (a *Allocator) Allocate(req Request) ([]netip.Addr, error) {
 	return slices.Clone(addrs), nil
 }
 
+// Restore records that req.Key holds exactly req.Addresses, as a restarted
+// controller reads them back from Service status. Unlike Allocate it asks
+// nothing of pools: an address that no pool holds any more (its Service's
+// allocation failed since) is kept as SetPools keeps it, so that a pool
+// holding it again neither hands it to another Service nor moves its holder.
+// It fails, changing nothing, when req.Addresses is empty or malformed or
+// another holder of an address may not share it with req.
+func (a *Allocator) Restore(req Request) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(req.Addresses) == 0 {
+		return errorf(ReasonInvalidRequest, "no address to restore")
+	}
+	if e := validate(req); e != nil {
+		return e
+	}
+	for _, addr := range req.Addresses {
+		if use := a.addrs[addr]; use != nil {
+			if e := conflict(addr, use, req); e != nil {
+				return e
+			}
+		}
+	}
+	a.commit(req, slices.Clone(req.Addresses))
+	return nil
+}
+
 // Valid reports whether Allocate(req) for key would keep every address key
 // holds and take nothing new. It records nothing: changed Ports or Backend
 // are only stored by Allocate.

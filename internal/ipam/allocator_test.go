@@ -852,3 +852,36 @@ func TestErrorsAs(t *testing.T) {
 		t.Errorf("Reason (-want +got):\n%s", diff)
 	}
 }
+
+func TestRestore(t *testing.T) {
+	a := New()
+	a.SetPools([]Pool{{Name: "a", Ranges: ranges("10.0.0.0/30")}})
+	// An address in no pool is restored, and taken when a pool holds it again.
+	if err := a.Restore(Request{Key: "ns/orphan", Addresses: addrs("10.0.9.1")}); err != nil {
+		t.Fatalf("restoring an address in no pool: %v", err)
+	}
+	if err := a.Restore(Request{Key: "ns/one", Addresses: addrs("10.0.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := a.Restore(Request{Key: "ns/two", Addresses: addrs("10.0.0.1")}); !errors.As(err, &e) || e.Reason != ReasonInUse {
+		t.Errorf("restoring a held address for another key: %v, want %s", err, ReasonInUse)
+	}
+	if err := a.Restore(Request{Key: "ns/none"}); !errors.As(err, &e) || e.Reason != ReasonInvalidRequest {
+		t.Errorf("restoring no address: %v, want %s", err, ReasonInvalidRequest)
+	}
+	a.SetPools([]Pool{{Name: "a", Ranges: ranges("10.0.9.0/30", "10.0.0.0/30")}})
+	got, err := a.Allocate(Request{Key: "ns/orphan", Families: []Family{IPv4}, Pools: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(addrs("10.0.9.1"), got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+		t.Errorf("the restored address once its pool is back (-want +got):\n%s", diff)
+	}
+	if got, err := a.Allocate(Request{Key: "ns/new", Families: []Family{IPv4}, Pools: []string{"a"}}); err != nil || got[0] != ip("10.0.9.0") {
+		t.Errorf("a new Service got %v, %v; want 10.0.9.0 (10.0.9.1 is held)", got, err)
+	}
+	if s := a.Stats("a")[IPv4].InUse.String(); s != "3" {
+		t.Errorf("in use: %s, want 3", s)
+	}
+}

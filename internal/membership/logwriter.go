@@ -2,6 +2,10 @@ package membership
 
 import (
 	"bytes"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,19 +90,121 @@ const (
 	logRate  = 5 // lines per second
 )
 
-// logWriter is the io.Writer behind the *log.Logger given to memberlist. It
-// turns each line into a logr call: [DEBUG] at V(1), [INFO] and [WARN] as
-// Info (WARN with warning=true), [ERR] as Error. Lines are rate limited.
+// troubleQuiet is how long a trouble episode (troubleKind, peer) lasts after its last line: a line of the same
+// kind about the same peer within it is counted, not logged.
+const troubleQuiet = time.Minute
+
+// troubleKind names the network trouble memberlist reports, which is expected while a peer is down or cut off.
+type troubleKind string
+
+const (
+	troubleUnreachable  troubleKind = "unreachable"   // sends, dials, pushes/pulls or streams to the peer fail
+	troubleProbeFailed  troubleKind = "probe-failed"  // the peer did not answer a probe (memberlist suspects it)
+	troubleDeclaredDead troubleKind = "declared-dead" // the suspicion timed out: the peer is failed
+	troubleSuspected    troubleKind = "suspected"     // a peer suspected this node, which refuted it
+	troubleUDPBlocked   troubleKind = "udp-blocked"   // the peer answers over TCP but not UDP
+)
+
+// troubleMessages are the warnings that open an episode.
+var troubleMessages = map[troubleKind]string{
+	troubleUnreachable:  "cannot reach a gossip peer",
+	troubleProbeFailed:  "a gossip peer did not answer a probe",
+	troubleDeclaredDead: "a gossip peer is declared failed",
+	troubleSuspected:    "a peer suspected this node of failure; this node refuted it",
+	troubleUDPBlocked:   "a gossip peer answers over TCP but not over UDP: check that UDP port 7946 is open between the nodes",
+}
+
+var (
+	// Lines naming the peer, with the trouble they report.
+	troublePatterns = []struct {
+		re   *regexp.Regexp
+		kind troubleKind
+	}{
+		{regexp.MustCompile(`^Suspect (\S+) has failed, no acks received`), troubleProbeFailed},
+		{regexp.MustCompile(`^Marking (\S+) as failed, suspect timeout reached`), troubleDeclaredDead},
+		{regexp.MustCompile(`^Refuting an? (?:suspect|dead) message \(from: ([^)]*)\)`), troubleSuspected},
+		{regexp.MustCompile(`^Was able to connect to (\S+) over TCP but UDP probes failed`), troubleUDPBlocked},
+	}
+	// Lines about a failed exchange with a peer, network trouble when their error says so.
+	exchangeFailed = regexp.MustCompile(`^(?:Failed to send|Failed fallback TCP ping|Push/Pull with \S+ failed|failed to receive|` +
+		`Failed to push local state|Failed to read remote state|Failed to forward ack|Failed to receive user message)`)
+	// Where such a line names its peer, most specific first.
+	peerPatterns = []*regexp.Regexp{
+		regexp.MustCompile(`^Push/Pull with (\S+) failed`),
+		regexp.MustCompile(` to (\S+?:\d+): `),
+		regexp.MustCompile(`->(\S+?): `),
+		regexp.MustCompile(`dial (?:tcp|udp)\S* (\S+?): `),
+		regexp.MustCompile(`from=(\S+)`),
+	}
+	// networkErrors mark an error as the network's: a peer down, cut off by a firewall or a partition, or slow.
+	networkErrors = []string{"operation not permitted", "connection refused", "i/o timeout", "timeout", "no route to host",
+		"network is unreachable", "host is down", "connection reset", "broken pipe", "eof", "deadline exceeded"}
+)
+
+// classifyTrouble reports whether a memberlist line (level and text, as parseLogLine returns them) is expected
+// network trouble, of which kind and about which peer (a node name or an address without its port; "" when the
+// line names none).
+func classifyTrouble(level logLevel, msg string) (kind troubleKind, peer string, ok bool) {
+	if level == levelDebug {
+		return "", "", false
+	}
+	for _, p := range troublePatterns {
+		if m := p.re.FindStringSubmatch(msg); m != nil {
+			return p.kind, hostOf(m[1]), true
+		}
+	}
+	if !exchangeFailed.MatchString(msg) {
+		return "", "", false
+	}
+	lower := strings.ToLower(msg)
+	if !slices.ContainsFunc(networkErrors, func(e string) bool { return strings.Contains(lower, e) }) {
+		return "", "", false
+	}
+	for _, re := range peerPatterns {
+		if m := re.FindStringSubmatch(msg); m != nil {
+			return troubleUnreachable, hostOf(m[1]), true
+		}
+	}
+	return troubleUnreachable, "", true
+}
+
+// hostOf drops the port of a host:port (an address with an ephemeral port would open an episode per
+// connection).
+func hostOf(s string) string {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return s
+}
+
+// episode is a run of trouble lines of one kind about one peer.
+type episode struct {
+	since, last time.Time
+	repeats     int // lines counted, not logged
+}
+
+// logWriter is the io.Writer behind the *log.Logger given to memberlist. It turns each line into a logr call:
+// [DEBUG] at V(1), [INFO] as Info, [WARN] as Info with warning=true, [ERR] as Error, rate limited. Expected
+// network trouble (classifyTrouble), which memberlist logs at every failed send, probe or push/pull for as long
+// as a peer is cut off, is logged once per episode instead: a warning (Info with warning=true, no stack trace)
+// when a kind of trouble with a peer starts, after which lines of that kind about that peer are only counted
+// until troubleQuiet passes without one; the next episode's warning says how many the last one counted.
 type logWriter struct {
 	log   logr.Logger
 	clock clock.PassiveClock
 
-	mu  sync.Mutex // guards lim
-	lim *limiter
+	mu       sync.Mutex // guards the fields below
+	lim      *limiter
+	episodes map[episodeKey]*episode
+}
+
+type episodeKey struct {
+	kind troubleKind
+	peer string
 }
 
 func newLogWriter(log logr.Logger, clk clock.PassiveClock) *logWriter {
-	return &logWriter{log: log, clock: clk, lim: newLimiter(logBurst, logRate)}
+	return &logWriter{log: log, clock: clk, lim: newLimiter(logBurst, logRate), episodes: map[episodeKey]*episode{}}
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -111,6 +217,10 @@ func (w *logWriter) Write(p []byte) (int, error) {
 func (w *logWriter) line(s string) {
 	level, msg := parseLogLine(s)
 	if msg == "" {
+		return
+	}
+	if kind, peer, ok := classifyTrouble(level, msg); ok {
+		w.trouble(kind, peer, msg)
 		return
 	}
 	if level == levelDebug && !w.log.V(1).Enabled() {
@@ -136,4 +246,35 @@ func (w *logWriter) line(s string) {
 	case levelError:
 		w.log.Error(nil, msg, kv...)
 	}
+}
+
+// trouble logs the first line of an episode and counts the others. Episodes bypass the rate limiter: there are at
+// most a few kinds per peer per troubleQuiet, and the first line of each is the change an operator looks for.
+func (w *logWriter) trouble(kind troubleKind, peer, msg string) {
+	now := w.clock.Now()
+	key := episodeKey{kind, peer}
+	w.mu.Lock()
+	for k, e := range w.episodes {
+		if now.Sub(e.last) >= troubleQuiet && k != key {
+			delete(w.episodes, k)
+		}
+	}
+	e := w.episodes[key]
+	if e != nil && now.Sub(e.last) < troubleQuiet {
+		e.last = now
+		e.repeats++
+		w.mu.Unlock()
+		if w.log.V(1).Enabled() {
+			w.log.V(1).Info(msg, "trouble", string(kind), "peer", peer)
+		}
+		return
+	}
+	kv := []any{"warning", true, "trouble", string(kind), "peer", peer, "detail", msg,
+		"repeatsNotLogged", fmt.Sprintf("until %s passes without one", troubleQuiet)}
+	if e != nil {
+		kv = append(kv, "lastEpisodeRepeats", e.repeats, "lastEpisodeLasted", e.last.Sub(e.since).Round(time.Second).String())
+	}
+	w.episodes[key] = &episode{since: now, last: now}
+	w.mu.Unlock()
+	w.log.Info(troubleMessages[kind], kv...)
 }
