@@ -176,7 +176,12 @@ func (a *agent) onProbed(r probeResult) bool {
 	a.setClaim(r.Key, nc)
 	switch {
 	case nc.State == claimDeferred && nc.Holder != "" && !nc.HolderOK:
-		a.log.Info("a speaker that is not a live member answers; probing again shortly", "key", r.Key, "holder", nc.Holder,
+		// Said once per holder: across a partition the same speaker answers at every retry.
+		lg := a.log
+		if c.Holder == nc.Holder && !c.HolderOK {
+			lg = a.log.V(1)
+		}
+		lg.Info("a speaker that is not a live member answers; probing again shortly", "key", r.Key, "holder", nc.Holder,
 			"retry", nc.RetryAt.Sub(now).String())
 	case nc.State == claimDeferred && nc.Holder != "" && rep == reportDeferred:
 		a.probeLog.deferred = append(a.probeLog.deferred, probeLogEntry{key: r.Key, holder: nc.Holder, d: nc.Backoff})
