@@ -85,17 +85,20 @@ type watch struct {
 	start  time.Time
 }
 
-func (c *cluster) watch(vips []netip.Addr) *watch {
+func (c *cluster) watch(vips []netip.Addr) *watch { return c.watchEvery(vips, 10*time.Millisecond) }
+
+// watchEvery probes addresses from the client every interval until stop.
+func (c *cluster) watchEvery(vips []netip.Addr, every time.Duration) *watch {
 	ctx, cancel := context.WithCancel(c.ctx)
 	w := &watch{c: c, series: map[netip.Addr]*probe.Series{}, cancel: cancel, start: time.Now()}
 	for _, v := range vips {
-		s := &probe.Series{Every: 10 * time.Millisecond}
+		s := &probe.Series{Every: every}
 		w.series[v] = s
 		p := c.p4
 		if v.Is6() {
 			p = c.p6
 		}
-		w.wg.Go(func() { _ = p.Watch(ctx, v, 10*time.Millisecond, s.Add) })
+		w.wg.Go(func() { _ = p.Watch(ctx, v, every, s.Add) })
 	}
 	return w
 }

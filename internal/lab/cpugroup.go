@@ -23,6 +23,8 @@ type CPULimit struct {
 	Quota, Period time.Duration
 	// CPUs is the cpuset ("0", "0-1"); empty for the parent's.
 	CPUs string
+	// Shares is the group's CFS weight (cpu.shares; 1024 is one ordinary task's); zero for the default.
+	Shares int
 }
 
 // CPUGroup is a cgroup v1 group in the cpu and cpuset hierarchies, made by the lab for processes it wants to
@@ -80,6 +82,9 @@ func NewCPUGroup(lim CPULimit) (*CPUGroup, error) {
 		writes = append(writes,
 			[2]string{filepath.Join(cpu, "cpu.cfs_period_us"), strconv.FormatInt(period.Microseconds(), 10)},
 			[2]string{filepath.Join(cpu, "cpu.cfs_quota_us"), strconv.FormatInt(lim.Quota.Microseconds(), 10)})
+	}
+	if lim.Shares > 0 {
+		writes = append(writes, [2]string{filepath.Join(cpu, "cpu.shares"), strconv.Itoa(lim.Shares)})
 	}
 	for _, w := range writes {
 		if err := os.WriteFile(w[0], []byte(w[1]), 0o644); err != nil {
