@@ -22,6 +22,8 @@ import (
 // interface, so that dual-stack Services can be created.
 const (
 	ServiceCIDRv4 = "198.19.0.0/16"
+	// NodePortRange is the API server's --service-node-port-range: wide enough for 10,000 Local Services.
+	NodePortRange = "20000-59999"
 	ServiceCIDRv6 = "2001:db8:ffff::/108"
 )
 
@@ -120,6 +122,10 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	api.Configure().Set("audit-policy-file", policy)
 	api.Configure().Set("audit-log-path", auditLog)
 	api.Configure().Set("audit-log-format", "json")
+	// Node ports are only numbers here (no kube-proxy listens on them), but every externalTrafficPolicy Local
+	// LoadBalancer Service takes one for its health check: the default range's 2,768 run out long before a
+	// 10,000-Service benchmark does.
+	api.Configure().Set("service-node-port-range", NodePortRange)
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)
 		if err != nil {
