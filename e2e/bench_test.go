@@ -120,10 +120,10 @@ func BenchmarkReplyLatency(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		if p4, err = probe.New(ci, l.Client.IPv4); err != nil {
+		if p4, err = probe.New(wire.InterfaceOf(ci), l.Client.IPv4); err != nil {
 			return err
 		}
-		p6, err = probe.New(ci, l.Client.IPv6)
+		p6, err = probe.New(wire.InterfaceOf(ci), l.Client.IPv6)
 		return err
 	}); err != nil {
 		b.Fatal(err)
