@@ -74,8 +74,8 @@ func FuzzParseNS(f *testing.F) {
 	f.Add(buildNS(nsSpec{ethDst: macA, ethSrc: macB, src: ipB6, dst: vip6b, target: vip6b, extraOpts: []byte{1, 1, 2, 0, 0x5e, 0x10, 0, 0x0c}}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		checkHandlers(t, frame)
-		ns, r := parseNS(frame)
-		if r == resultNone {
+		var ns wire.ND
+		if r := parseNS(&ns, frame); r == resultNone {
 			s := nsSpec{
 				ethDst: ns.Eth.Dst, ethSrc: ns.Eth.Src,
 				src: netip.AddrFrom16(ns.Src), dst: netip.AddrFrom16(ns.Dst), target: netip.AddrFrom16(ns.Target),
@@ -83,8 +83,8 @@ func FuzzParseNS(f *testing.F) {
 			if ns.HasLinkAddr {
 				s.sllao = &ns.LinkAddr
 			}
-			ns2, r2 := parseNS(buildNS(s))
-			if r2 != resultNone {
+			var ns2 wire.ND
+			if r2 := parseNS(&ns2, buildNS(s)); r2 != resultNone {
 				t.Fatalf("round trip: %v, want none", r2)
 			}
 			want := ns

@@ -11,7 +11,7 @@ const maxNSOptions = 16
 // loopback6 is ::1, never the source of a packet on a link (RFC 4291 §2.5.3).
 var loopback6 = [16]byte{15: 1}
 
-// parseNS parses an Ethernet frame carrying an IPv6 Neighbor Solicitation
+// parseNS parses into ns an Ethernet frame carrying an IPv6 Neighbor Solicitation
 // and validates it per RFC 4861 §7.1.1 (wire.ParseND and ND.Valid: hop limit
 // 255, ICMPv6 checksum, code 0, ICMP length >= 24, target not multicast,
 // source not multicast, every option of non-zero length and within the
@@ -22,15 +22,14 @@ var loopback6 = [16]byte{15: 1}
 // resultMalformed, resultHopLimit or resultBadChecksum. Packets with IPv6
 // extension headers are reported as resultWrongType (NS are sent without
 // them). It does not allocate.
-func parseNS(frame []byte) (wire.ND, result) {
-	ns, f := wire.ParseND(frame, wire.AcceptNS, maxNSOptions)
-	if f != wire.OK {
-		return ns, faultResults[f]
+func parseNS(ns *wire.ND, frame []byte) result {
+	if f := ns.Parse(frame, wire.AcceptNS, maxNSOptions); f != wire.OK {
+		return faultResults[f]
 	}
 	if ns.BadLinkOpts&(1<<wire.OptSourceLinkAddr) != 0 || ns.LinkAddrOpts > 1 || ns.Src == loopback6 || !ns.Valid() {
-		return ns, resultMalformed
+		return resultMalformed
 	}
-	return ns, resultNone
+	return resultNone
 }
 
 // handleNS decides whether frame is a Neighbor Solicitation this interface
@@ -51,8 +50,8 @@ func parseNS(frame []byte) (wire.ND, result) {
 //   - source unspecified (DAD probe): to ff02::1 with S clear, so the
 //     prober sees the address is taken (RFC 4861 §7.2.4).
 func handleNS(frame []byte, mac [6]byte, vips *wire.VIPSet, out []byte) (int, result) {
-	ns, r := parseNS(frame)
-	if r != resultNone {
+	var ns wire.ND
+	if r := parseNS(&ns, frame); r != resultNone {
 		return 0, r
 	}
 	if ns.Eth.Src == mac {

@@ -299,8 +299,8 @@ func TestParseNS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ns, r := parseNS(tt.frame)
-			if r != resultNone {
+			var ns wire.ND
+			if r := parseNS(&ns, tt.frame); r != resultNone {
 				t.Fatalf("parseNS result = %v, want none", r)
 			}
 			if diff := cmp.Diff(tt.want, ns); diff != "" {

@@ -106,8 +106,8 @@ func parseARP(frame []byte) (claim, result) {
 // neighbours will use, whoever relayed the frame. It does not allocate.
 func parseNDP(frame []byte) (claim, result) {
 	var c claim
-	m, f := wire.ParseND(frame, wire.AcceptNS|wire.AcceptNA, maxNDOptions)
-	if f != wire.OK {
+	var m wire.ND
+	if f := m.Parse(frame, wire.AcceptNS|wire.AcceptNA, maxNDOptions); f != wire.OK {
 		return c, faultResults[f]
 	}
 	if wire.IsMulticastMAC(m.Eth.Src) || m.BadLinkOpts != 0 || !m.Valid() {

@@ -69,45 +69,53 @@ type ND struct {
 // FaultChecksum, FaultOption. It does not allocate.
 func ParseND(frame []byte, accept NDTypes, maxOptions int) (ND, Fault) {
 	var m ND
+	f := m.Parse(frame, accept, maxOptions)
+	return m, f
+}
+
+// Parse is ParseND into m, which it overwrites whole: the packet paths parse into an ND of their own rather than
+// copy one out.
+func (m *ND) Parse(frame []byte, accept NDTypes, maxOptions int) Fault {
+	*m = ND{}
 	if len(frame) < EthHeaderLen {
-		return m, FaultShort
+		return FaultShort
 	}
 	m.Eth = parseEthernet(frame)
 	if m.Eth.Type != EtherTypeIPv6 {
-		return m, FaultEtherType
+		return FaultEtherType
 	}
 	if len(frame) < ICMPOffset {
-		return m, FaultShort
+		return FaultShort
 	}
 	ip := frame[IPv6Offset:ICMPOffset]
 	if ip[0]>>4 != 6 {
-		return m, FaultMalformed
+		return FaultMalformed
 	}
 	if ip[6] != ProtoICMPv6 {
-		return m, FaultNotND
+		return FaultNotND
 	}
 	plen := int(binary.BigEndian.Uint16(ip[4:6]))
 	if plen < 4 || ICMPOffset+plen > len(frame) {
-		return m, FaultShort
+		return FaultShort
 	}
 	msg := frame[ICMPOffset : ICMPOffset+plen]
 	switch m.Type = msg[0]; {
 	case m.Type == ICMPTypeNS && accept&AcceptNS != 0, m.Type == ICMPTypeNA && accept&AcceptNA != 0:
 	default:
-		return m, FaultNotND
+		return FaultNotND
 	}
 	if ip[7] != NDHopLimit {
-		return m, FaultHopLimit
+		return FaultHopLimit
 	}
 	if msg[1] != 0 {
-		return m, FaultMalformed
+		return FaultMalformed
 	}
 	if plen < NDLen {
-		return m, FaultShort
+		return FaultShort
 	}
 	m.Src, m.Dst = [16]byte(ip[8:24]), [16]byte(ip[24:40])
 	if ICMPv6Checksum(&m.Src, &m.Dst, msg) != 0 {
-		return m, FaultChecksum
+		return FaultChecksum
 	}
 	if m.Type == ICMPTypeNA {
 		m.Flags = msg[4] & (NAFlagRouter | NAFlagSolicited | NAFlagOverride)
@@ -120,7 +128,7 @@ func ParseND(frame []byte, accept NDTypes, maxOptions int) (ND, Fault) {
 	n := 0
 	for opts := msg[NDLen:]; len(opts) > 0; n++ {
 		if (maxOptions > 0 && n == maxOptions) || len(opts) < 2 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
-			return m, FaultOption
+			return FaultOption
 		}
 		size := int(opts[1]) * 8
 		switch typ := opts[0]; {
@@ -139,7 +147,7 @@ func ParseND(frame []byte, accept NDTypes, maxOptions int) (ND, Fault) {
 		}
 		opts = opts[size:]
 	}
-	return m, OK
+	return OK
 }
 
 // Valid reports whether m passes the checks of RFC 4861 §7.1.1 and §7.1.2 that ParseND leaves out: target and
