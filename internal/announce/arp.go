@@ -41,8 +41,9 @@ var faultResults = [wire.NumFaults]result{
 // and MAC-rewriting bridges that forward requests without fixing the
 // sender hardware address are therefore not answered.
 func handleARP(frame []byte, mac [6]byte, vips *wire.VIPSet, out []byte) (int, result) {
-	eth, req, f := wire.ParseARP(frame)
-	if f != wire.OK {
+	var eth wire.Ethernet
+	var req wire.ARP
+	if f := req.Parse(frame, &eth); f != wire.OK {
 		return 0, faultResults[f]
 	}
 	if eth.Src == mac {

@@ -51,8 +51,9 @@ func badMAC(m [6]byte) bool { return wire.IsMulticastMAC(m) || m == [6]byte{} }
 // allocate.
 func parseARP(frame []byte) (claim, result) {
 	var c claim
-	eth, p, f := wire.ParseARP(frame)
-	if f != wire.OK {
+	var eth wire.Ethernet
+	var p wire.ARP
+	if f := p.Parse(frame, &eth); f != wire.OK {
 		return c, faultResults[f]
 	}
 	c.mac = p.SenderMAC

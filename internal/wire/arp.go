@@ -29,30 +29,39 @@ type ARP struct {
 // packet (Ethernet padding) are ignored. It fails with FaultShort, FaultEtherType, FaultARPType (hardware or
 // protocol type) or FaultMalformed (address lengths), in that order. It does not allocate.
 func ParseARP(frame []byte) (Ethernet, ARP, Fault) {
+	var eth Ethernet
 	var p ARP
+	f := p.Parse(frame, &eth)
+	return eth, p, f
+}
+
+// Parse is ParseARP into p and eth, which it overwrites whole: the packet paths parse into values of their own
+// rather than copy them out.
+func (p *ARP) Parse(frame []byte, eth *Ethernet) Fault {
+	*p, *eth = ARP{}, Ethernet{}
 	if len(frame) < EthHeaderLen {
-		return Ethernet{}, p, FaultShort
+		return FaultShort
 	}
-	eth := parseEthernet(frame)
+	*eth = parseEthernet(frame)
 	if eth.Type != EtherTypeARP {
-		return eth, p, FaultEtherType
+		return FaultEtherType
 	}
 	if len(frame) < ARPFrameLen {
-		return eth, p, FaultShort
+		return FaultShort
 	}
 	a := frame[EthHeaderLen:ARPFrameLen]
 	if binary.BigEndian.Uint16(a[0:2]) != arpHWEther || binary.BigEndian.Uint16(a[2:4]) != EtherTypeIPv4 {
-		return eth, p, FaultARPType
+		return FaultARPType
 	}
 	if a[4] != 6 || a[5] != 4 {
-		return eth, p, FaultMalformed
+		return FaultMalformed
 	}
 	p.Op = binary.BigEndian.Uint16(a[6:8])
 	p.SenderMAC = [6]byte(a[8:14])
 	p.SenderIP = [4]byte(a[14:18])
 	p.TargetMAC = [6]byte(a[18:24])
 	p.TargetIP = [4]byte(a[24:28])
-	return eth, p, OK
+	return OK
 }
 
 // PutARP writes an Ethernet frame from ethSrc to ethDst carrying p into b, which must hold ARPFrameLen bytes,
