@@ -71,8 +71,8 @@ fuzz: ## Run each fuzz target for a short while.
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s ./internal/ipam/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 30s ./internal/announce/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNS$$' -fuzztime 30s ./internal/announce/
-	$(GO) test -run '^$$' -fuzz '^FuzzARPRoundTrip$$' -fuzztime 30s ./internal/probe/
-	$(GO) test -run '^$$' -fuzz '^FuzzNDPRoundTrip$$' -fuzztime 30s ./internal/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzARPRoundTrip$$' -fuzztime 30s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzNDRoundTrip$$' -fuzztime 30s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime 30s ./internal/membership/
 	$(GO) test -run '^$$' -fuzz '^FuzzTableMatchesWinner$$' -fuzztime 30s ./internal/election/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 30s ./internal/guard/

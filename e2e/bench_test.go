@@ -31,6 +31,7 @@ import (
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // trials is the number of failovers per lab size; HERALD_BENCH_TRIALS overrides it.
@@ -106,7 +107,7 @@ func BenchmarkReplyLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ann := announce.New(announce.Config{GratuitousRepeats: -1, Listen: func(i announce.Interface) (announce.Conns, error) {
+	ann := announce.New(announce.Config{GratuitousRepeats: -1, Listen: func(i wire.Interface) (announce.Conns, error) {
 		var cs announce.Conns
 		err := node.Do(func() error {
 			var err error
@@ -123,10 +124,10 @@ func BenchmarkReplyLatency(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		if p4, err = probe.New(ci, l.Client.IPv4); err != nil {
+		if p4, err = probe.New(wire.InterfaceOf(ci), l.Client.IPv4); err != nil {
 			return err
 		}
-		p6, err = probe.New(ci, l.Client.IPv6)
+		p6, err = probe.New(wire.InterfaceOf(ci), l.Client.IPv6)
 		return err
 	}); err != nil {
 		b.Fatal(err)
@@ -141,7 +142,7 @@ func BenchmarkReplyLatency(b *testing.B) {
 			vips = append(vips, netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
 				netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 13: 1, 14: byte(i >> 8), 15: byte(i)}))
 		}
-		ann.Set(announce.Assignment{node.Link: {Interface: announce.Interface{Index: ifi.Index, Name: ifi.Name, MAC: ifi.HardwareAddr}, VIPs: vips}})
+		ann.Set(announce.Assignment{node.Link: {Interface: wire.InterfaceOf(ifi), VIPs: vips}})
 		time.Sleep(500 * time.Millisecond)
 		b.Run(fmt.Sprintf("vips=%d", n), func(b *testing.B) {
 			for range b.N {

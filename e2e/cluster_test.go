@@ -32,6 +32,7 @@ import (
 	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 	"github.com/heraldlb/herald/speaker"
 )
 
@@ -176,10 +177,10 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 		if err != nil {
 			return err
 		}
-		if cl.p4, err = probe.New(ifi, l.Client.IPv4); err != nil {
+		if cl.p4, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv4); err != nil {
 			return err
 		}
-		cl.p6, err = probe.New(ifi, l.Client.IPv6)
+		cl.p6, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
 		return err
 	}); err != nil {
 		t.Fatalf("opening the client's probers: %v", err)

@@ -22,6 +22,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 	"github.com/heraldlb/herald/speaker"
 )
 
@@ -348,7 +349,7 @@ func testMany(t *testing.T, c *cluster) {
 				if err != nil {
 					return err
 				}
-				p, err = probe.New(ifi, c.lab.Client.IPv4)
+				p, err = probe.New(wire.InterfaceOf(ifi), c.lab.Client.IPv4)
 				return err
 			}); err != nil {
 				for an := range work {

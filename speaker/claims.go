@@ -14,6 +14,7 @@ import (
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/guard"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 // Event reasons of the guard, on Services.
@@ -31,10 +32,10 @@ type sighting = guard.Observation
 // wire is the guard as the loop uses it: it watches the interfaces this node answers on for frames claiming
 // any address Herald manages, and probes an address before this node announces it.
 type wire interface {
-	SetInterfaces(ifs []announce.Interface)
+	SetInterfaces(ifs []l2.Interface)
 	SetVIPs(vips []netip.Addr)
 	Sightings() <-chan sighting
-	Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error)
+	Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error)
 }
 
 // probeResult is what a probe of one key found.
@@ -50,13 +51,13 @@ type probeResult struct {
 // result reaches the loop through a.probed.
 func (a *agent) startProbe(ctx context.Context, key string, g *group, gen uint64) {
 	type target struct {
-		ifi  announce.Interface
+		ifi  l2.Interface
 		addr netip.Addr
 	}
 	var targets []target
 	for _, addr := range g.Addrs {
 		for _, c := range g.Choices[addr] {
-			targets = append(targets, target{announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}, addr})
+			targets = append(targets, target{l2.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}, addr})
 		}
 	}
 	started := a.cfg.Clock.Now()

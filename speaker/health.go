@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/membership"
 	"github.com/heraldlb/herald/internal/probe"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 // Event reasons of health probing.
@@ -111,7 +112,7 @@ func (a *agent) setHealthTargets() {
 			if !src.IsValid() || len(l.MAC) != 6 {
 				continue
 			}
-			ts = append(ts, probe.Target{Addr: addr, Link: &net.Interface{Index: l.Index, Name: l.Name, HardwareAddr: l.MAC},
+			ts = append(ts, probe.Target{Addr: addr, Link: l2.Interface{Index: l.Index, Name: l.Name, MAC: l.MAC},
 				Source: src})
 			if !watching {
 				continue

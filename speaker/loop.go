@@ -16,11 +16,11 @@ import (
 	crrecorder "sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
-	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/service"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 type recorder = crrecorder.EventRecorder
@@ -377,7 +377,7 @@ func (a *agent) apply() {
 			delete(a.released, v)
 		}
 	}
-	ifs := make([]announce.Interface, 0, len(assigned))
+	ifs := make([]l2.Interface, 0, len(assigned))
 	for _, e := range assigned {
 		ifs = append(ifs, e.Interface)
 	}

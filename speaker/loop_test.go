@@ -29,6 +29,7 @@ import (
 	"github.com/heraldlb/herald/internal/guard"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/membership"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 // The loop's tests run the real event loop, decisions and claims with fakes at the transports: an in-memory
@@ -123,10 +124,10 @@ func newFakeWire() *fakeWire {
 		probes: make(chan netip.Addr, 1024), sightings: make(chan sighting, 16)}
 }
 
-func (w *fakeWire) SetInterfaces([]announce.Interface) {}
-func (w *fakeWire) SetVIPs([]netip.Addr)               {}
-func (w *fakeWire) Sightings() <-chan sighting         { return w.sightings }
-func (w *fakeWire) Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error) {
+func (w *fakeWire) SetInterfaces([]l2.Interface) {}
+func (w *fakeWire) SetVIPs([]netip.Addr)         {}
+func (w *fakeWire) Sightings() <-chan sighting   { return w.sightings }
+func (w *fakeWire) Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error) {
 	w.probes <- vip
 	w.mu.Lock()
 	hold := w.hold[vip]

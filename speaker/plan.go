@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/ipam"
 	"github.com/heraldlb/herald/internal/service"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 // ExcludeLabel keeps a node from announcing load-balancer addresses, as for cloud load balancers.
@@ -456,7 +457,7 @@ func (d *decision) chooseInterfaces(pl *plan, g *group, p *poolInfo) {
 		g.Choices[a], g.Refusals[a] = ch, ref
 		for _, c := range ch {
 			e := pl.Assignment[c.Link.Name]
-			e.Interface = announce.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
+			e.Interface = l2.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
 			e.VIPs = append(e.VIPs, a)
 			pl.Assignment[c.Link.Name] = e
 		}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/netip"
 
-	"github.com/heraldlb/herald/internal/announce"
 	"github.com/heraldlb/herald/internal/guard"
+	l2 "github.com/heraldlb/herald/internal/wire"
 )
 
 // guardWire is the wire the loop uses in production: a guard.Watcher.
@@ -14,25 +14,15 @@ type guardWire struct {
 	pc guard.ProbeConfig
 }
 
-func toGuard(ifi announce.Interface) guard.Interface {
-	return guard.Interface{Index: ifi.Index, Name: ifi.Name, MAC: ifi.MAC}
-}
-
-func (g *guardWire) SetInterfaces(ifs []announce.Interface) {
-	out := make([]guard.Interface, len(ifs))
-	for i, ifi := range ifs {
-		out[i] = toGuard(ifi)
-	}
-	g.w.SetInterfaces(out)
-}
+func (g *guardWire) SetInterfaces(ifs []l2.Interface) { g.w.SetInterfaces(ifs) }
 
 func (g *guardWire) SetVIPs(vips []netip.Addr) { g.w.SetVIPs(vips) }
 
 func (g *guardWire) Sightings() <-chan sighting { return g.w.Observations() }
 
 // Probe probes vip on ifi and returns every claimant as a sighting.
-func (g *guardWire) Probe(ctx context.Context, ifi announce.Interface, vip netip.Addr) ([]sighting, error) {
-	rs, err := g.w.Probe(ctx, toGuard(ifi), vip, g.pc)
+func (g *guardWire) Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error) {
+	rs, err := g.w.Probe(ctx, ifi, vip, g.pc)
 	out := make([]sighting, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, sighting{VIP: vip, MAC: r.MAC, Kind: r.Kind, Interface: ifi.Name, Outgoing: r.Outgoing, At: r.At})

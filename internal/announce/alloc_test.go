@@ -5,17 +5,19 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // manyVIPs returns a set of n IPv4 and n IPv6 VIPs, the test VIPs among them.
-func manyVIPs(n int) *vipSet {
+func manyVIPs(n int) *wire.VIPSet {
 	addrs := []netip.Addr{vip4, vip6}
 	for i := 1; i < n; i++ {
 		addrs = append(addrs,
 			netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
 			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 1, 14: byte(i >> 8), 15: byte(i)}))
 	}
-	return newVIPSet(addrs)
+	return wire.NewVIPSet(addrs)
 }
 
 // TestHandlersDoNotAllocate checks the per-frame work of a responder
@@ -23,19 +25,19 @@ func manyVIPs(n int) *vipSet {
 func TestHandlersDoNotAllocate(t *testing.T) {
 	m := NewMetrics(nil)
 	vips := manyVIPs(10000)
-	if !vips.has(vip4) || !vips.has(vip6) {
+	if !vips.Has(vip4) || !vips.Has(vip6) {
 		t.Fatal("VIP set lacks the test VIPs")
 	}
 	tests := []struct {
 		name   string
-		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		handle func([]byte, [6]byte, *wire.VIPSet, []byte) (int, result)
 		fam    family
 		frame  []byte
 		want   result
 	}{
 		{name: "ARP answered", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPRequestKernel), want: resultAnswered},
 		{name: "ARP probe answered", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPProbe), want: resultAnswered},
-		{name: "ARP not ours", handle: handleARP, fam: familyIPv4, frame: arpRequest(broadcastMAC, macB, ipB4, ipB4), want: resultNotOurs},
+		{name: "ARP not ours", handle: handleARP, fam: familyIPv4, frame: arpRequest(wire.BroadcastMAC, macB, ipB4, ipB4), want: resultNotOurs},
 		{name: "ARP malformed", handle: handleARP, fam: familyIPv4, frame: unhex(t, vecARPRequestKernel)[:30], want: resultMalformed},
 		{name: "NS answered", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSKernel), want: resultAnswered},
 		{name: "NS DAD answered", handle: handleNS, fam: familyIPv6, frame: unhex(t, vecNSDAD), want: resultAnswered},
@@ -45,7 +47,7 @@ func TestHandlersDoNotAllocate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := make([]byte, naFrameLen)
+			out := make([]byte, wire.NDLinkFrameLen)
 			var r result
 			allocs := testing.AllocsPerRun(1000, func() {
 				_, r = tt.handle(tt.frame, macA, vips, out)
@@ -61,14 +63,14 @@ func TestHandlersDoNotAllocate(t *testing.T) {
 	}
 }
 
-func benchmarkHandler(b *testing.B, handle func([]byte, [6]byte, *vipSet, []byte) (int, result), frame []byte, want result) {
+func benchmarkHandler(b *testing.B, handle func([]byte, [6]byte, *wire.VIPSet, []byte) (int, result), frame []byte, want result) {
 	for _, n := range []int{1, 10000} {
 		vips := manyVIPs(n)
-		if got := len(vips.v4); got != n || len(vips.v6) != n {
-			b.Fatalf("set has %d IPv4 and %d IPv6 VIPs, want %d each", got, len(vips.v6), n)
+		if n4, n6 := vips.Len(); n4 != n || n6 != n {
+			b.Fatalf("set has %d IPv4 and %d IPv6 VIPs, want %d each", n4, n6, n)
 		}
 		b.Run(fmt.Sprintf("vips=%d", n), func(b *testing.B) {
-			out := make([]byte, naFrameLen)
+			out := make([]byte, wire.NDLinkFrameLen)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(frame)))
 			for b.Loop() {
@@ -83,7 +85,7 @@ func benchmarkHandler(b *testing.B, handle func([]byte, [6]byte, *vipSet, []byte
 func BenchmarkHandleARP(b *testing.B) {
 	b.Run("answered", func(b *testing.B) { benchmarkHandler(b, handleARP, unhex(b, vecARPRequestKernel), resultAnswered) })
 	b.Run("not_ours", func(b *testing.B) {
-		benchmarkHandler(b, handleARP, arpRequest(broadcastMAC, macB, ipB4, ipB4), resultNotOurs)
+		benchmarkHandler(b, handleARP, arpRequest(wire.BroadcastMAC, macB, ipB4, ipB4), resultNotOurs)
 	})
 }
 
@@ -102,7 +104,7 @@ func TestAdmitDoesNotAllocate(t *testing.T) {
 	vips := manyVIPs(10)
 	for _, tt := range []struct {
 		name   string
-		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		handle func([]byte, [6]byte, *wire.VIPSet, []byte) (int, result)
 		fam    family
 		frame  []byte
 	}{
@@ -111,7 +113,7 @@ func TestAdmitDoesNotAllocate(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			lim := newRandomLimiter(a.cfg.RateLimit)
-			out := make([]byte, naFrameLen)
+			out := make([]byte, wire.NDLinkFrameLen)
 			if _, r := tt.handle(tt.frame, macA, vips, out); r != resultAnswered {
 				t.Fatalf("handler result %v, want answered", r)
 			}

@@ -15,16 +15,10 @@ import (
 	"github.com/heraldlb/herald/internal/wire"
 )
 
-// Interface identifies the link VIPs are answered on.
-type Interface struct {
-	Index int              // kernel interface index, > 0
-	Name  string           // interface name, the Assignment key
-	MAC   net.HardwareAddr // 6-byte Ethernet address replies come from
-}
-
 // Entry is what to answer on one interface.
 type Entry struct {
-	Interface Interface
+	// Interface is the link: its Name is the Assignment key, its MAC what replies come from.
+	Interface wire.Interface
 	VIPs      []netip.Addr
 }
 
@@ -74,7 +68,7 @@ type Config struct {
 	// Metrics records counters; nil records nothing.
 	Metrics *Metrics
 	// Listen opens the sockets of an interface; default ListenInterface.
-	Listen func(ifi Interface) (Conns, error)
+	Listen func(ifi wire.Interface) (Conns, error)
 	// Fresh, if not nil, says whether this process has been running
 	// continuously (see package stall). While it returns false nothing is
 	// sent: requests that would be answered are counted as stalled, and
@@ -138,28 +132,29 @@ type Announcer struct {
 
 	// Owned by the Run goroutine; no lock.
 	sched   schedule
-	retries map[string]retry // interfaces not to open again before a time
-	gbuf    [naFrameLen]byte // gratuitous frames are built here
+	retries map[string]retry          // interfaces not to open again before a time
+	gbuf    [wire.NDLinkFrameLen]byte // gratuitous frames are built here
 	gdst    [6]byte
 }
 
 // entry is a validated Assignment entry.
 type entry struct {
-	ifi  Interface
+	ifi  wire.Interface
 	mac  [6]byte
-	vips *vipSet
+	vips *wire.VIPSet
 }
+
+// emptyVIPs answers nothing; it is stored in a link before it is closed.
+var emptyVIPs = &wire.VIPSet{}
 
 // retry is an interface that may not be opened before at.
 type retry struct {
-	ifi    Interface
+	ifi    wire.Interface
 	at     time.Time
 	failed bool // the last attempt failed (quiets repeated logs)
 }
 
-func (e *entry) sameLink(ifi Interface) bool {
-	return e.ifi.Index == ifi.Index && e.ifi.Name == ifi.Name && string(e.ifi.MAC) == string(ifi.MAC)
-}
+func (e *entry) sameLink(ifi wire.Interface) bool { return e.ifi.Equal(ifi) }
 
 // New returns an Announcer with cfg's zero fields set to their defaults.
 // It answers nothing until Run is called and Set gives it VIPs.
@@ -243,7 +238,7 @@ func (a *Announcer) validate(name string, e Entry) (*entry, bool) {
 			"interface", name, "index", ifi.Index, "mac", ifi.MAC.String(), "name", ifi.Name)
 		return nil, false
 	}
-	ifi.MAC = slices.Clone(ifi.MAC)
+	ifi = ifi.Clone()
 	vips := make([]netip.Addr, 0, len(e.VIPs))
 	for _, v := range e.VIPs {
 		n, ok := wire.NormalizeVIP(v)
@@ -254,7 +249,7 @@ func (a *Announcer) validate(name string, e Entry) (*entry, bool) {
 		}
 		vips = append(vips, n)
 	}
-	d := &entry{ifi: ifi, vips: newVIPSet(vips)}
+	d := &entry{ifi: ifi, vips: wire.NewVIPSet(vips)}
 	copy(d.mac[:], ifi.MAC)
 	return d, true
 }
@@ -277,7 +272,7 @@ func (a *Announcer) Announced() map[netip.Addr][]string {
 		if l.dead.Load() {
 			continue
 		}
-		for _, v := range l.vips.Load().list {
+		for _, v := range l.vips.Load().All() {
 			out[v] = append(out[v], name)
 		}
 	}
@@ -541,7 +536,7 @@ func (a *Announcer) syncVIPs(l *link, d *entry) {
 		want = d.vips
 	}
 	for v, joined := range l.announced {
-		if !want.has(v) {
+		if !want.Has(v) {
 			delete(l.announced, v)
 			a.sched.remove(announceKey{l.ifi.Name, v})
 			if joined {
@@ -550,7 +545,7 @@ func (a *Announcer) syncVIPs(l *link, d *entry) {
 		}
 	}
 	now := a.cfg.Clock.Now()
-	for _, v := range want.list {
+	for _, v := range want.All() {
 		if _, ok := l.announced[v]; ok {
 			continue
 		}
@@ -566,7 +561,7 @@ func (a *Announcer) syncVIPs(l *link, d *entry) {
 // announce sends one gratuitous ARP or unsolicited NA for vip on l, if l
 // still answers for vip and Config.Fresh allows it.
 func (a *Announcer) announce(l *link, vip netip.Addr) {
-	if !l.vips.Load().has(vip) {
+	if !l.vips.Load().Has(vip) {
 		return
 	}
 	var (
@@ -587,9 +582,9 @@ func (a *Announcer) announce(l *link, vip netip.Addr) {
 		return
 	}
 	if vip.Is4() {
-		n = putGratuitousARP(a.gbuf[:], l.mac, vip.As4())
+		n = wire.PutARPAnnouncement(a.gbuf[:], l.mac, vip.As4())
 	} else {
-		n = putUnsolicitedNA(a.gbuf[:], l.mac, vip.As16())
+		n = wire.PutUnsolicitedNA(a.gbuf[:], l.mac, vip.As16())
 	}
 	copy(a.gdst[:], a.gbuf[:6])
 	if _, err := conn.WriteTo(a.gbuf[:n], packetAddr(a.gdst)); err != nil {
@@ -649,7 +644,7 @@ func (a *Announcer) Reannounce(vips ...netip.Addr) {
 // be held.
 func (a *Announcer) answeringLocked(v netip.Addr) bool {
 	for _, l := range a.links {
-		if !l.dead.Load() && l.vips.Load().has(v) {
+		if !l.dead.Load() && l.vips.Load().Has(v) {
 			return true
 		}
 	}

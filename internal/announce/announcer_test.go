@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 var (
@@ -35,28 +37,29 @@ func sameFrame(t *testing.T, what string, got sentFrame, want []byte) {
 }
 
 func garp(mac [6]byte, vip netip.Addr) []byte {
-	b := make([]byte, arpFrameLen)
-	putGratuitousARP(b, mac, vip.As4())
+	b := make([]byte, wire.ARPFrameLen)
+	wire.PutARPAnnouncement(b, mac, vip.As4())
 	return b
 }
 
 func unsolicitedNA(mac [6]byte, vip netip.Addr) []byte {
-	b := make([]byte, naFrameLen)
-	putUnsolicitedNA(b, mac, vip.As16())
+	b := make([]byte, wire.NDLinkFrameLen)
+	wire.PutUnsolicitedNA(b, mac, vip.As16())
 	return b
 }
 
 // solicitedNA is our answer to b's NS for vip.
 func solicitedNA(mac [6]byte, vip netip.Addr) []byte {
-	b := make([]byte, naFrameLen)
-	v, src := vip.As16(), ipB6.As16()
-	putNA(b, mac, macB, &v, &src, &v, naFlagSolicited|naFlagOverride)
+	b := make([]byte, wire.NDLinkFrameLen)
+	v := vip.As16()
+	wire.PutND(b, &wire.ND{Eth: wire.Ethernet{Dst: macB, Src: mac}, Src: v, Dst: ipB6.As16(), Type: wire.ICMPTypeNA,
+		Flags: wire.NAFlagSolicited | wire.NAFlagOverride, Target: v, LinkAddr: mac, HasLinkAddr: true})
 	return b
 }
 
 func arpReply(mac [6]byte, vip netip.Addr) []byte {
-	b := make([]byte, arpFrameLen)
-	putARP(b, macB, mac, &arpPacket{op: arpOpReply, sha: mac, spa: vip.As4(), tha: macB, tpa: ipB4.As4()})
+	b := make([]byte, wire.ARPFrameLen)
+	wire.PutARP(b, macB, mac, &wire.ARP{Op: wire.ARPReply, SenderMAC: mac, SenderIP: vip.As4(), TargetMAC: macB, TargetIP: ipB4.As4()})
 	return b
 }
 
@@ -79,7 +82,7 @@ func TestResponderAnswers(t *testing.T) {
 		{name: "ARP broadcast request", fam: familyIPv4, frame: unhex(t, vecARPRequestArping), want: vecARPReply, result: resultAnswered},
 		{name: "ARP unicast request", fam: familyIPv4, frame: arpRequest(macA, macB, ipB4, vip4), want: vecARPReply, result: resultAnswered},
 		{name: "ARP probe", fam: familyIPv4, frame: unhex(t, vecARPProbe), want: vecARPProbeReply, result: resultAnswered},
-		{name: "ARP for another address", fam: familyIPv4, frame: arpRequest(broadcastMAC, macB, ipB4, vip4b), result: resultNotOurs},
+		{name: "ARP for another address", fam: familyIPv4, frame: arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b), result: resultNotOurs},
 		{name: "ARP reply", fam: familyIPv4, frame: arpReplyFromB(), result: resultWrongOpcode},
 		{name: "own gratuitous ARP", fam: familyIPv4, frame: unhex(t, vecGARP), result: resultOwnFrame},
 		{name: "NS multicast", fam: familyIPv6, frame: unhex(t, vecNSNdisc6), want: vecNANdisc6, result: resultAnswered},
@@ -133,7 +136,7 @@ func TestRemovedVIPIsNotAnsweredAfterSetReturns(t *testing.T) {
 	// No waiting: the very next frames must go unanswered.
 	p.arp.inject(t, unhex(t, vecARPRequestKernel))
 	p.ndp.inject(t, unhex(t, vecNSKernel))
-	p.arp.inject(t, arpRequest(broadcastMAC, macB, ipB4, vip4b))
+	p.arp.inject(t, arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b))
 	sameFrame(t, "answer for the remaining VIP", p.arp.next(t), arpReply(macA, vip4b))
 	p.ndp.inject(t, buildNS(nsSpec{ethDst: macA, ethSrc: macB, src: ipB6, dst: vip6b, target: vip6b}))
 	sameFrame(t, "NA for the remaining VIP", p.ndp.next(t), solicitedNA(macA, vip6b))
@@ -329,7 +332,7 @@ func TestInterfaceLifecycle(t *testing.T) {
 
 	// eth1 leaves: it stops answering at once and its sockets close.
 	h.a.Set(Assignment{"eth0": both["eth0"]})
-	p1.arp.inject(t, arpRequest(broadcastMAC, macB, ipB4, vip4b))
+	p1.arp.inject(t, arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b))
 	eventually(t, "eth1 sockets closed", func() bool { return p1.arp.isClosed() && p1.ndp.isClosed() })
 	if diff := cmp.Diff(map[netip.Addr][]string{vip4: {"eth0"}}, h.a.Announced(), cmpIPs); diff != "" {
 		t.Errorf("Announced after eth1 left (-want +got):\n%s", diff)
@@ -346,7 +349,7 @@ func TestInterfaceLifecycle(t *testing.T) {
 	if extra := p1.arp.pending(); len(extra) != 0 {
 		t.Errorf("removed eth1 sent %d frames after Set returned", len(extra))
 	}
-	p1b.arp.inject(t, arpRequest(broadcastMAC, macB, ipB4, vip4b))
+	p1b.arp.inject(t, arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b))
 	var got [][]byte
 	for range 3 {
 		got = append(got, p1b.arp.next(t).Frame)
@@ -399,7 +402,7 @@ func TestReadErrorStopsOnlyThatInterface(t *testing.T) {
 	if diff := cmp.Diff(map[netip.Addr][]string{vip4b: {"eth1"}}, h.a.Announced(), cmpIPs); diff != "" {
 		t.Errorf("Announced (-want +got):\n%s", diff)
 	}
-	p1.arp.inject(t, arpRequest(broadcastMAC, macB, ipB4, vip4b))
+	p1.arp.inject(t, arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b))
 	sameFrame(t, "eth1 still answers", p1.arp.next(t), arpReply(macC, vip4b))
 	if got := h.logs.errorsLogged("responder stopped; interface will be reopened"); got != 1 {
 		t.Errorf("logged the stop %d times, want once", got)
@@ -465,10 +468,10 @@ func TestSetValidatesAndCopies(t *testing.T) {
 	mac := net.HardwareAddr(append([]byte(nil), macA[:]...))
 	vips := []netip.Addr{vip4, netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("ff02::1"), netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::ffff:203.0.113.7")}
 	h.a.Set(Assignment{
-		"eth0": {Interface: Interface{Index: 2, MAC: mac}, VIPs: vips}, // Name defaults to the key
-		"eth1": {Interface: Interface{Index: 0, Name: "eth1", MAC: mac}},
-		"eth2": {Interface: Interface{Index: 3, Name: "other", MAC: mac}},
-		"eth3": {Interface: Interface{Index: 4, Name: "eth3", MAC: append(mac, 0, 0)}},
+		"eth0": {Interface: wire.Interface{Index: 2, MAC: mac}, VIPs: vips}, // Name defaults to the key
+		"eth1": {Interface: wire.Interface{Index: 0, Name: "eth1", MAC: mac}},
+		"eth2": {Interface: wire.Interface{Index: 3, Name: "other", MAC: mac}},
+		"eth3": {Interface: wire.Interface{Index: 4, Name: "eth3", MAC: append(mac, 0, 0)}},
 	})
 	// The caller may reuse its slices at once.
 	mac[0], vips[0] = 0xff, vip4b

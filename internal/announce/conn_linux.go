@@ -4,7 +4,6 @@ package announce
 
 import (
 	"fmt"
-	"net"
 
 	"golang.org/x/sys/unix"
 
@@ -17,8 +16,8 @@ import (
 // Solicitations (classic BPF filters attached before bind, so nothing else
 // is ever queued). Reading and writing them does not allocate. It needs
 // CAP_NET_RAW. It is Config.Listen's default.
-func ListenInterface(ifi Interface) (Conns, error) {
-	nifi := &net.Interface{Index: ifi.Index, Name: ifi.Name, HardwareAddr: ifi.MAC}
+func ListenInterface(ifi wire.Interface) (Conns, error) {
+	nifi := ifi.Net()
 	arp, err := wire.Listen(nifi, wire.Config{EtherType: unix.ETH_P_ARP, Filter: arpFilter(), ReadBuffer: readBufferBytes})
 	if err != nil {
 		return Conns{}, fmt.Errorf("listen for ARP on %s (index %d): %w", ifi.Name, ifi.Index, err)

@@ -1,5 +1,7 @@
 // Package announce answers ARP (RFC 826) and IPv6 Neighbor Solicitations (RFC 4861) for virtual IPs on
 // chosen interfaces and announces them with gratuitous ARP (RFC 5227) and unsolicited Neighbor Advertisements.
+// Frames are parsed and built with package wire (so are the interface, wire.Interface, and the VIP set the
+// responders read, wire.VIPSet); this package decides which requests to answer and how.
 //
 // Every received frame gets one verdict, counted in herald_announce_requests_total{family,result}:
 // answered; dropped by the parsers and handlers as malformed, wrong_type, wrong_opcode, hop_limit,

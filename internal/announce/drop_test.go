@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // TestDropReasons has one row per reason a handler refuses a frame (and,
 // around the new checks, the accepted neighbours that show where the line
 // is). A dropped frame writes nothing into the reply buffer.
 func TestDropReasons(t *testing.T) {
-	vips := newVIPSet([]netip.Addr{vip4, vip6})
+	vips := wire.NewVIPSet([]netip.Addr{vip4, vip6})
 	sn := netip.MustParseAddr("ff02::1:ff00:10")
 	sllao := macB
 	base := nsSpec{ethDst: mustMAC("33:33:ff:00:00:10"), ethSrc: macB, src: ipB6, dst: sn, target: vip6, sllao: &sllao}
@@ -25,10 +27,10 @@ func TestDropReasons(t *testing.T) {
 	opts := func(n int) []byte {
 		return bytes.Repeat([]byte{14, 1, 0, 0, 0, 0, 0, 0}, n)
 	}
-	arpFrom := func(spa string) []byte { return arpRequest(broadcastMAC, macB, netip.MustParseAddr(spa), vip4) }
+	arpFrom := func(spa string) []byte { return arpRequest(wire.BroadcastMAC, macB, netip.MustParseAddr(spa), vip4) }
 	tests := []struct {
 		name   string
-		handle func([]byte, [6]byte, *vipSet, []byte) (int, result)
+		handle func([]byte, [6]byte, *wire.VIPSet, []byte) (int, result)
 		frame  []byte
 		want   result
 	}{
@@ -42,7 +44,7 @@ func TestDropReasons(t *testing.T) {
 		{name: "ARP wrong opcode", handle: handleARP, frame: patch(t, vecARPRequestKernel, 21, 2), want: resultWrongOpcode},
 		{name: "ARP own frame", handle: handleARP, frame: unhex(t, vecGARP), want: resultOwnFrame},
 		{name: "ARP to another host", handle: handleARP, frame: arpRequest(macC, macB, ipB4, vip4), want: resultOtherHost},
-		{name: "ARP not ours", handle: handleARP, frame: arpRequest(broadcastMAC, macB, ipB4, vip4b), want: resultNotOurs},
+		{name: "ARP not ours", handle: handleARP, frame: arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b), want: resultNotOurs},
 		{name: "ARP spoofed sender hardware address", handle: handleARP, frame: patch(t, vecARPRequestKernel, 22, 0x02, 0x00, 0x5e, 0x10, 0x00, 0x0c), want: resultSpoofed},
 		{name: "ARP spoofed Ethernet source", handle: handleARP, frame: patch(t, vecARPRequestKernel, 6, 0x02, 0x00, 0x5e, 0x10, 0x00, 0x0c), want: resultSpoofed},
 		{name: "ARP multicast sender hardware address", handle: handleARP, frame: patch(t, vecARPRequestKernel, 22, 0x01), want: resultMalformed},
@@ -73,12 +75,12 @@ func TestDropReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := bytes.Repeat([]byte{0xaa}, naFrameLen)
+			out := bytes.Repeat([]byte{0xaa}, wire.NDLinkFrameLen)
 			n, r := tt.handle(tt.frame, macA, vips, out)
 			if diff := cmp.Diff(tt.want.String(), r.String()); diff != "" {
 				t.Fatalf("result (-want +got):\n%s", diff)
 			}
-			if r != resultAnswered && (n != 0 || !bytes.Equal(out, bytes.Repeat([]byte{0xaa}, naFrameLen))) {
+			if r != resultAnswered && (n != 0 || !bytes.Equal(out, bytes.Repeat([]byte{0xaa}, wire.NDLinkFrameLen))) {
 				t.Errorf("dropped frame wrote %d bytes: %x", n, out)
 			}
 		})

@@ -1,6 +1,10 @@
 package announce
 
-import "golang.org/x/net/bpf"
+import (
+	"golang.org/x/net/bpf"
+
+	"github.com/heraldlb/herald/internal/wire"
+)
 
 // Classic BPF filters attached to the real sockets so that only frames a
 // responder may answer reach user space. Frames the kernel marks
@@ -10,20 +14,15 @@ import "golang.org/x/net/bpf"
 // type and is the only Linux extension used, so tests can swap it for a
 // constant and run the rest in bpf.VM.
 
-const (
-	pktTypeOtherHost = 3     // PACKET_OTHERHOST; HOST 0, BROADCAST 1, MULTICAST 2 pass
-	snapAll          = 65535 // return value: keep the whole frame
-)
-
 // arpFilter passes ARP requests (opcode 1 at Ethernet offset 20). The
 // socket is bound to EtherType 0x0806, so the EtherType is not re-checked.
 func arpFilter() []bpf.Instruction {
 	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
-		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: pktTypeOtherHost, SkipTrue: 3},
-		bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: arpOpRequest, SkipTrue: 1},
-		bpf.RetConstant{Val: snapAll},
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: wire.PacketOtherHost, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: wire.ARPOpOffset, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ARPRequest, SkipTrue: 1},
+		bpf.RetConstant{Val: wire.KeepFrame},
 		bpf.RetConstant{Val: 0},
 	}
 }
@@ -35,12 +34,12 @@ func arpFilter() []bpf.Instruction {
 func nsFilter() []bpf.Instruction {
 	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
-		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: pktTypeOtherHost, SkipTrue: 5},
-		bpf.LoadAbsolute{Off: ipv6Off + 6, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
-		bpf.LoadAbsolute{Off: icmpOff, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpTypeNS, SkipTrue: 1},
-		bpf.RetConstant{Val: snapAll},
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: wire.PacketOtherHost, SkipTrue: 5},
+		bpf.LoadAbsolute{Off: wire.NextHeaderOffset, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ProtoICMPv6, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: wire.ICMPOffset, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ICMPTypeNS, SkipTrue: 1},
+		bpf.RetConstant{Val: wire.KeepFrame},
 		bpf.RetConstant{Val: 0},
 	}
 }

@@ -94,11 +94,11 @@ func repliesTo(mac [6]byte) []bpf.Instruction {
 	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 5},
-		bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: arpOpReply, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: wire.ARPOpOffset, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ARPReply, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: 2, Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: tail, SkipTrue: 1},
-		bpf.RetConstant{Val: snapAll},
+		bpf.RetConstant{Val: wire.KeepFrame},
 		bpf.RetConstant{Val: 0},
 	}
 }
@@ -106,7 +106,7 @@ func repliesTo(mac [6]byte) []bpf.Instruction {
 // flood sends n ARP requests for vip4 from macFlood at floodRate, in
 // batches every millisecond, and returns how many it sent.
 func flood(ctx context.Context, c net.PacketConn, n int) (int, error) {
-	req := arpRequest(broadcastMAC, macFlood, netip.MustParseAddr("198.51.100.3"), vip4)
+	req := arpRequest(wire.BroadcastMAC, macFlood, netip.MustParseAddr("198.51.100.3"), vip4)
 	start := time.Now()
 	sent := 0
 	for sent < n && ctx.Err() == nil {
@@ -145,7 +145,7 @@ func runClient(ctx context.Context, c, rc *wire.Conn, grace time.Duration) (clie
 			if err != nil {
 				return
 			}
-			if _, p, r := parseARP(buf[:n]); r == resultNone && p.op == arpOpReply && p.tha == macB {
+			if _, p, f := wire.ParseARP(buf[:n]); f == wire.OK && p.Op == wire.ARPReply && p.TargetMAC == macB {
 				answered.Add(1)
 			}
 		}
@@ -160,7 +160,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			req := arpRequest(broadcastMAC, macB, ipB4, clientVIP(res.asked))
+			req := arpRequest(wire.BroadcastMAC, macB, ipB4, clientVIP(res.asked))
 			if _, err = c.WriteTo(req, nil); err != nil {
 				break loop
 			}

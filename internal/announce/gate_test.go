@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // frameTimes returns the offsets from t0 at which frames were sent.
@@ -34,7 +36,7 @@ func TestFreshGate(t *testing.T) {
 	eventually(t, "stalled ARP counted", func() bool { return h.requests(familyIPv4, resultStalled) == 1 })
 	eventually(t, "stalled NS counted", func() bool { return h.requests(familyIPv6, resultStalled) == 1 })
 	// Requests that would not be answered keep their own verdict.
-	p.arp.inject(t, arpRequest(broadcastMAC, macB, ipB4, vip4b))
+	p.arp.inject(t, arpRequest(wire.BroadcastMAC, macB, ipB4, vip4b))
 	eventually(t, "not_ours counted", func() bool { return h.requests(familyIPv4, resultNotOurs) == 1 })
 
 	// The repeat due at 500ms is dropped, not sent, and not sent late.
@@ -154,7 +156,7 @@ func TestResponderRateLimit(t *testing.T) {
 	p.arp.next(t)
 	p.ndp.next(t)
 
-	fromC := arpRequest(broadcastMAC, macC, ipB4, vip4)
+	fromC := arpRequest(wire.BroadcastMAC, macC, ipB4, vip4)
 	for i := range 4 {
 		p.arp.inject(t, unhex(t, vecARPRequestKernel))
 		p.ndp.inject(t, unhex(t, vecNSKernel))

@@ -54,8 +54,8 @@ var (
 
 // arpRequest builds an ARP request frame from b asking for tpa.
 func arpRequest(ethDst [6]byte, sha [6]byte, spa, tpa netip.Addr) []byte {
-	b := make([]byte, arpFrameLen)
-	putARP(b, ethDst, sha, &arpPacket{op: arpOpRequest, sha: sha, spa: spa.As4(), tpa: tpa.As4()})
+	b := make([]byte, wire.ARPFrameLen)
+	wire.PutARP(b, ethDst, sha, &wire.ARP{Op: wire.ARPRequest, SenderMAC: sha, SenderIP: spa.As4(), TargetIP: tpa.As4()})
 	return b
 }
 
@@ -70,12 +70,12 @@ type nsSpec struct {
 }
 
 // buildNS builds an Ethernet frame carrying the NS s with a correct
-// checksum. It is written independently of putNA.
+// checksum. It is written independently of wire.PutND.
 func buildNS(s nsSpec) []byte {
-	icmp := []byte{icmpTypeNS, 0, 0, 0, 0, 0, 0, 0}
+	icmp := []byte{wire.ICMPTypeNS, 0, 0, 0, 0, 0, 0, 0}
 	icmp = append(icmp, s.target.AsSlice()...)
 	if s.sllao != nil {
-		icmp = append(icmp, optSourceLLA, 1)
+		icmp = append(icmp, wire.OptSourceLinkAddr, 1)
 		icmp = append(icmp, s.sllao[:]...)
 	}
 	icmp = append(icmp, s.extraOpts...)
@@ -87,7 +87,7 @@ func buildNS(s nsSpec) []byte {
 	}
 	f := append([]byte{}, s.ethDst[:]...)
 	f = append(f, s.ethSrc[:]...)
-	f = append(f, 0x86, 0xdd, 0x60, 0, 0, 0, byte(len(icmp)>>8), byte(len(icmp)), protoICMPv6, hl)
+	f = append(f, 0x86, 0xdd, 0x60, 0, 0, 0, byte(len(icmp)>>8), byte(len(icmp)), wire.ProtoICMPv6, hl)
 	f = append(f, src[:]...)
 	f = append(f, dst[:]...)
 	return append(f, icmp...)
@@ -100,7 +100,7 @@ func fixNSChecksum(f []byte) []byte {
 	copy(src[:], f[22:38])
 	copy(dst[:], f[38:54])
 	plen := int(binary.BigEndian.Uint16(f[18:20]))
-	icmp := f[icmpOff : icmpOff+plen]
+	icmp := f[wire.ICMPOffset : wire.ICMPOffset+plen]
 	icmp[2], icmp[3] = 0, 0
 	binary.BigEndian.PutUint16(icmp[2:4], wire.ICMPv6Checksum(&src, &dst, icmp))
 	return f
@@ -260,7 +260,7 @@ func (c *fakeConn) pending() []sentFrame {
 
 // fakePair is what one Listen call returned.
 type fakePair struct {
-	ifi      Interface
+	ifi      wire.Interface
 	arp, ndp *fakeConn
 }
 
@@ -279,7 +279,7 @@ func newFakeListener(clk clock.PassiveClock) *fakeListener {
 	return &fakeListener{clk: clk, opened: make(chan *fakePair, 64), fail: map[string]int{}}
 }
 
-func (f *fakeListener) listen(ifi Interface) (Conns, error) {
+func (f *fakeListener) listen(ifi wire.Interface) (Conns, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, ifi.Name)
 	if f.fail[ifi.Name] > 0 {
@@ -423,8 +423,8 @@ func (h *harness) requests(f family, r result) float64 {
 func (h *harness) gratuitous(f family) float64 { return testutil.ToFloat64(h.metrics.gratuitous[f]) }
 func (h *harness) errorCount(o op) float64     { return testutil.ToFloat64(h.metrics.errors[o]) }
 
-func iface(name string, index int, mac [6]byte) Interface {
-	return Interface{Index: index, Name: name, MAC: net.HardwareAddr(mac[:])}
+func iface(name string, index int, mac [6]byte) wire.Interface {
+	return wire.Interface{Index: index, Name: name, MAC: net.HardwareAddr(mac[:])}
 }
 
 // errorsLogged counts Error-level lines (funcr gives them no "level") with msg.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // readBufSize holds any frame up to a 9000-byte jumbo MTU; a longer one is
@@ -23,14 +25,14 @@ const writeErrorLogEvery = 10 * time.Second
 // (ARP and NDP) reading them. The link owns the goroutines; stop ends and
 // awaits them.
 type link struct {
-	ifi    Interface
+	ifi    wire.Interface
 	mac    [6]byte
 	conns  Conns
 	opened time.Time
 
 	// vips is what the responders answer. Stores happen under Announcer.mu;
 	// the responders Load it once per frame, without a lock.
-	vips atomic.Pointer[vipSet]
+	vips atomic.Pointer[wire.VIPSet]
 
 	// closing is set before the sockets are closed, so the read errors it
 	// causes are not reported.
@@ -81,7 +83,7 @@ func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 		handle = handleNS
 	}
 	rbuf := make([]byte, readBufSize)
-	wbuf := make([]byte, naFrameLen)
+	wbuf := make([]byte, wire.NDLinkFrameLen)
 	dst := &packet.Addr{HardwareAddr: make(net.HardwareAddr, 6)}
 	lim := newRandomLimiter(a.cfg.RateLimit)
 	if a.cfg.limiterSeed != 0 {
@@ -129,7 +131,7 @@ func (l *link) joinGroup(a *Announcer, vip netip.Addr) bool {
 	if !ok {
 		return false
 	}
-	g := solicitedNodeMAC(vip.As16())
+	g := wire.SolicitedNodeMAC(vip.As16())
 	if l.groups == nil {
 		l.groups = map[[6]byte]int{}
 	}
@@ -152,7 +154,7 @@ func (l *link) leaveGroup(a *Announcer, vip netip.Addr) {
 	if !ok {
 		return
 	}
-	g := solicitedNodeMAC(vip.As16())
+	g := wire.SolicitedNodeMAC(vip.As16())
 	if l.groups[g] == 0 {
 		return
 	}
@@ -186,10 +188,10 @@ func (l *link) admit(a *Announcer, lim *limiter, fam family, req, reply []byte) 
 	src := [6]byte(req[6:12])
 	var hi, lo uint64
 	if fam == familyIPv4 {
-		hi = uint64(binary.BigEndian.Uint32(reply[ethHeaderLen+14 : ethHeaderLen+18]))
+		hi = uint64(binary.BigEndian.Uint32(reply[wire.ARPSenderIPOffset : wire.ARPSenderIPOffset+4]))
 	} else {
-		hi = binary.BigEndian.Uint64(reply[icmpOff+8 : icmpOff+16])
-		lo = binary.BigEndian.Uint64(reply[icmpOff+16 : icmpOff+24])
+		hi = binary.BigEndian.Uint64(reply[wire.ICMPOffset+8 : wire.ICMPOffset+16])
+		lo = binary.BigEndian.Uint64(reply[wire.ICMPOffset+16 : wire.ICMPOffset+24])
 	}
 	if !lim.allow(src, hi, lo, int64(a.cfg.Clock.Since(l.opened))) {
 		return resultRateLimited

@@ -38,7 +38,7 @@ func newLab(t testing.TB) *lab {
 // veth joins a and b with a veth pair named aName/bName, gives them the
 // MACs, puts prefixes (with nodad for IPv6) on the b side only and returns
 // the a side as an Interface.
-func (l *lab) veth(t testing.TB, aName, bName string, aMAC, bMAC [6]byte, bAddrs ...string) Interface {
+func (l *lab) veth(t testing.TB, aName, bName string, aMAC, bMAC [6]byte, bAddrs ...string) wire.Interface {
 	t.Helper()
 	netnstest.Run(t, "ip", "link", "add", aName, "netns", l.a.Name, "type", "veth", "peer", "name", bName, "netns", l.b.Name)
 	l.a.Run(t, "ip", "link", "set", aName, "address", net.HardwareAddr(aMAC[:]).String(), "up")
@@ -59,12 +59,12 @@ func (l *lab) veth(t testing.TB, aName, bName string, aMAC, bMAC [6]byte, bAddrs
 	if err != nil {
 		t.Fatalf("LinkByName(%s) in %s: %v", aName, l.a.Name, err)
 	}
-	return Interface{Index: link.Attrs().Index, Name: aName, MAC: link.Attrs().HardwareAddr}
+	return wire.Interface{Index: link.Attrs().Index, Name: aName, MAC: link.Attrs().HardwareAddr}
 }
 
 // listenIn is a Config.Listen opening the real sockets inside ns.
-func listenIn(ns *netnstest.NS) func(Interface) (Conns, error) {
-	return func(ifi Interface) (Conns, error) {
+func listenIn(ns *netnstest.NS) func(wire.Interface) (Conns, error) {
+	return func(ifi wire.Interface) (Conns, error) {
 		var c Conns
 		err := ns.Do(func() error {
 			var err error

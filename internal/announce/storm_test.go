@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // replayConn is a Config.Listen transport for benchmarks: every ReadFrom returns the same ARP request at once,
@@ -91,14 +93,14 @@ func BenchmarkReplyDuringStorm(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			conn := newReplayConn(frame, b.N)
-			listen := func(Interface) (Conns, error) { return Conns{ARP: conn}, nil }
+			listen := func(wire.Interface) (Conns, error) { return Conns{ARP: conn}, nil }
 			a := New(Config{Listen: listen, Fresh: func() bool { return true },
 				RateLimit: Limits{PerRequester: -1, PerResponder: 1e12}})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() { _ = a.Run(ctx) }()
 			defer a.Close()
-			ifi := Interface{Name: "eth0", Index: 2, MAC: net.HardwareAddr(macA[:])}
+			ifi := wire.Interface{Name: "eth0", Index: 2, MAC: net.HardwareAddr(macA[:])}
 			a.Set(Assignment{"eth0": {Interface: ifi, VIPs: base}})
 			var sets atomic.Int64
 			var wg sync.WaitGroup

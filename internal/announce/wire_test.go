@@ -63,48 +63,53 @@ const (
 	vecGARP = "ffffffffffff 02005e10000a 0806 0001 0800 06 04 0001 02005e10000a c633640a 000000000000 c633640a"
 )
 
+// TestParseARP: the shared parser reads the captured frames as the handlers
+// need them.
 func TestParseARP(t *testing.T) {
+	arpEth := func(dst, src [6]byte) wire.Ethernet {
+		return wire.Ethernet{Dst: dst, Src: src, Type: wire.EtherTypeARP}
+	}
 	tests := []struct {
 		name    string
 		frame   string
-		wantEth ethHeader
-		wantARP arpPacket
+		wantEth wire.Ethernet
+		wantARP wire.ARP
 	}{
 		{
 			name:    "arping request",
 			frame:   vecARPRequestArping,
-			wantEth: ethHeader{dst: broadcastMAC, src: macB, etherType: etherTypeARP},
-			wantARP: arpPacket{op: 1, sha: macB, spa: ipB4.As4(), tha: broadcastMAC, tpa: vip4.As4()},
+			wantEth: arpEth(wire.BroadcastMAC, macB),
+			wantARP: wire.ARP{Op: 1, SenderMAC: macB, SenderIP: ipB4.As4(), TargetMAC: wire.BroadcastMAC, TargetIP: vip4.As4()},
 		},
 		{
 			name:    "kernel reply",
 			frame:   vecARPReply,
-			wantEth: ethHeader{dst: macB, src: macA, etherType: etherTypeARP},
-			wantARP: arpPacket{op: 2, sha: macA, spa: vip4.As4(), tha: macB, tpa: ipB4.As4()},
+			wantEth: arpEth(macB, macA),
+			wantARP: wire.ARP{Op: 2, SenderMAC: macA, SenderIP: vip4.As4(), TargetMAC: macB, TargetIP: ipB4.As4()},
 		},
 		{
 			name:    "probe",
 			frame:   vecARPProbe,
-			wantEth: ethHeader{dst: broadcastMAC, src: macB, etherType: etherTypeARP},
-			wantARP: arpPacket{op: 1, sha: macB, tha: broadcastMAC, tpa: vip4.As4()},
+			wantEth: arpEth(wire.BroadcastMAC, macB),
+			wantARP: wire.ARP{Op: 1, SenderMAC: macB, TargetMAC: wire.BroadcastMAC, TargetIP: vip4.As4()},
 		},
 		{
 			name:    "padded to 60 bytes",
 			frame:   vecARPRequestKernel + " 000000000000000000000000000000000000",
-			wantEth: ethHeader{dst: broadcastMAC, src: macB, etherType: etherTypeARP},
-			wantARP: arpPacket{op: 1, sha: macB, spa: ipB4.As4(), tpa: vip4.As4()},
+			wantEth: arpEth(wire.BroadcastMAC, macB),
+			wantARP: wire.ARP{Op: 1, SenderMAC: macB, SenderIP: ipB4.As4(), TargetIP: vip4.As4()},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eth, p, r := parseARP(unhex(t, tt.frame))
-			if r != resultNone {
-				t.Fatalf("parseARP result = %v, want none", r)
+			eth, p, f := wire.ParseARP(unhex(t, tt.frame))
+			if f != wire.OK {
+				t.Fatalf("ParseARP fault = %v, want ok", f)
 			}
-			if diff := cmp.Diff(tt.wantEth, eth, cmp.AllowUnexported(ethHeader{})); diff != "" {
+			if diff := cmp.Diff(tt.wantEth, eth); diff != "" {
 				t.Errorf("Ethernet header (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantARP, p, cmp.AllowUnexported(arpPacket{})); diff != "" {
+			if diff := cmp.Diff(tt.wantARP, p); diff != "" {
 				t.Errorf("ARP packet (-want +got):\n%s", diff)
 			}
 		})
@@ -119,7 +124,7 @@ func patch(t testing.TB, frame string, off int, b ...byte) []byte {
 }
 
 func TestHandleARP(t *testing.T) {
-	vips := newVIPSet([]netip.Addr{vip4, netip.MustParseAddr("203.0.113.7"), vip6})
+	vips := wire.NewVIPSet([]netip.Addr{vip4, netip.MustParseAddr("203.0.113.7"), vip6})
 	other := netip.MustParseAddr("198.51.100.11")
 	tests := []struct {
 		name      string
@@ -133,7 +138,7 @@ func TestHandleARP(t *testing.T) {
 		{name: "RFC 5227 probe is defended", frame: unhex(t, vecARPProbe), want: resultAnswered, wantReply: vecARPProbeReply},
 		{
 			name:      "gratuitous request for our VIP from another host",
-			frame:     arpRequest(broadcastMAC, macB, vip4, vip4),
+			frame:     arpRequest(wire.BroadcastMAC, macB, vip4, vip4),
 			want:      resultAnswered,
 			wantReply: "02005e10000b 02005e10000a 0806 0001 0800 06 04 0002 02005e10000a c633640a 02005e10000b c633640a",
 		},
@@ -145,12 +150,12 @@ func TestHandleARP(t *testing.T) {
 		},
 		{
 			name:      "second VIP",
-			frame:     arpRequest(broadcastMAC, macB, ipB4, netip.MustParseAddr("203.0.113.7")),
+			frame:     arpRequest(wire.BroadcastMAC, macB, ipB4, netip.MustParseAddr("203.0.113.7")),
 			want:      resultAnswered,
 			wantReply: "02005e10000b 02005e10000a 0806 0001 0800 06 04 0002 02005e10000a cb007107 02005e10000b c6336402",
 		},
-		{name: "not our address", frame: arpRequest(broadcastMAC, macB, ipB4, other), want: resultNotOurs},
-		{name: "IPv6 VIP bytes as IPv4 target", frame: arpRequest(broadcastMAC, macB, ipB4, netip.MustParseAddr("32.1.13.184")), want: resultNotOurs},
+		{name: "not our address", frame: arpRequest(wire.BroadcastMAC, macB, ipB4, other), want: resultNotOurs},
+		{name: "IPv6 VIP bytes as IPv4 target", frame: arpRequest(wire.BroadcastMAC, macB, ipB4, netip.MustParseAddr("32.1.13.184")), want: resultNotOurs},
 		{name: "reply, not request", frame: arpReplyFromB(), want: resultWrongOpcode},
 		{name: "opcode 3 (RARP request)", frame: patch(t, vecARPRequestKernel, 21, 3), want: resultWrongOpcode},
 		{name: "our own gratuitous ARP looped back", frame: unhex(t, vecGARP), want: resultOwnFrame},
@@ -170,7 +175,7 @@ func TestHandleARP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := make([]byte, naFrameLen)
+			out := make([]byte, wire.NDLinkFrameLen)
 			n, r := handleARP(tt.frame, macA, vips, out)
 			if r != tt.want {
 				t.Fatalf("handleARP result = %v, want %v", r, tt.want)
@@ -191,8 +196,8 @@ func TestHandleARP(t *testing.T) {
 
 // arpReplyFromB is b's reply to a's request for 198.51.100.2.
 func arpReplyFromB() []byte {
-	b := make([]byte, arpFrameLen)
-	putARP(b, macA, macB, &arpPacket{op: arpOpReply, sha: macB, spa: ipB4.As4(), tha: macA, tpa: vip4.As4()})
+	b := make([]byte, wire.ARPFrameLen)
+	wire.PutARP(b, macA, macB, &wire.ARP{Op: wire.ARPReply, SenderMAC: macB, SenderIP: ipB4.As4(), TargetMAC: macA, TargetIP: vip4.As4()})
 	return b
 }
 
@@ -221,7 +226,7 @@ func crossCheckARP(t *testing.T, frame []byte, wantOp arp.Operation, mac [6]byte
 	}
 	wantDst := p.TargetHardwareAddr
 	if wantOp == arp.OperationRequest {
-		wantDst = net.HardwareAddr(broadcastMAC[:])
+		wantDst = net.HardwareAddr(wire.BroadcastMAC[:])
 	}
 	if !bytes.Equal(f.Destination, wantDst) {
 		t.Errorf("Ethernet destination %v, want %v", f.Destination, wantDst)
@@ -229,8 +234,8 @@ func crossCheckARP(t *testing.T, frame []byte, wantOp arp.Operation, mac [6]byte
 }
 
 func TestGratuitousARP(t *testing.T) {
-	out := make([]byte, naFrameLen)
-	n := putGratuitousARP(out, macA, vip4.As4())
+	out := make([]byte, wire.NDLinkFrameLen)
+	n := wire.PutARPAnnouncement(out, macA, vip4.As4())
 	if diff := cmp.Diff(unhex(t, vecGARP), out[:n]); diff != "" {
 		t.Errorf("gratuitous ARP (-want +got):\n%s", diff)
 	}
@@ -249,60 +254,56 @@ func TestGratuitousARP(t *testing.T) {
 }
 
 func TestParseNS(t *testing.T) {
+	sn := netip.MustParseAddr("ff02::1:ff00:10").As16()
+	// want is the NS a parse of the frame gives: from ethSrc to ethDst, with
+	// the source link-layer option sllao unless it is nil.
+	want := func(ethDst [6]byte, src, dst [16]byte, sllao *[6]byte) wire.ND {
+		m := wire.ND{Eth: wire.Ethernet{Dst: ethDst, Src: macB, Type: wire.EtherTypeIPv6}, Src: src, Dst: dst,
+			Type: wire.ICMPTypeNS, Target: vip6.As16()}
+		if sllao != nil {
+			m.LinkAddr, m.LastLinkAddr, m.HasLinkAddr, m.LinkAddrOpts = *sllao, *sllao, true, 1
+		}
+		return m
+	}
 	sllaoB := macB
 	tests := []struct {
-		name    string
-		frame   []byte
-		wantEth ethHeader
-		wantNS  nsPacket
+		name  string
+		frame []byte
+		want  wire.ND
 	}{
 		{
-			name:    "ndisc6 from link-local",
-			frame:   unhex(t, vecNSNdisc6),
-			wantEth: ethHeader{dst: mustMAC("33:33:ff:00:00:10"), src: macB, etherType: etherTypeIPv6},
-			wantNS: nsPacket{
-				src: netip.MustParseAddr("fe80::5eff:fe10:b").As16(), dst: netip.MustParseAddr("ff02::1:ff00:10").As16(),
-				target: vip6.As16(), sllao: sllaoB, hasSLLAO: true,
-			},
+			name:  "ndisc6 from link-local",
+			frame: unhex(t, vecNSNdisc6),
+			want:  want(mustMAC("33:33:ff:00:00:10"), netip.MustParseAddr("fe80::5eff:fe10:b").As16(), sn, &sllaoB),
 		},
 		{
-			name:    "kernel from global",
-			frame:   unhex(t, vecNSKernel),
-			wantEth: ethHeader{dst: mustMAC("33:33:ff:00:00:10"), src: macB, etherType: etherTypeIPv6},
-			wantNS: nsPacket{
-				src: ipB6.As16(), dst: netip.MustParseAddr("ff02::1:ff00:10").As16(),
-				target: vip6.As16(), sllao: sllaoB, hasSLLAO: true,
-			},
+			name:  "kernel from global",
+			frame: unhex(t, vecNSKernel),
+			want:  want(mustMAC("33:33:ff:00:00:10"), ipB6.As16(), sn, &sllaoB),
 		},
 		{
-			name:    "DAD",
-			frame:   unhex(t, vecNSDAD),
-			wantEth: ethHeader{dst: mustMAC("33:33:ff:00:00:10"), src: macB, etherType: etherTypeIPv6},
-			wantNS:  nsPacket{dst: netip.MustParseAddr("ff02::1:ff00:10").As16(), target: vip6.As16()},
+			name:  "DAD",
+			frame: unhex(t, vecNSDAD),
+			want:  want(mustMAC("33:33:ff:00:00:10"), [16]byte{}, sn, nil),
 		},
 		{
-			name:    "unicast NUD without SLLAO",
-			frame:   unhex(t, vecNSNUD),
-			wantEth: ethHeader{dst: macA, src: macB, etherType: etherTypeIPv6},
-			wantNS:  nsPacket{src: ipB6.As16(), dst: vip6.As16(), target: vip6.As16()},
+			name:  "unicast NUD without SLLAO",
+			frame: unhex(t, vecNSNUD),
+			want:  want(macA, ipB6.As16(), vip6.As16(), nil),
 		},
 		{
-			name:    "Ethernet padding after the IPv6 payload",
-			frame:   append(unhex(t, vecNSNUD), 0, 0, 0, 0),
-			wantEth: ethHeader{dst: macA, src: macB, etherType: etherTypeIPv6},
-			wantNS:  nsPacket{src: ipB6.As16(), dst: vip6.As16(), target: vip6.As16()},
+			name:  "Ethernet padding after the IPv6 payload",
+			frame: append(unhex(t, vecNSNUD), 0, 0, 0, 0),
+			want:  want(macA, ipB6.As16(), vip6.As16(), nil),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eth, ns, r := parseNS(tt.frame)
-			if r != resultNone {
+			var ns wire.ND
+			if r := parseNS(&ns, tt.frame); r != resultNone {
 				t.Fatalf("parseNS result = %v, want none", r)
 			}
-			if diff := cmp.Diff(tt.wantEth, eth, cmp.AllowUnexported(ethHeader{})); diff != "" {
-				t.Errorf("Ethernet header (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.wantNS, ns, cmp.AllowUnexported(nsPacket{})); diff != "" {
+			if diff := cmp.Diff(tt.want, ns); diff != "" {
 				t.Errorf("NS (-want +got):\n%s", diff)
 			}
 		})
@@ -310,7 +311,7 @@ func TestParseNS(t *testing.T) {
 }
 
 func TestHandleNS(t *testing.T) {
-	vips := newVIPSet([]netip.Addr{vip4, vip6, netip.MustParseAddr("2001:db8::1:0:10")})
+	vips := wire.NewVIPSet([]netip.Addr{vip4, vip6, netip.MustParseAddr("2001:db8::1:0:10")})
 	sn := netip.MustParseAddr("ff02::1:ff00:10")
 	snMAC := mustMAC("33:33:ff:00:00:10")
 	sllao := macB
@@ -406,7 +407,7 @@ func TestHandleNS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := make([]byte, naFrameLen)
+			out := make([]byte, wire.NDLinkFrameLen)
 			n, r := handleNS(tt.frame, macA, vips, out)
 			if r != tt.want {
 				t.Fatalf("handleNS result = %v, want %v", r, tt.want)
@@ -486,8 +487,8 @@ func crossCheckNA(t *testing.T, frame []byte, mac [6]byte) {
 }
 
 func TestUnsolicitedNA(t *testing.T) {
-	out := make([]byte, naFrameLen)
-	n := putUnsolicitedNA(out, macA, vip6.As16())
+	out := make([]byte, wire.NDLinkFrameLen)
+	n := wire.PutUnsolicitedNA(out, macA, vip6.As16())
 	if diff := cmp.Diff(unhex(t, vecNAUnsolicited), out[:n]); diff != "" {
 		t.Errorf("unsolicited NA (-want +got):\n%s", diff)
 	}
@@ -504,12 +505,12 @@ func TestICMPChecksum(t *testing.T) {
 			var src, dst [16]byte
 			copy(src[:], f[22:38])
 			copy(dst[:], f[38:54])
-			if got := wire.ICMPv6Checksum(&src, &dst, f[icmpOff:]); got != 0 {
+			if got := wire.ICMPv6Checksum(&src, &dst, f[wire.ICMPOffset:]); got != 0 {
 				t.Errorf("checksum over a correct message = %#04x, want 0", got)
 			}
 			want := binary.BigEndian.Uint16(f[56:58])
 			f[56], f[57] = 0, 0
-			if got := wire.ICMPv6Checksum(&src, &dst, f[icmpOff:]); got != want {
+			if got := wire.ICMPv6Checksum(&src, &dst, f[wire.ICMPOffset:]); got != want {
 				t.Errorf("checksum = %#04x, want %#04x", got, want)
 			}
 		})
@@ -528,32 +529,5 @@ func TestICMPChecksum(t *testing.T) {
 	}
 	if got, want := wire.ICMPv6Checksum(&src, &dst, msg), ^uint16(sum); got != want {
 		t.Errorf("checksum of 1001 bytes of 0xff = %#04x, want %#04x", got, want)
-	}
-}
-
-func TestSolicitedNode(t *testing.T) {
-	tests := []struct {
-		name    string
-		addr    string
-		want    bool
-		wantMAC string
-	}{
-		{name: "group of 2001:db8::10", addr: "ff02::1:ff00:10", want: true, wantMAC: "33:33:ff:00:00:10"},
-		{name: "group of 2001:db8::abcd:ef12", addr: "ff02::1:ffcd:ef12", want: true, wantMAC: "33:33:ff:cd:ef:12"},
-		{name: "all nodes", addr: "ff02::1", want: false, wantMAC: "33:33:ff:00:00:01"},
-		{name: "site-local scope", addr: "ff05::1:ff00:10", want: false, wantMAC: "33:33:ff:00:00:10"},
-		{name: "unicast", addr: "2001:db8::10", want: false, wantMAC: "33:33:ff:00:00:10"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := netip.MustParseAddr(tt.addr).As16()
-			if got := isSolicitedNode(&a); got != tt.want {
-				t.Errorf("isSolicitedNode(%s) = %v, want %v", tt.addr, got, tt.want)
-			}
-			m := solicitedNodeMAC(a)
-			if got := net.HardwareAddr(m[:]).String(); got != tt.wantMAC {
-				t.Errorf("solicitedNodeMAC(%s) = %s, want %s", tt.addr, got, tt.wantMAC)
-			}
-		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 	"github.com/heraldlb/herald/speaker"
 )
 
@@ -237,10 +238,10 @@ func (d *demo) openProbers() error {
 		if err != nil {
 			return err
 		}
-		if d.p4, err = probe.New(ifi, c.IPv4); err != nil {
+		if d.p4, err = probe.New(wire.InterfaceOf(ifi), c.IPv4); err != nil {
 			return err
 		}
-		d.p6, err = probe.New(ifi, c.IPv6)
+		d.p6, err = probe.New(wire.InterfaceOf(ifi), c.IPv6)
 		return err
 	})
 }

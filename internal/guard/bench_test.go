@@ -3,6 +3,8 @@ package guard
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // benchLink returns a Watcher managing 10,000 VIPs (5,000 per family) and a
@@ -36,7 +38,7 @@ func droppedFrames(tb testing.TB) []struct {
 		{familyIPv4, patch(tb, vecARPReplyKernel, 6, 2, 0, 0, 0, 0, 9), resultSpoofed},
 		{familyIPv6, unhex(tb, vecNAUnsolicited), resultNotManaged},
 		{familyIPv6, unhex(tb, vecDAD), resultNotManaged},
-		{familyIPv6, patch(tb, vecNAKernel, icmpOff+2, 0, 0), resultBadChecksum},
+		{familyIPv6, patch(tb, vecNAKernel, wire.ICMPOffset+2, 0, 0), resultBadChecksum},
 	}
 }
 

@@ -6,14 +6,6 @@ import (
 	"github.com/heraldlb/herald/internal/wire"
 )
 
-// Interface identifies a link to watch (the same fields as
-// announce.Interface).
-type Interface struct {
-	Index int              // kernel interface index, > 0
-	Name  string           // interface name, the key of SetInterfaces
-	MAC   net.HardwareAddr // the interface's 6-byte Ethernet address; probes come from it
-}
-
 // Conns are the two link-layer sockets of one interface. Both carry whole
 // Ethernet frames: ReadFrom returns a frame starting with its Ethernet
 // header and, as its address, an *Addr (any other address type means "not

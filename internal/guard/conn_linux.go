@@ -9,10 +9,6 @@ import (
 	"github.com/heraldlb/herald/internal/wire"
 )
 
-// allNodesMAC is the Ethernet address of ff02::1 (RFC 2464 §7), where
-// unsolicited Neighbor Advertisements and answers to DAD go.
-var allNodesMAC = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
-
 // readBufferBytes is each socket's receive buffer: frames claiming addresses queue there while the speaker
 // does not run (a stall), and the speaker judges from them, once it runs again, which addresses others probed
 // or claimed meanwhile. 4 MiB holds about 4,000 frames.
@@ -27,8 +23,8 @@ const readBufferBytes = 4 << 20
 // 33:33:00:00:00:01. Each has a readBufferBytes receive buffer. ReadFrom returns an *Addr whose Outgoing is
 // PACKET_OUTGOING, and does not allocate. It needs CAP_NET_RAW. It is
 // Config.Listen's default.
-func ListenInterface(ifi Interface) (Conns, error) {
-	nifi := &net.Interface{Index: ifi.Index, Name: ifi.Name, HardwareAddr: ifi.MAC}
+func ListenInterface(ifi wire.Interface) (Conns, error) {
+	nifi := ifi.Net()
 	arp, err := wire.Listen(nifi, wire.Config{Filter: arpFilter(), ReadBuffer: readBufferBytes})
 	if err != nil {
 		return Conns{}, fmt.Errorf("listen for ARP on %s (index %d): %w", ifi.Name, ifi.Index, err)
@@ -38,7 +34,8 @@ func ListenInterface(ifi Interface) (Conns, error) {
 		arp.Close()
 		return Conns{}, fmt.Errorf("listen for IPv6 on %s (index %d): %w", ifi.Name, ifi.Index, err)
 	}
-	if err := ndp.JoinMulticast(allNodesMAC); err != nil {
+	// The all-nodes group is where unsolicited Neighbor Advertisements and answers to DAD go.
+	if err := ndp.JoinMulticast(net.HardwareAddr(wire.AllNodesMAC[:])); err != nil {
 		arp.Close()
 		ndp.Close()
 		return Conns{}, fmt.Errorf("listen for IPv6 on %s: %w", ifi.Name, err)

@@ -1,6 +1,10 @@
 package guard
 
-import "golang.org/x/net/bpf"
+import (
+	"golang.org/x/net/bpf"
+
+	"github.com/heraldlb/herald/internal/wire"
+)
 
 // Classic BPF filters attached to the real sockets so that only frames that
 // may claim an address reach user space.
@@ -18,12 +22,6 @@ import "golang.org/x/net/bpf"
 // both loads of instructions 0 and 2, so tests can swap them for constants
 // and run the rest in bpf.VM.
 
-const (
-	pktTypeOtherHost = 3     // PACKET_OTHERHOST
-	pktTypeOutgoing  = 4     // PACKET_OUTGOING
-	snapAll          = 65535 // return value: keep the whole frame
-)
-
 // arpFilter passes ARP (EtherType 0x0806) replies (opcode 2), and requests
 // (opcode 1) whose sender IP equals the target IP (announcements) or is
 // 0.0.0.0 (probes). Ordinary requests, which may arrive by tens of
@@ -35,21 +33,21 @@ const (
 func arpFilter() []bpf.Instruction {
 	return []bpf.Instruction{
 		/* 0 */ bpf.LoadExtension{Num: bpf.ExtType},
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: pktTypeOtherHost, SkipTrue: 12},
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.PacketOtherHost, SkipTrue: 12},
 		/* 2 */ bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
 		/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 10},
-		/* 4 */ bpf.LoadAbsolute{Off: 12, Size: 2},
-		/* 5 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etherTypeARP, SkipTrue: 8},
-		/* 6 */ bpf.LoadAbsolute{Off: arpOpOff, Size: 2},
-		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: arpOpReply, SkipTrue: 7},
-		/* 8 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: arpOpRequest, SkipTrue: 5},
-		/* 9 */ bpf.LoadAbsolute{Off: arpTPAOff, Size: 4},
+		/* 4 */ bpf.LoadAbsolute{Off: wire.EtherTypeOffset, Size: 2},
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.EtherTypeARP, SkipTrue: 8},
+		/* 6 */ bpf.LoadAbsolute{Off: wire.ARPOpOffset, Size: 2},
+		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ARPReply, SkipTrue: 7},
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ARPRequest, SkipTrue: 5},
+		/* 9 */ bpf.LoadAbsolute{Off: wire.ARPTargetIPOffset, Size: 4},
 		/* 10 */ bpf.TAX{},
-		/* 11 */ bpf.LoadAbsolute{Off: arpSPAOff, Size: 4},
+		/* 11 */ bpf.LoadAbsolute{Off: wire.ARPSenderIPOffset, Size: 4},
 		/* 12 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 2},
 		/* 13 */ bpf.JumpIfX{Cond: bpf.JumpEqual, SkipTrue: 1},
 		/* 14 */ bpf.RetConstant{Val: 0},
-		/* 15 */ bpf.RetConstant{Val: snapAll},
+		/* 15 */ bpf.RetConstant{Val: wire.KeepFrame},
 	}
 }
 
@@ -59,17 +57,17 @@ func arpFilter() []bpf.Instruction {
 func ndpFilter() []bpf.Instruction {
 	return []bpf.Instruction{
 		/* 0 */ bpf.LoadExtension{Num: bpf.ExtType},
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: pktTypeOtherHost, SkipTrue: 9},
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.PacketOtherHost, SkipTrue: 9},
 		/* 2 */ bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
 		/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 7},
-		/* 4 */ bpf.LoadAbsolute{Off: 12, Size: 2},
-		/* 5 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etherTypeIPv6, SkipTrue: 5},
-		/* 6 */ bpf.LoadAbsolute{Off: ipv6Off + 6, Size: 1},
-		/* 7 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
-		/* 8 */ bpf.LoadAbsolute{Off: icmpOff, Size: 1},
-		/* 9 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNS, SkipTrue: 2},
-		/* 10 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpTypeNA, SkipTrue: 1},
+		/* 4 */ bpf.LoadAbsolute{Off: wire.EtherTypeOffset, Size: 2},
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.EtherTypeIPv6, SkipTrue: 5},
+		/* 6 */ bpf.LoadAbsolute{Off: wire.NextHeaderOffset, Size: 1},
+		/* 7 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: wire.ProtoICMPv6, SkipTrue: 3},
+		/* 8 */ bpf.LoadAbsolute{Off: wire.ICMPOffset, Size: 1},
+		/* 9 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ICMPTypeNS, SkipTrue: 2},
+		/* 10 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ICMPTypeNA, SkipTrue: 1},
 		/* 11 */ bpf.RetConstant{Val: 0},
-		/* 12 */ bpf.RetConstant{Val: snapAll},
+		/* 12 */ bpf.RetConstant{Val: wire.KeepFrame},
 	}
 }

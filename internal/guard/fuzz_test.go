@@ -17,19 +17,19 @@ func marshalClaim(c claim) []byte {
 		if other == vip {
 			other[3] = 2
 		}
-		op, spa, tpa := uint16(arpOpRequest), vip, vip
+		op, spa, tpa := uint16(wire.ARPRequest), vip, vip
 		switch c.kind {
 		case KindARPReply:
-			op, tpa = arpOpReply, other
+			op, tpa = wire.ARPReply, other
 		case KindARPFromOwner:
 			tpa = other
 		case KindARPProbe:
 			spa = [4]byte{}
 		}
 		f := make([]byte, 60) // padded to the Ethernet minimum
-		copy(f[0:6], broadcastMAC[:])
+		copy(f[0:6], wire.BroadcastMAC[:])
 		copy(f[6:12], c.mac[:])
-		binary.BigEndian.PutUint16(f[12:14], etherTypeARP)
+		binary.BigEndian.PutUint16(f[12:14], wire.EtherTypeARP)
 		binary.BigEndian.PutUint16(f[14:16], 1)
 		binary.BigEndian.PutUint16(f[16:18], 0x0800)
 		f[18], f[19] = 6, 4
@@ -41,15 +41,15 @@ func marshalClaim(c claim) []byte {
 	case KindNA:
 		t := c.vip.As16()
 		allNodes := [16]byte{0xff, 0x02, 15: 1}
-		return ndFrame(c.mac, icmpTypeNA, 0x20, t, allNodes, t, optTargetLLA, c.mac)
+		return ndFrame(c.mac, wire.ICMPTypeNA, 0x20, t, allNodes, t, wire.OptTargetLinkAddr, c.mac)
 	case KindNSFromOwner:
 		target := mustAddr("2001:db8::1").As16()
-		dst, _ := solicitedNode(target)
-		return ndFrame(c.mac, icmpTypeNS, 0, c.vip.As16(), dst, target, optSourceLLA, c.mac)
+		dst := wire.SolicitedNode(target)
+		return ndFrame(c.mac, wire.ICMPTypeNS, 0, c.vip.As16(), dst, target, wire.OptSourceLinkAddr, c.mac)
 	case KindDAD:
 		t := c.vip.As16()
-		dst, _ := solicitedNode(t)
-		return ndFrame(c.mac, icmpTypeNS, 0, [16]byte{}, dst, t, 0, [6]byte{})
+		dst := wire.SolicitedNode(t)
+		return ndFrame(c.mac, wire.ICMPTypeNS, 0, [16]byte{}, dst, t, 0, [6]byte{})
 	}
 	return nil
 }
@@ -57,20 +57,20 @@ func marshalClaim(c claim) []byte {
 // ndFrame builds an NS or NA from ethSrc with one link-layer option of
 // type opt (none if 0) and a valid checksum.
 func ndFrame(ethSrc [6]byte, typ, flags byte, src, dst, target [16]byte, opt byte, lla [6]byte) []byte {
-	n := ndMsgLen
+	n := wire.NDLen
 	if opt != 0 {
-		n += llaOptLen
+		n += wire.LinkAddrOptLen
 	}
-	f := make([]byte, icmpOff+n)
+	f := make([]byte, wire.ICMPOffset+n)
 	copy(f[0:6], []byte{0x33, 0x33, dst[12], dst[13], dst[14], dst[15]})
 	copy(f[6:12], ethSrc[:])
-	binary.BigEndian.PutUint16(f[12:14], etherTypeIPv6)
+	binary.BigEndian.PutUint16(f[12:14], wire.EtherTypeIPv6)
 	f[14] = 0x60
 	binary.BigEndian.PutUint16(f[18:20], uint16(n))
-	f[20], f[21] = protoICMPv6, 255
+	f[20], f[21] = wire.ProtoICMPv6, 255
 	copy(f[22:38], src[:])
 	copy(f[38:54], dst[:])
-	m := f[icmpOff:]
+	m := f[wire.ICMPOffset:]
 	m[0], m[4] = typ, flags
 	copy(m[8:24], target[:])
 	if opt != 0 {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // liveness bounds waits for goroutines in the fakes; no test asserts on it.
@@ -159,7 +161,7 @@ func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
 // fakeLink is one opening of an interface's fake sockets.
 type fakeLink struct {
-	ifi      Interface
+	ifi      wire.Interface
 	arp, ndp *fakeConn
 }
 
@@ -173,7 +175,7 @@ type fakeNet struct {
 
 func newFakeNet() *fakeNet { return &fakeNet{opened: make(chan *fakeLink, 64)} }
 
-func (n *fakeNet) listen(ifi Interface) (Conns, error) {
+func (n *fakeNet) listen(ifi wire.Interface) (Conns, error) {
 	n.mu.Lock()
 	if n.fails > 0 {
 		n.fails--

@@ -13,12 +13,13 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/heraldlb/herald/internal/netnstest"
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // netnsLab is two namespaces, a and b, joined by the veth pair va/vb.
 type netnsLab struct {
 	a, b *netnstest.NS
-	va   Interface
+	va   wire.Interface
 }
 
 var (
@@ -46,12 +47,12 @@ func newNetnsLab(t *testing.T) *netnsLab {
 	if err != nil {
 		t.Fatalf("LinkByName(va): %v", err)
 	}
-	l.va = Interface{Index: link.Attrs().Index, Name: "va", MAC: link.Attrs().HardwareAddr}
+	l.va = wire.Interface{Index: link.Attrs().Index, Name: "va", MAC: link.Attrs().HardwareAddr}
 	return l
 }
 
 // listen is a Config.Listen opening the real sockets inside a.
-func (l *netnsLab) listen(ifi Interface) (Conns, error) {
+func (l *netnsLab) listen(ifi wire.Interface) (Conns, error) {
 	var c Conns
 	err := l.a.Do(func() error {
 		var err error
@@ -91,7 +92,7 @@ func TestNetns(t *testing.T) {
 		w.Close()
 		<-runErr
 	})
-	w.SetInterfaces([]Interface{lab.va})
+	w.SetInterfaces([]wire.Interface{lab.va})
 	macB := net.HardwareAddr(labMACB[:])
 	macA := net.HardwareAddr(labMACA[:])
 	pc := ProbeConfig{Count: 3, Interval: 30 * time.Millisecond, Wait: 200 * time.Millisecond}

@@ -3,7 +3,6 @@ package guard
 import (
 	"context"
 	"fmt"
-	"github.com/heraldlb/herald/internal/wire"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // ProbeConfig says how to probe. Zero fields take the defaults: Count 3,
@@ -134,7 +135,7 @@ func (w *Watcher) unregister(k probeKey, p *probeRun) []Responder {
 // not be in SetVIPs. Any number of Probes may run at once. When ctx ends or
 // the Watcher is closed, Probe returns what it saw so far with ctx.Err() or
 // ErrClosed; a failed send returns what was seen and the error.
-func (w *Watcher) Probe(ctx context.Context, ifi Interface, vip netip.Addr, pc ProbeConfig) ([]Responder, error) {
+func (w *Watcher) Probe(ctx context.Context, ifi wire.Interface, vip netip.Addr, pc ProbeConfig) ([]Responder, error) {
 	pc = pc.withDefaults()
 	vip, ok := wire.NormalizeVIP(vip)
 	if !ok {
@@ -144,7 +145,7 @@ func (w *Watcher) Probe(ctx context.Context, ifi Interface, vip netip.Addr, pc P
 		return nil, fmt.Errorf("probe for %s: interface %q (index %d, MAC %v) is not a usable Ethernet interface",
 			vip, ifi.Name, ifi.Index, ifi.MAC)
 	}
-	ifi = cloneInterface(ifi)
+	ifi = ifi.Clone()
 	l, release, err := w.acquire(ctx, ifi)
 	if err != nil {
 		return nil, fmt.Errorf("probe for %s on %s: %w", vip, ifi.Name, err)
@@ -155,16 +156,14 @@ func (w *Watcher) Probe(ctx context.Context, ifi Interface, vip netip.Addr, pc P
 	var frame []byte
 	var dst net.HardwareAddr
 	if vip.Is4() {
-		frame = make([]byte, arpFrameLen)
-		putARPProbe(frame, l.mac, vip.As4())
-		dst = net.HardwareAddr(broadcastMAC[:])
+		frame = make([]byte, wire.ARPFrameLen)
+		wire.PutARPProbe(frame, l.mac, vip.As4())
 	} else {
 		f, conn = familyIPv6, l.conns.NDP
-		frame = make([]byte, dadFrameLen)
-		putDADProbe(frame, l.mac, vip.As16())
-		_, group := solicitedNode(vip.As16())
-		dst = net.HardwareAddr(group[:])
+		frame = make([]byte, wire.NDFrameLen)
+		wire.PutDAD(frame, l.mac, vip.As16())
 	}
+	dst = net.HardwareAddr(frame[0:6]) // broadcast, or the solicited-node group of vip
 	if conn == nil {
 		return nil, fmt.Errorf("probe for %s on %s: no %s socket", vip, ifi.Name, f)
 	}
@@ -219,7 +218,7 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration) error {
 
 // acquire marks ifi as used by a probe, waits until Run has its sockets
 // open and returns the link and a function that ends the use.
-func (w *Watcher) acquire(ctx context.Context, ifi Interface) (*link, func(), error) {
+func (w *Watcher) acquire(ctx context.Context, ifi wire.Interface) (*link, func(), error) {
 	w.mu.Lock()
 	select {
 	case <-w.closed:

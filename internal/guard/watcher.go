@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Observation is one frame claiming a managed VIP.
@@ -38,7 +40,7 @@ type Config struct {
 	// Metrics records counters; nil records nothing.
 	Metrics *Metrics
 	// Listen opens the sockets of an interface; default ListenInterface.
-	Listen func(ifi Interface) (Conns, error)
+	Listen func(ifi wire.Interface) (Conns, error)
 	// DedupInterval: the same (VIP, MAC, Kind, Outgoing) is delivered at
 	// most once per DedupInterval; default 100ms.
 	DedupInterval time.Duration
@@ -74,13 +76,13 @@ type Watcher struct {
 	clock   clock.WithTicker
 	log     logr.Logger
 	metrics *Metrics
-	listen  func(Interface) (Conns, error)
+	listen  func(wire.Interface) (Conns, error)
 	dedupIv time.Duration
 	retryIv time.Duration
 	pacer   pacer
 
 	obs    chan Observation
-	vips   atomic.Pointer[vipSet]
+	vips   atomic.Pointer[wire.VIPSet]
 	kick   chan struct{} // wakes Run; capacity 1
 	closed chan struct{} // closed by Close
 	once   sync.Once     // closes closed
@@ -112,7 +114,7 @@ type Watcher struct {
 // want is an interface that should be open: watched (SetInterfaces) or
 // used by running Probes.
 type want struct {
-	ifi      Interface
+	ifi      wire.Interface
 	watched  bool
 	probes   int   // running Probes using it
 	attempts int   // failed openings so far
@@ -123,7 +125,7 @@ func (wt *want) active() bool { return wt.watched || wt.probes > 0 }
 
 // link is one open interface: its sockets and their readers.
 type link struct {
-	ifi      Interface
+	ifi      wire.Interface
 	mac      [6]byte
 	conns    Conns
 	stopping atomic.Bool    // set before the conns are closed: read errors are expected
@@ -176,7 +178,7 @@ func New(cfg Config) *Watcher {
 		probes:  make(map[probeKey][]*probeRun),
 		dedup:   make(map[dedupKey]time.Time),
 	}
-	w.vips.Store(&vipSet{})
+	w.vips.Store(&wire.VIPSet{})
 	return w
 }
 
@@ -188,13 +190,13 @@ func (w *Watcher) Observations() <-chan Observation { return w.obs }
 // SetVIPs replaces the set of VIPs Herald manages (cluster-wide, IPv4 and
 // IPv6; IPv4-mapped addresses count as IPv4). Frames claiming other
 // addresses are dropped and counted as "not_managed".
-func (w *Watcher) SetVIPs(vips []netip.Addr) { w.vips.Store(newVIPSet(vips)) }
+func (w *Watcher) SetVIPs(vips []netip.Addr) { w.vips.Store(wire.NewVIPSet(vips)) }
 
 // SetInterfaces says which interfaces to watch, by name: sockets of
 // interfaces left out are closed (unless a Probe still uses them), new ones
 // opened, and an interface whose index or MAC changed is reopened. Opening
 // is retried every RetryInterval until it works.
-func (w *Watcher) SetInterfaces(ifs []Interface) {
+func (w *Watcher) SetInterfaces(ifs []wire.Interface) {
 	w.mu.Lock()
 	names := make(map[string]bool, len(ifs))
 	for _, ifi := range ifs {
@@ -204,7 +206,7 @@ func (w *Watcher) SetInterfaces(ifs []Interface) {
 			wt = &want{}
 			w.want[ifi.Name] = wt
 		}
-		wt.ifi = cloneInterface(ifi)
+		wt.ifi = ifi.Clone()
 		wt.watched = true
 	}
 	for name, wt := range w.want {
@@ -214,15 +216,6 @@ func (w *Watcher) SetInterfaces(ifs []Interface) {
 	}
 	w.mu.Unlock()
 	w.wake()
-}
-
-func cloneInterface(ifi Interface) Interface {
-	ifi.MAC = slices.Clone(ifi.MAC)
-	return ifi
-}
-
-func sameInterface(a, b Interface) bool {
-	return a.Index == b.Index && a.Name == b.Name && string(a.MAC) == string(b.MAC)
 }
 
 func (w *Watcher) wake() {
@@ -302,11 +295,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) reconcile(ctx context.Context, retry map[string]time.Time) time.Time {
 	now := w.clock.Now()
 	var closing []*link
-	var opening []Interface
+	var opening []wire.Interface
 	w.mu.Lock()
 	for name, l := range w.links {
 		wt := w.want[name]
-		if wt != nil && wt.active() && sameInterface(wt.ifi, l.ifi) && !l.broken.Load() {
+		if wt != nil && wt.active() && wt.ifi.Equal(l.ifi) && !l.broken.Load() {
 			continue
 		}
 		delete(w.links, name)
@@ -326,7 +319,7 @@ func (w *Watcher) reconcile(ctx context.Context, retry map[string]time.Time) tim
 		if t, ok := retry[name]; ok && now.Before(t) {
 			continue
 		}
-		opening = append(opening, cloneInterface(wt.ifi))
+		opening = append(opening, wt.ifi.Clone())
 	}
 	for name := range retry {
 		if _, ok := w.want[name]; !ok {
@@ -362,7 +355,7 @@ func (w *Watcher) reconcile(ctx context.Context, retry map[string]time.Time) tim
 }
 
 // open opens ifi's sockets and starts their readers, or records the failure.
-func (w *Watcher) open(ctx context.Context, ifi Interface, retry map[string]time.Time, now time.Time) {
+func (w *Watcher) open(ctx context.Context, ifi wire.Interface, retry map[string]time.Time, now time.Time) {
 	conns, err := w.listen(ifi)
 	if err != nil {
 		err = fmt.Errorf("watch interface %s: %w", ifi.Name, err)
@@ -382,7 +375,7 @@ func (w *Watcher) open(ctx context.Context, ifi Interface, retry map[string]time
 	copy(l.mac[:], ifi.MAC)
 	w.mu.Lock()
 	wt := w.want[ifi.Name]
-	if wt == nil || !wt.active() || !sameInterface(wt.ifi, ifi) { // changed while opening
+	if wt == nil || !wt.active() || !wt.ifi.Equal(ifi) { // changed while opening
 		w.mu.Unlock()
 		l.close()
 		w.wake()
@@ -444,7 +437,7 @@ func (w *Watcher) Close() error {
 }
 
 // frameBufLen holds the largest frame a standard or jumbo MTU carries.
-const frameBufLen = 9216 + ethHeaderLen
+const frameBufLen = 9216 + wire.EthHeaderLen
 
 // read is one socket's reader: it runs until the conn is closed or fails.
 func (w *Watcher) read(l *link, conn net.PacketConn, f family) {
@@ -487,7 +480,7 @@ func (w *Watcher) handle(l *link, f family, frame []byte, outgoing bool) result 
 		return resultOwnProbe
 	}
 	probed := w.nprobes.Load() > 0 && w.feedProbes(l, c, outgoing)
-	if !w.vips.Load().has(c.vip) {
+	if !w.vips.Load().Has(c.vip) {
 		if probed {
 			return resultProbed
 		}

@@ -12,11 +12,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	testclock "k8s.io/utils/clock/testing"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 var (
 	macSelf = [6]byte{2, 0, 0, 0, 0, 1}
-	ifSelf  = Interface{Index: 2, Name: "eth0", MAC: net.HardwareAddr(macSelf[:])}
+	ifSelf  = wire.Interface{Index: 2, Name: "eth0", MAC: net.HardwareAddr(macSelf[:])}
 	epoch   = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 )
 
@@ -53,7 +55,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // watch watches ifSelf and returns its sockets.
 func (h *harness) watch(t *testing.T) *fakeLink {
 	t.Helper()
-	h.w.SetInterfaces([]Interface{ifSelf})
+	h.w.SetInterfaces([]wire.Interface{ifSelf})
 	return h.net.next(t)
 }
 
@@ -110,9 +112,9 @@ func TestObservations(t *testing.T) {
 		mustAddr("198.51.100.50"), mustAddr("198.51.100.51"), mustAddr("198.51.100.52"), mustAddr("198.51.100.53"),
 		mustAddr("2001:db8:100::1"), mustAddr("2001:db8:100::50"), mustAddr("2001:db8:100::60"),
 	})
-	var ownProbe, selfMACProbe [arpFrameLen]byte
-	putARPProbe(ownProbe[:], macSelf, [4]byte{198, 51, 100, 53})
-	putARPProbe(selfMACProbe[:], macSelf, [4]byte{198, 51, 100, 53})
+	var ownProbe, selfMACProbe [wire.ARPFrameLen]byte
+	wire.PutARPProbe(ownProbe[:], macSelf, [4]byte{198, 51, 100, 53})
+	wire.PutARPProbe(selfMACProbe[:], macSelf, [4]byte{198, 51, 100, 53})
 	obs := func(vip string, mac [6]byte, k Kind, outgoing bool) *Observation {
 		return &Observation{VIP: mustAddr(vip), MAC: net.HardwareAddr(mac[:]), Kind: k, Interface: "eth0", Outgoing: outgoing}
 	}
@@ -139,9 +141,9 @@ func TestObservations(t *testing.T) {
 		{name: "DAD", f: familyIPv6, frame: unhex(t, vecDAD), want: obs("2001:db8:100::60", macC, KindDAD, false), result: resultObserved},
 		{name: "NS from an owner", f: familyIPv6, frame: unhex(t, vecNSFromOwner), want: obs("2001:db8:100::50", macB, KindNSFromOwner, false), result: resultObserved},
 		{name: "NS from a link-local address", f: familyIPv6, frame: unhex(t, vecNSResolve), result: resultNotManaged},
-		{name: "bad checksum", f: familyIPv6, frame: patch(t, vecNAKernel, icmpOff+2, 0, 0), result: resultBadChecksum},
-		{name: "hop limit 1", f: familyIPv6, frame: patch(t, vecNAKernel, ipv6Off+7, 1), result: resultHopLimit},
-		{name: "echo request", f: familyIPv6, frame: fixSum(patch(t, vecNAKernel, icmpOff, 128)), result: resultWrongType},
+		{name: "bad checksum", f: familyIPv6, frame: patch(t, vecNAKernel, wire.ICMPOffset+2, 0, 0), result: resultBadChecksum},
+		{name: "hop limit 1", f: familyIPv6, frame: patch(t, vecNAKernel, wire.IPv6Offset+7, 1), result: resultHopLimit},
+		{name: "echo request", f: familyIPv6, frame: fixSum(patch(t, vecNAKernel, wire.ICMPOffset, 128)), result: resultWrongType},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,7 +273,7 @@ type probeResult struct {
 	err  error
 }
 
-func (h *harness) startProbe(ctx context.Context, ifi Interface, vip string, pc ProbeConfig) chan probeResult {
+func (h *harness) startProbe(ctx context.Context, ifi wire.Interface, vip string, pc ProbeConfig) chan probeResult {
 	ch := make(chan probeResult, 1)
 	go func() {
 		r, err := h.w.Probe(ctx, ifi, mustAddr(vip), pc)
@@ -298,8 +300,8 @@ func TestProbeIPv4(t *testing.T) {
 	l := h.watch(t)
 	t0 := h.clk.Now()
 	done := h.startProbe(context.Background(), ifSelf, "198.51.100.50", defaultProbe)
-	var want [arpFrameLen]byte
-	putARPProbe(want[:], macSelf, [4]byte{198, 51, 100, 50})
+	var want [wire.ARPFrameLen]byte
+	wire.PutARPProbe(want[:], macSelf, [4]byte{198, 51, 100, 50})
 	if diff := cmpDiff(hex.EncodeToString(want[:]), hex.EncodeToString(l.arp.nextWrite(t))); diff != "" {
 		t.Errorf("first probe (-want +got):\n%s", diff)
 	}
@@ -358,8 +360,8 @@ func TestProbeIPv6(t *testing.T) {
 	h.w.SetVIPs([]netip.Addr{mustAddr("2001:db8:100::50")})
 	t0 := h.clk.Now()
 	done := h.startProbe(context.Background(), ifSelf, "2001:db8:100::50", ProbeConfig{Count: 1, Wait: 50 * time.Millisecond})
-	var want [dadFrameLen]byte
-	putDADProbe(want[:], macSelf, mustAddr("2001:db8:100::50").As16())
+	var want [wire.NDFrameLen]byte
+	wire.PutDAD(want[:], macSelf, mustAddr("2001:db8:100::50").As16())
 	if diff := cmpDiff(hex.EncodeToString(want[:]), hex.EncodeToString(l.ndp.nextWrite(t))); diff != "" {
 		t.Errorf("DAD probe (-want +got):\n%s", diff)
 	}
@@ -473,7 +475,7 @@ func TestProbeCancel(t *testing.T) {
 
 func TestProbeUnwatchedInterface(t *testing.T) {
 	h := newHarness(t, Config{})
-	eth1 := Interface{Index: 3, Name: "eth1", MAC: net.HardwareAddr(macSelf[:])}
+	eth1 := wire.Interface{Index: 3, Name: "eth1", MAC: net.HardwareAddr(macSelf[:])}
 	done := h.startProbe(context.Background(), eth1, "198.51.100.50", ProbeConfig{Count: 1, Wait: time.Millisecond})
 	l := h.net.next(t)
 	if diff := cmpDiff(eth1, l.ifi); diff != "" {
@@ -494,19 +496,19 @@ func TestProbeUnwatchedInterface(t *testing.T) {
 	h.net.mu.Lock()
 	h.net.fails = 1
 	h.net.mu.Unlock()
-	got := wait(t, h.startProbe(context.Background(), Interface{Index: 4, Name: "eth2", MAC: eth1.MAC}, "198.51.100.50", defaultProbe))
+	got := wait(t, h.startProbe(context.Background(), wire.Interface{Index: 4, Name: "eth2", MAC: eth1.MAC}, "198.51.100.50", defaultProbe))
 	if got.err == nil {
 		t.Error("Probe on an interface that cannot be opened succeeded")
 	}
 	// Invalid arguments.
 	for _, tt := range []struct {
 		name string
-		ifi  Interface
+		ifi  wire.Interface
 		vip  string
 	}{
 		{name: "multicast address", ifi: ifSelf, vip: "224.0.0.1"},
 		{name: "unspecified address", ifi: ifSelf, vip: "::"},
-		{name: "no MAC", ifi: Interface{Index: 2, Name: "eth0"}, vip: "198.51.100.50"},
+		{name: "no MAC", ifi: wire.Interface{Index: 2, Name: "eth0"}, vip: "198.51.100.50"},
 	} {
 		if got := wait(t, h.startProbe(context.Background(), tt.ifi, tt.vip, defaultProbe)); got.err == nil {
 			t.Errorf("%s: Probe succeeded", tt.name)
@@ -572,14 +574,14 @@ func TestCloseDuringProbe(t *testing.T) {
 
 func TestSetInterfaces(t *testing.T) {
 	h := newHarness(t, Config{})
-	eth1 := Interface{Index: 3, Name: "eth1", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 3}}
-	h.w.SetInterfaces([]Interface{ifSelf, eth1})
+	eth1 := wire.Interface{Index: 3, Name: "eth1", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 3}}
+	h.w.SetInterfaces([]wire.Interface{ifSelf, eth1})
 	opened := map[string]*fakeLink{}
 	for range 2 {
 		l := h.net.next(t)
 		opened[l.ifi.Name] = l
 	}
-	h.w.SetInterfaces([]Interface{ifSelf})
+	h.w.SetInterfaces([]wire.Interface{ifSelf})
 	select {
 	case <-opened["eth1"].arp.closed:
 	case <-time.After(liveness):
@@ -591,7 +593,7 @@ func TestSetInterfaces(t *testing.T) {
 	// A changed MAC reopens the interface.
 	moved := ifSelf
 	moved.MAC = net.HardwareAddr{2, 0, 0, 0, 0, 9}
-	h.w.SetInterfaces([]Interface{moved})
+	h.w.SetInterfaces([]wire.Interface{moved})
 	l := h.net.next(t)
 	if diff := cmpDiff(moved, l.ifi); diff != "" {
 		t.Errorf("reopened interface (-want +got):\n%s", diff)
@@ -604,7 +606,7 @@ func TestSetInterfaces(t *testing.T) {
 func TestRetry(t *testing.T) {
 	h := newHarness(t, Config{RetryInterval: 5 * time.Second})
 	h.net.fails = 1
-	h.w.SetInterfaces([]Interface{ifSelf})
+	h.w.SetInterfaces([]wire.Interface{ifSelf})
 	h.waitWaiters(t, 1) // Run's retry timer
 	if got := testutil.ToFloat64(h.m.errors[opListen]); got != 1 {
 		t.Errorf(`herald_guard_errors_total{op="listen"} = %v, want 1`, got)

@@ -65,19 +65,19 @@ func patch(t testing.TB, v string, off int, b ...byte) []byte {
 
 // fixSum recomputes the ICMPv6 checksum of an IPv6 frame over its payload length.
 func fixSum(f []byte) []byte {
-	plen := int(binary.BigEndian.Uint16(f[ipv6Off+4 : ipv6Off+6]))
-	if icmpOff+plen > len(f) || plen < 4 {
+	plen := int(binary.BigEndian.Uint16(f[wire.IPv6Offset+4 : wire.IPv6Offset+6]))
+	if wire.ICMPOffset+plen > len(f) || plen < 4 {
 		return f
 	}
-	msg := f[icmpOff : icmpOff+plen]
+	msg := f[wire.ICMPOffset : wire.ICMPOffset+plen]
 	msg[2], msg[3] = 0, 0
-	binary.BigEndian.PutUint16(msg[2:4], wire.ICMPv6Checksum((*[16]byte)(f[ipv6Off+8:ipv6Off+24]), (*[16]byte)(f[ipv6Off+24:ipv6Off+40]), msg))
+	binary.BigEndian.PutUint16(msg[2:4], wire.ICMPv6Checksum((*[16]byte)(f[wire.IPv6Offset+8:wire.IPv6Offset+24]), (*[16]byte)(f[wire.IPv6Offset+24:wire.IPv6Offset+40]), msg))
 	return f
 }
 
 // setPlen sets the IPv6 payload length.
 func setPlen(f []byte, n int) []byte {
-	binary.BigEndian.PutUint16(f[ipv6Off+4:ipv6Off+6], uint16(n))
+	binary.BigEndian.PutUint16(f[wire.IPv6Offset+4:wire.IPv6Offset+6], uint16(n))
 	return f
 }
 
@@ -145,8 +145,8 @@ func TestParseARP(t *testing.T) {
 
 func TestParseNDP(t *testing.T) {
 	nsOpt := func(v string, opts ...byte) []byte { // replaces the options of v and fixes lengths and checksum
-		f := append(unhex(t, v)[:icmpOff+ndMsgLen], opts...)
-		return fixSum(setPlen(f, ndMsgLen+len(opts)))
+		f := append(unhex(t, v)[:wire.ICMPOffset+wire.NDLen], opts...)
+		return fixSum(setPlen(f, wire.NDLen+len(opts)))
 	}
 	var manyOpts []byte
 	for range maxNDOptions + 1 {
@@ -172,18 +172,18 @@ func TestParseNDP(t *testing.T) {
 		{name: "shorter than Ethernet", frame: unhex(t, vecNAKernel)[:10], result: resultMalformed},
 		{name: "ARP EtherType", frame: patch(t, vecNAKernel, 12, 0x08, 0x06), result: resultWrongType},
 		{name: "truncated IPv6 header", frame: unhex(t, vecNAKernel)[:53], result: resultMalformed},
-		{name: "IP version 4", frame: patch(t, vecNAKernel, ipv6Off, 0x40), result: resultMalformed},
-		{name: "hop-by-hop extension header", frame: patch(t, vecNAKernel, ipv6Off+6, 0), result: resultWrongType},
+		{name: "IP version 4", frame: patch(t, vecNAKernel, wire.IPv6Offset, 0x40), result: resultMalformed},
+		{name: "hop-by-hop extension header", frame: patch(t, vecNAKernel, wire.IPv6Offset+6, 0), result: resultWrongType},
 		{name: "payload length beyond the frame", frame: unhex(t, vecNAKernel)[:85], result: resultMalformed},
 		{name: "payload length below 4", frame: setPlen(unhex(t, vecNAKernel), 3), result: resultMalformed},
-		{name: "echo request", frame: fixSum(patch(t, vecNAKernel, icmpOff, 128)), result: resultWrongType},
-		{name: "router solicitation", frame: fixSum(patch(t, vecNAKernel, icmpOff, 133)), result: resultWrongType},
-		{name: "hop limit 64", frame: patch(t, vecNAKernel, ipv6Off+7, 64), result: resultHopLimit},
-		{name: "bad checksum", frame: patch(t, vecNAKernel, icmpOff+2, 0, 0), result: resultBadChecksum},
-		{name: "code 1", frame: fixSum(patch(t, vecNAKernel, icmpOff+1, 1)), result: resultMalformed},
+		{name: "echo request", frame: fixSum(patch(t, vecNAKernel, wire.ICMPOffset, 128)), result: resultWrongType},
+		{name: "router solicitation", frame: fixSum(patch(t, vecNAKernel, wire.ICMPOffset, 133)), result: resultWrongType},
+		{name: "hop limit 64", frame: patch(t, vecNAKernel, wire.IPv6Offset+7, 64), result: resultHopLimit},
+		{name: "bad checksum", frame: patch(t, vecNAKernel, wire.ICMPOffset+2, 0, 0), result: resultBadChecksum},
+		{name: "code 1", frame: fixSum(patch(t, vecNAKernel, wire.ICMPOffset+1, 1)), result: resultMalformed},
 		{name: "message shorter than 24", frame: fixSum(setPlen(unhex(t, vecNAKernel), 20)), result: resultMalformed},
-		{name: "multicast target", frame: fixSum(patch(t, vecNAKernel, icmpOff+8, 0xff, 0x02)), result: resultMalformed},
-		{name: "multicast source", frame: fixSum(patch(t, vecNSFromOwner, ipv6Off+8, 0xff, 0x02)), result: resultMalformed},
+		{name: "multicast target", frame: fixSum(patch(t, vecNAKernel, wire.ICMPOffset+8, 0xff, 0x02)), result: resultMalformed},
+		{name: "multicast source", frame: fixSum(patch(t, vecNSFromOwner, wire.IPv6Offset+8, 0xff, 0x02)), result: resultMalformed},
 		{name: "multicast Ethernet source", frame: patch(t, vecNAKernel, 6, 0x03), result: resultMalformed},
 		{name: "zero target link-layer address", frame: nsOpt(vecNAUnsolicited, 2, 1, 0, 0, 0, 0, 0, 0), result: resultMalformed},
 		{name: "option of length 0", frame: nsOpt(vecNAUnsolicited, 2, 0, 0, 0, 0, 0, 0, 0), result: resultMalformed},
@@ -193,9 +193,9 @@ func TestParseNDP(t *testing.T) {
 		{name: "17 options", frame: nsOpt(vecNAUnsolicited, manyOpts...), result: resultMalformed},
 		{name: "16 options", frame: nsOpt(vecNAUnsolicited, manyOpts[8:]...),
 			want: claim{vip: mustAddr("2001:db8:100::50"), mac: macC, kind: KindNA}},
-		{name: "solicited NA to all nodes", frame: fixSum(patch(t, vecNAUnsolicited, icmpOff+4, 0x60)), result: resultMalformed},
+		{name: "solicited NA to all nodes", frame: fixSum(patch(t, vecNAUnsolicited, wire.ICMPOffset+4, 0x60)), result: resultMalformed},
 		{name: "DAD NS with a source link-layer option", frame: nsOpt(vecDAD, 1, 1, 2, 0, 0, 0, 0, 0x0c), result: resultMalformed},
-		{name: "DAD NS to all nodes", frame: fixSum(patch(t, vecDAD, ipv6Off+24+11, 0, 0, 0, 0, 1)), result: resultMalformed},
+		{name: "DAD NS to all nodes", frame: fixSum(patch(t, vecDAD, wire.IPv6Offset+24+11, 0, 0, 0, 0, 1)), result: resultMalformed},
 	}
 	runParseCases(t, parseNDP, tests)
 }
@@ -205,15 +205,15 @@ func TestProbeFrames(t *testing.T) {
 	// zeroed (iputils sends ff:ff:ff:ff:ff:ff there; RFC 5227 §2.1.1 says
 	// zeros) is what putARPProbe builds.
 	want4 := patch(t, vecARPProbe, 32, 0, 0, 0, 0, 0, 0)
-	var b [arpFrameLen]byte
-	n := putARPProbe(b[:], macB, [4]byte{198, 51, 100, 53})
+	var b [wire.ARPFrameLen]byte
+	n := wire.PutARPProbe(b[:], macB, [4]byte{198, 51, 100, 53})
 	if diff := cmp.Diff(hex.EncodeToString(want4), hex.EncodeToString(b[:n])); diff != "" {
 		t.Errorf("ARP probe (-want +got):\n%s", diff)
 	}
 	// The kernel's DAD NS without its nonce option is what putDADProbe builds.
-	want := fixSum(setPlen(unhex(t, vecDAD)[:dadFrameLen], ndMsgLen))
-	var d [dadFrameLen]byte
-	n = putDADProbe(d[:], macC, mustAddr("2001:db8:100::60").As16())
+	want := fixSum(setPlen(unhex(t, vecDAD)[:wire.NDFrameLen], wire.NDLen))
+	var d [wire.NDFrameLen]byte
+	n = wire.PutDAD(d[:], macC, mustAddr("2001:db8:100::60").As16())
 	if diff := cmp.Diff(hex.EncodeToString(want), hex.EncodeToString(d[:n])); diff != "" {
 		t.Errorf("DAD NS (-want +got):\n%s", diff)
 	}
@@ -251,7 +251,7 @@ func runFilter(t *testing.T, filter []bpf.Instruction, pktType uint32, vlan bool
 }
 
 func TestFilters(t *testing.T) {
-	const host, broadcast, multicast, otherHost, outgoing = 0, 1, 2, 3, pktTypeOutgoing
+	const host, broadcast, multicast, otherHost, outgoing = 0, 1, 2, 3, wire.PacketOutgoing
 	tests := []struct {
 		name    string
 		filter  []bpf.Instruction
@@ -276,9 +276,9 @@ func TestFilters(t *testing.T) {
 		{name: "DAD NS", filter: ndpFilter(), pktType: multicast, frame: unhex(t, vecDAD), pass: true},
 		{name: "NS", filter: ndpFilter(), pktType: multicast, frame: unhex(t, vecNSFromOwner), pass: true},
 		{name: "NA seen in promiscuous mode", filter: ndpFilter(), pktType: otherHost, frame: unhex(t, vecNAKernel)},
-		{name: "NA behind a hop-by-hop header", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, ipv6Off+6, 0)},
-		{name: "echo request", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, icmpOff, 128)},
-		{name: "router solicitation", filter: ndpFilter(), pktType: multicast, frame: patch(t, vecNAKernel, icmpOff, 133)},
+		{name: "NA behind a hop-by-hop header", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, wire.IPv6Offset+6, 0)},
+		{name: "echo request", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, wire.ICMPOffset, 128)},
+		{name: "router solicitation", filter: ndpFilter(), pktType: multicast, frame: patch(t, vecNAKernel, wire.ICMPOffset, 133)},
 		{name: "NA that carried a VLAN tag", filter: ndpFilter(), pktType: multicast, vlan: true, frame: unhex(t, vecNAUnsolicited)},
 		{name: "ARP frame on the IPv6 socket", filter: ndpFilter(), pktType: broadcast, frame: unhex(t, vecARPProbe)},
 		{name: "IPv4 frame on the IPv6 socket", filter: ndpFilter(), pktType: host, frame: patch(t, vecNAKernel, 12, 0x08, 0x00)},

@@ -27,6 +27,7 @@ import (
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/netnstest"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -125,10 +126,10 @@ func TestLab(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if p4, err = probe.New(ifi, client.IPv4); err != nil {
+		if p4, err = probe.New(wire.InterfaceOf(ifi), client.IPv4); err != nil {
 			return err
 		}
-		p6, err = probe.New(ifi, client.IPv6)
+		p6, err = probe.New(wire.InterfaceOf(ifi), client.IPv6)
 		return err
 	}); err != nil {
 		t.Fatalf("opening probers on the client: %v", err)
@@ -593,10 +594,10 @@ func TestLinksUsableAtOnce(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if p4, err = probe.New(ifi, l.Client.IPv4); err != nil {
+		if p4, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv4); err != nil {
 			return err
 		}
-		p6, err = probe.New(ifi, l.Client.IPv6)
+		p6, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
 		return err
 	}); err != nil {
 		t.Fatal(err)

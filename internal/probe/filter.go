@@ -3,6 +3,8 @@ package probe
 import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // replyFilter is the socket filter of a Prober: ARP replies and Neighbor Advertisements only, and none the host
@@ -21,15 +23,15 @@ func replyFilter() ([]bpf.RawInstruction, error) {
 func replyFilterBody() []bpf.Instruction {
 	const accept = 1 << 18
 	return []bpf.Instruction{
-		/* 0 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherTypeARP, SkipTrue: 0, SkipFalse: 2},
-		/* 2 */ bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 2}, // ARP operation
-		/* 3 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: arpReply, SkipTrue: 5, SkipFalse: 6},
-		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherTypeIPv6, SkipTrue: 0, SkipFalse: 5},
-		/* 5 */ bpf.LoadAbsolute{Off: ethHeaderLen + 6, Size: 1}, // IPv6 next header
-		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipTrue: 0, SkipFalse: 3},
-		/* 7 */ bpf.LoadAbsolute{Off: ethHeaderLen + ipv6HeaderLen, Size: 1}, // ICMPv6 type
-		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpNA, SkipTrue: 0, SkipFalse: 1},
+		/* 0 */ bpf.LoadAbsolute{Off: wire.EtherTypeOffset, Size: 2}, // EtherType
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.EtherTypeARP, SkipTrue: 0, SkipFalse: 2},
+		/* 2 */ bpf.LoadAbsolute{Off: wire.ARPOpOffset, Size: 2}, // ARP operation
+		/* 3 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ARPReply, SkipTrue: 5, SkipFalse: 6},
+		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.EtherTypeIPv6, SkipTrue: 0, SkipFalse: 5},
+		/* 5 */ bpf.LoadAbsolute{Off: wire.NextHeaderOffset, Size: 1}, // IPv6 next header
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ProtoICMPv6, SkipTrue: 0, SkipFalse: 3},
+		/* 7 */ bpf.LoadAbsolute{Off: wire.ICMPOffset, Size: 1}, // ICMPv6 type
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: wire.ICMPTypeNA, SkipTrue: 0, SkipFalse: 1},
 		/* 9 */ bpf.RetConstant{Val: accept},
 		/* 10 */ bpf.RetConstant{Val: 0},
 	}

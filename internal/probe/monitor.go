@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Monitor defaults.
@@ -28,8 +30,8 @@ const (
 // Target is an address to watch and where to ask from.
 type Target struct {
 	Addr netip.Addr
-	// Link is the interface the requests leave from (Index, Name and HardwareAddr are used).
-	Link *net.Interface
+	// Link is the interface the requests leave from.
+	Link wire.Interface
 	// Source is the requests' sender address: an IPv4 address (0.0.0.0 makes ARP probes) for an IPv4 Addr, an
 	// IPv6 unicast address (link-local will do) for an IPv6 one.
 	Source netip.Addr
@@ -60,7 +62,7 @@ type MonitorConfig struct {
 	Clock       clock.WithTicker
 	Logger      logr.Logger
 	// Open opens a Prober; default New with this Monitor's clock.
-	Open func(ifi *net.Interface, src netip.Addr) (*Prober, error)
+	Open func(ifi wire.Interface, src netip.Addr) (*Prober, error)
 }
 
 // MonitorStats are a Monitor's counts since it started.
@@ -119,7 +121,7 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	}
 	if cfg.Open == nil {
 		clk := cfg.Clock
-		cfg.Open = func(ifi *net.Interface, src netip.Addr) (*Prober, error) { return New(ifi, src, WithClock(clk)) }
+		cfg.Open = func(ifi wire.Interface, src netip.Addr) (*Prober, error) { return New(ifi, src, WithClock(clk)) }
 	}
 	return &Monitor{cfg: cfg, set: make(chan []Target, 1), confirm: make(chan netip.Addr, 256),
 		rounds: make(chan Round, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
@@ -233,7 +235,7 @@ func (m *Monitor) apply(ts []Target) {
 	clear(m.byAddr)
 	used := map[proberKey]bool{}
 	for _, t := range ts {
-		if t.Link == nil || !t.Addr.IsValid() {
+		if (t.Link.Index == 0 && t.Link.Name == "") || !t.Addr.IsValid() {
 			continue
 		}
 		t.Addr = t.Addr.Unmap()

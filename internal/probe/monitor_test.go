@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // answering is a segment on which the hosts in owners answer every ARP request for their addresses.
@@ -64,7 +66,7 @@ func TestMonitor(t *testing.T) {
 	src := netip.MustParseAddr("198.51.100.2")
 	opened := 0
 	m := NewMonitor(MonitorConfig{Interval: 200 * time.Millisecond, Wait: 20 * time.Millisecond,
-		Open: func(ifi *net.Interface, s netip.Addr) (*Prober, error) {
+		Open: func(ifi wire.Interface, s netip.Addr) (*Prober, error) {
 			opened++
 			return NewWithConn(ifi, s, seg), nil
 		}})

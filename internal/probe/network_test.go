@@ -15,6 +15,7 @@ import (
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/netnstest"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // TestNetwork probes real Linux neighbours in a lab: one address held by two nodes (split brain) and then by one.
@@ -51,7 +52,7 @@ func TestNetwork(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		p, err = probe.New(ifi, l.Client.IPv6)
+		p, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
 		return err
 	}); err != nil {
 		t.Fatal(err)

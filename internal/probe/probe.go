@@ -1,8 +1,10 @@
 // Package probe asks the network who answers for an address, like arping (ARP, RFC 826) and ndisc6 (NDP,
-// RFC 4861): it sends requests as raw Ethernet frames and collects every reply with the MAC that sent it.
+// RFC 4861): it sends requests as raw Ethernet frames and collects every reply with the MAC that sent it. Frames
+// are built and parsed with package wire, from a wire.Interface; this package decides what counts as a reply.
 package probe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 	"k8s.io/utils/clock"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Reply is one answer: an ARP reply or a Neighbor Advertisement for the target.
@@ -42,7 +46,8 @@ func WithLogger(l logr.Logger) Option { return func(p *Prober) { p.log = l } }
 // Prober sends ARP requests (IPv4 source) or Neighbor Solicitations (IPv6 source) from one interface and one
 // source address, and reads the answers on the same socket.
 type Prober struct {
-	ifi   *net.Interface
+	ifi   wire.Interface
+	mac   [6]byte // ifi.MAC
 	src   netip.Addr
 	conn  net.PacketConn
 	clock clock.WithTicker
@@ -70,12 +75,12 @@ type subscription struct {
 
 // New opens an AF_PACKET socket on ifi that sends requests from src: ARP requests when src is IPv4 (0.0.0.0
 // makes them ARP probes, RFC 5227), Neighbor Solicitations when it is IPv6.
-func New(ifi *net.Interface, src netip.Addr, opts ...Option) (*Prober, error) {
+func New(ifi wire.Interface, src netip.Addr, opts ...Option) (*Prober, error) {
 	filter, err := replyFilter()
 	if err != nil {
 		return nil, fmt.Errorf("assembling the reply filter: %w", err)
 	}
-	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
+	conn, err := packet.Listen(ifi.Net(), packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
 	if err != nil {
 		return nil, fmt.Errorf("opening a packet socket on %s: %w", ifi.Name, err)
 	}
@@ -89,7 +94,7 @@ func New(ifi *net.Interface, src netip.Addr, opts ...Option) (*Prober, error) {
 // NewWithConn is New on a given transport that reads and writes whole Ethernet frames; WriteTo gets a
 // *packet.Addr holding the destination MAC. The Prober owns conn and closes it. It panics when ifi or src is not
 // usable (see New), as that is a programming error in a test.
-func NewWithConn(ifi *net.Interface, src netip.Addr, conn net.PacketConn, opts ...Option) *Prober {
+func NewWithConn(ifi wire.Interface, src netip.Addr, conn net.PacketConn, opts ...Option) *Prober {
 	p, err := newProber(ifi, src, conn, opts)
 	if err != nil {
 		panic(err)
@@ -97,15 +102,16 @@ func NewWithConn(ifi *net.Interface, src netip.Addr, conn net.PacketConn, opts .
 	return p
 }
 
-func newProber(ifi *net.Interface, src netip.Addr, conn net.PacketConn, opts []Option) (*Prober, error) {
-	if len(ifi.HardwareAddr) != 6 {
+func newProber(ifi wire.Interface, src netip.Addr, conn net.PacketConn, opts []Option) (*Prober, error) {
+	if len(ifi.MAC) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address", ifi.Name)
 	}
 	if !src.IsValid() || src.Zone() != "" || (src.Is6() && (src.Is4In6() || src.IsUnspecified() || src.IsMulticast())) {
 		return nil, fmt.Errorf("source address %v on %s: want IPv4, or an IPv6 unicast address without zone", src, ifi.Name)
 	}
 	p := &Prober{
-		ifi:      ifi,
+		ifi:      ifi.Clone(),
+		mac:      [6]byte(ifi.MAC),
 		src:      src,
 		conn:     conn,
 		clock:    clock.RealClock{},
@@ -211,18 +217,19 @@ func (p *Prober) request(target netip.Addr) ([]byte, net.HardwareAddr, error) {
 	if target.Is4() != p.src.Is4() || target.Zone() != "" {
 		return nil, nil, fmt.Errorf("target %v and source %v on %s are not of one family", target, p.src, p.ifi.Name)
 	}
-	mac := p.ifi.HardwareAddr
+	var b []byte
 	if target.Is4() {
-		a := arpPacket{EthDst: broadcastMAC, EthSrc: mac, Op: arpRequest, SenderMAC: mac, SenderIP: p.src,
-			TargetMAC: make(net.HardwareAddr, 6), TargetIP: target}
-		b, err := a.marshal()
-		return b, broadcastMAC, err
+		// Target hardware address zero (RFC 5227 §2.1.1); 0.0.0.0 as the source makes it an ARP probe.
+		b = make([]byte, wire.ARPFrameLen)
+		wire.PutARP(b, wire.BroadcastMAC, p.mac, &wire.ARP{Op: wire.ARPRequest, SenderMAC: p.mac, SenderIP: p.src.As4(),
+			TargetIP: target.As4()})
+	} else {
+		group := wire.SolicitedNode(target.As16())
+		b = make([]byte, wire.NDLinkFrameLen)
+		wire.PutND(b, &wire.ND{Eth: wire.Ethernet{Dst: wire.MulticastMAC(group), Src: p.mac}, Src: p.src.As16(), Dst: group,
+			Type: wire.ICMPTypeNS, Target: target.As16(), LinkAddr: p.mac, HasLinkAddr: true})
 	}
-	group := solicitedNode(target)
-	n := ndpPacket{EthDst: multicastMAC(group), EthSrc: mac, Src: p.src, Dst: group, Type: icmpNS, Target: target,
-		LinkAddr: mac}
-	b, err := n.marshal()
-	return b, n.EthDst, err
+	return b, net.HardwareAddr(b[0:6:6]), nil
 }
 
 // send stamps sub with request seq and sends it.
@@ -290,25 +297,27 @@ func (p *Prober) read() {
 }
 
 // answer decides whether frame answers a request of this Prober: an ARP reply to its source address, or a
-// Neighbor Advertisement sent to its source address, not sent by its own interface. It returns the address
-// answered for and the MAC given for it.
+// Neighbor Advertisement sent to its source address (RFC 4861 §7.1's checks of hop limit, code, checksum and
+// option lengths, wire.ParseND), not sent by its own interface. It returns the address answered for and the MAC
+// given for it: the ARP sender hardware address, or the NA's (first) target link-layer option, else its
+// Ethernet source.
 func (p *Prober) answer(frame []byte) (netip.Addr, net.HardwareAddr, bool) {
 	if p.src.Is4() {
-		a, err := parseARP(frame)
-		if err != nil || a.Op != arpReply || a.TargetIP != p.src || macEqual(a.EthSrc, p.ifi.HardwareAddr) {
+		eth, a, f := wire.ParseARP(frame)
+		if f != wire.OK || a.Op != wire.ARPReply || a.TargetIP != p.src.As4() || eth.Src == p.mac {
 			return netip.Addr{}, nil, false
 		}
-		return a.SenderIP, a.SenderMAC, true
+		return netip.AddrFrom4(a.SenderIP), net.HardwareAddr(bytes.Clone(a.SenderMAC[:])), true
 	}
-	n, err := parseNDP(frame)
-	if err != nil || n.Type != icmpNA || n.Dst != p.src || macEqual(n.EthSrc, p.ifi.HardwareAddr) {
+	n, f := wire.ParseND(frame, wire.AcceptNS|wire.AcceptNA, 0)
+	if f != wire.OK || n.Type != wire.ICMPTypeNA || n.Dst != p.src.As16() || n.Eth.Src == p.mac {
 		return netip.Addr{}, nil, false
 	}
-	mac := n.LinkAddr
-	if mac == nil {
-		mac = n.EthSrc
+	mac := n.Eth.Src
+	if n.HasLinkAddr {
+		mac = n.LinkAddr
 	}
-	return n.Target, mac, true
+	return netip.AddrFrom16(n.Target), net.HardwareAddr(bytes.Clone(mac[:])), true
 }
 
 func macEqual(a, b net.HardwareAddr) bool { return string(a) == string(b) }

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/packet"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // segment is a fake Ethernet segment behind a net.PacketConn: frames the Prober writes are recorded on writes,
@@ -119,31 +121,28 @@ func (s *segment) nextWrite(t *testing.T) written {
 
 var (
 	otherMAC = mustMAC("02:00:c6:33:64:0c")
-	clientIf = &net.Interface{Index: 2, Name: "eth0", HardwareAddr: clientMAC}
+	clientIf = wire.Interface{Index: 2, Name: "eth0", MAC: clientMAC}
 	t0       = time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC)
 )
 
 // arpReplyFrom is the kernel's reply of vecARPReply as sent by another host claiming ip with mac.
 func arpReplyFrom(t *testing.T, mac net.HardwareAddr, ip, to netip.Addr) []byte {
 	t.Helper()
-	a := arpPacket{EthDst: clientMAC, EthSrc: mac, Op: arpReply, SenderMAC: mac, SenderIP: ip, TargetMAC: clientMAC,
-		TargetIP: to}
-	b, err := a.marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := make([]byte, wire.ARPFrameLen)
+	wire.PutARP(b, [6]byte(clientMAC), [6]byte(mac), &wire.ARP{Op: wire.ARPReply, SenderMAC: [6]byte(mac), SenderIP: ip.As4(),
+		TargetMAC: [6]byte(clientMAC), TargetIP: to.As4()})
 	return b
 }
 
 func naFrom(t *testing.T, mac net.HardwareAddr, target, to netip.Addr, ethSrc net.HardwareAddr, opt net.HardwareAddr) []byte {
 	t.Helper()
-	n := ndpPacket{EthDst: clientMAC, EthSrc: ethSrc, Src: target, Dst: to, Type: icmpNA,
-		Flags: naSolicited | naOverride, Target: target, LinkAddr: opt}
-	b, err := n.marshal()
-	if err != nil {
-		t.Fatal(err)
+	n := wire.ND{Eth: wire.Ethernet{Dst: [6]byte(clientMAC), Src: [6]byte(ethSrc)}, Src: target.As16(), Dst: to.As16(),
+		Type: wire.ICMPTypeNA, Flags: wire.NAFlagSolicited | wire.NAFlagOverride, Target: target.As16()}
+	if opt != nil {
+		n.LinkAddr, n.HasLinkAddr = [6]byte(opt), true
 	}
-	return b
+	b := make([]byte, wire.NDLinkFrameLen)
+	return b[:wire.PutND(b, &n)]
 }
 
 func TestOnce(t *testing.T) {
@@ -158,19 +157,19 @@ func TestOnce(t *testing.T) {
 		want    []net.HardwareAddr
 	}{
 		{
-			name: "IPv4 one answer", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: broadcastMAC,
+			name: "IPv4 one answer", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: net.HardwareAddr(wire.BroadcastMAC[:]),
 			answers: func(*testing.T) [][]byte { return [][]byte{vecARPReply} },
 			want:    []net.HardwareAddr{nodeMAC},
 		},
 		{
-			name: "IPv4 two answers, one repeated", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: broadcastMAC,
+			name: "IPv4 two answers, one repeated", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: net.HardwareAddr(wire.BroadcastMAC[:]),
 			answers: func(t *testing.T) [][]byte {
 				return [][]byte{vecARPReply, arpReplyFrom(t, otherMAC, nodeV4, clientV4), vecARPReply}
 			},
 			want: []net.HardwareAddr{nodeMAC, otherMAC, nodeMAC},
 		},
 		{
-			name: "IPv4 answers for others ignored", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: broadcastMAC,
+			name: "IPv4 answers for others ignored", src: clientV4, target: nodeV4, wantReq: vecARPRequest, wantDst: net.HardwareAddr(wire.BroadcastMAC[:]),
 			answers: func(t *testing.T) [][]byte {
 				return [][]byte{
 					vecARPRequest, // a request, and our own
@@ -206,7 +205,7 @@ func TestOnce(t *testing.T) {
 			},
 		},
 		{
-			name: "no answer", src: clientV4, target: netip.MustParseAddr("198.51.100.99"), wantDst: broadcastMAC,
+			name: "no answer", src: clientV4, target: netip.MustParseAddr("198.51.100.99"), wantDst: net.HardwareAddr(wire.BroadcastMAC[:]),
 			wantReq: mustHex(`ffff ffff ffff 0200 c633 6403 0806 0001 0800 0604 0001 0200 c633 6403 c633 6403
 				0000 0000 0000 c633 6463`),
 			answers: func(*testing.T) [][]byte { return nil },
@@ -323,10 +322,10 @@ func TestOnceErrors(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name string
-		ifi  *net.Interface
+		ifi  wire.Interface
 		src  netip.Addr
 	}{
-		{name: "no MAC", ifi: &net.Interface{Name: "tun0"}, src: clientV4},
+		{name: "no MAC", ifi: wire.Interface{Name: "tun0"}, src: clientV4},
 		{name: "no source", ifi: clientIf},
 		{name: "IPv6 unspecified", ifi: clientIf, src: netip.IPv6Unspecified()},
 		{name: "IPv6 multicast", ifi: clientIf, src: netip.MustParseAddr("ff02::1")},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/probe"
+	"github.com/heraldlb/herald/internal/wire"
 )
 
 // Options configures Run.
@@ -90,7 +91,7 @@ func hostEnv() env {
 			if err != nil {
 				return nil, err
 			}
-			p, err := probe.New(ifi, src)
+			p, err := probe.New(wire.InterfaceOf(ifi), src)
 			if err != nil {
 				return nil, err
 			}

@@ -1,7 +1,8 @@
-// Package wire is the link layer the announcer and the guard share: an
-// AF_PACKET socket carrying whole Ethernet frames whose reads and writes do
-// not allocate (Conn, Linux only), the address its reads report (Addr), and
-// the ICMPv6 checksum of the Neighbor Discovery frames both build and check.
+// Package wire is the link layer the announcer, the guard and the prober share: the Ethernet, ARP (RFC 826,
+// RFC 5227) and Neighbor Discovery (RFC 4861, RFC 4862 DAD) frames they parse and build without allocating, with
+// the Fault each parser reports; the link they use (Interface); the set of addresses their packet paths look up
+// (VIPSet, NormalizeVIP); and an AF_PACKET socket carrying whole Ethernet frames whose reads and writes do not
+// allocate (Conn, Linux only). What a frame means to each (an answer, a claim, a reply) stays in its package.
 package wire
 
 import "net"
