@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -288,28 +289,35 @@ func (c *cluster) storm(t testing.TB, n int) {
 	c.bulk(t, n)
 }
 
-// BenchmarkBusyNode is the long TestBusyNode, on 200 addresses: the SIGSTOP sweep three times over, a CPU hog for
-// 60 s (alone, then with a storm creating 2,000 Services), a CFS quota of 10 % and 50 % of a core with the
-// default 100 ms period, and recurring stalls with 500 ms and 300 ms periods for 30 s. Each scenario's figures
-// are logged as a "busy:" line.
+// BenchmarkBusyNode is the long TestBusyNode, on 200 addresses: the SIGSTOP sweep (HERALD_BUSY_SWEEPS times,
+// default 1), a CPU hog for 30 s (alone, then with a storm creating 2,000 Services), a CFS quota of 10 % and 50 %
+// of a core with the default 100 ms period, and recurring stalls with 500 ms and 300 ms periods (HERALD_BUSY_HOLD,
+// default 30 s, each). Each scenario's figures are logged as a "busy:" line.
 func BenchmarkBusyNode(b *testing.B) {
+	sweeps, hold := 1, 30*time.Second
+	if n, err := strconv.Atoi(os.Getenv("HERALD_BUSY_SWEEPS")); err == nil && n > 0 {
+		sweeps = n
+	}
+	if d, err := time.ParseDuration(os.Getenv("HERALD_BUSY_HOLD")); err == nil && d > 0 {
+		hold = d
+	}
 	c := newCluster(b, 3)
 	// 200 addresses: more than poolV4 holds, from a subnet no node has, announced on eth0.
 	c.pool("busy", []string{"198.18.64.0/24"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
 	vips := c.settledServices("busy", "busy", 200)
 	h := c.answeredAlone(vips)
 	var scenarios []busyScenario
-	for range 3 {
+	for range sweeps {
 		scenarios = append(scenarios, sigstopSweep(150*time.Millisecond, 250*time.Millisecond, 350*time.Millisecond,
 			450*time.Millisecond, 600*time.Millisecond, time.Second)...)
 	}
-	storm := cpuHog(60 * time.Second)
+	storm := cpuHog(hold)
 	storm.name, storm.storm = storm.name+" with a storm of 2000 Services", 2000
-	scenarios = append(scenarios, cpuHog(60*time.Second), storm,
-		busyScenario{name: "quota 10% per 100ms", limit: lab.CPULimit{Quota: 10 * time.Millisecond, Period: 100 * time.Millisecond}, hold: 30 * time.Second},
-		busyScenario{name: "quota 50% per 100ms", limit: lab.CPULimit{Quota: 50 * time.Millisecond, Period: 100 * time.Millisecond}, hold: 30 * time.Second},
-		recurring(500*time.Millisecond, 20, 30*time.Second), recurring(500*time.Millisecond, 50, 30*time.Second),
-		recurring(300*time.Millisecond, 20, 30*time.Second))
+	scenarios = append(scenarios, cpuHog(hold), storm,
+		busyScenario{name: "quota 10% per 100ms", limit: lab.CPULimit{Quota: 10 * time.Millisecond, Period: 100 * time.Millisecond}, hold: hold},
+		busyScenario{name: "quota 50% per 100ms", limit: lab.CPULimit{Quota: 50 * time.Millisecond, Period: 100 * time.Millisecond}, hold: hold},
+		recurring(500*time.Millisecond, 20, hold), recurring(500*time.Millisecond, 50, hold),
+		recurring(300*time.Millisecond, 20, hold))
 	for range b.N {
 		for _, sc := range scenarios {
 			var r busyResult
