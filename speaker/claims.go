@@ -264,7 +264,7 @@ func (a *agent) onSighting(s sighting) (release, changed bool) {
 	if a.stall != nil && !a.stall.Fresh() {
 		// Frames queued while this process was stopped, or heard before the stall is resolved: they are the
 		// evidence of what the others did meanwhile (stall.go), not claims to settle now.
-		a.stallCheck.heard(key, a.classify(s), isProbe(s.Kind), a.cfg.Clock.Now())
+		a.stallCheck.heard(key, a.classify(s), isProbe(s.Kind))
 		return false, false
 	}
 	if isProbe(s.Kind) {

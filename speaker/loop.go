@@ -90,7 +90,7 @@ func (a *agent) loop(ctx context.Context) {
 		case d := <-stalls:
 			a.onStall(d)
 		case <-a.stallCheck.listen:
-			a.judgeStall()
+			a.resolveStall()
 		case r := <-a.probed:
 			changed := a.onProbed(r)
 			for more := true; more; {

@@ -11,8 +11,9 @@ import (
 
 // readBufferBytes is each socket's receive buffer: frames claiming addresses queue there while the speaker
 // does not run (a stall), and the speaker judges from them, once it runs again, which addresses others probed
-// or claimed meanwhile. 4 MiB holds about 4,000 frames.
-const readBufferBytes = 4 << 20
+// or claimed meanwhile. 16 MiB holds about 16,000 frames: a peer's takeover probes of thousands of addresses
+// during a stall of up to a second (speaker.stallTrustWire).
+const readBufferBytes = 16 << 20
 
 // ListenInterface opens the real sockets of ifi: two AF_PACKET SOCK_RAW
 // sockets (wire.Conn) bound to ifi.Index and ETH_P_ALL (the only binding
