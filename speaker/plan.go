@@ -125,36 +125,30 @@ func digestAdvs(advs []*heraldv1.L2Advertisement) []advInfo {
 		for _, p := range a.Spec.IPAddressPools {
 			ai.pools[p] = true
 		}
-		ok := true
-		for i := range a.Spec.IPAddressPoolSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.IPAddressPoolSelectors[i].LabelSelector())
-			if err != nil {
-				ok = false // the schema refuses such selectors; an advertisement we cannot read selects nothing
-				break
-			}
-			ai.poolSel = append(ai.poolSel, s)
-		}
-		for i := range a.Spec.NodeSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.NodeSelectors[i].LabelSelector())
-			if err != nil {
-				ok = false
-				break
-			}
-			ai.nodeSel = append(ai.nodeSel, s)
-		}
-		for i := range a.Spec.ServiceSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.ServiceSelectors[i].LabelSelector())
-			if err != nil {
-				ok = false
-				break
-			}
-			ai.svcSel = append(ai.svcSel, s)
-		}
+		// The schema refuses selectors that do not convert; an advertisement we cannot read selects nothing.
+		var err1, err2, err3 error
+		ai.poolSel, err1 = toSelectors(a.Spec.IPAddressPoolSelectors)
+		ai.nodeSel, err2 = toSelectors(a.Spec.NodeSelectors)
+		ai.svcSel, err3 = toSelectors(a.Spec.ServiceSelectors)
+		ok := err1 == nil && err2 == nil && err3 == nil
 		if ok {
 			out = append(out, ai)
 		}
 	}
 	return out
+}
+
+// toSelectors converts an advertisement's selectors for matching.
+func toSelectors(sels []heraldv1.Selector) ([]labels.Selector, error) {
+	var out []labels.Selector
+	for i := range sels {
+		s, err := metav1.LabelSelectorAsSelector(sels[i].LabelSelector())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // selectsPool: an advertisement naming neither pools nor selectors announces every pool.
