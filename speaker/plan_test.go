@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -687,5 +689,40 @@ func TestDecideSelectorConflict(t *testing.T) {
 				t.Errorf("conflict:\n got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestReportSelectorConflicts: the conflict is raised once per message, on every Service of the group, by one node
+// (the first live member in the key's order when nobody announces); the group's reason text is the conflict.
+func TestReportSelectorConflicts(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	const vip = "198.51.100.100"
+	first := election.Order(vip, live)[0]
+	for _, self := range live {
+		in := ptInputs(self, live, nodes)
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("lab", 1, "198.51.100.0/24")}
+		in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node2")}
+		in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}
+		rec := events.NewFakeRecorder(10)
+		a := &agent{rec: rec, log: logr.Discard(), in: in, plan: decide(in, election.NewTable())}
+		g := a.plan.Groups[vip]
+		if got := g.whyText(); got != g.Conflict || g.Why != ReasonSelectorConflict {
+			t.Fatalf("%s: why %s %q, want the conflict", self, g.Why, got)
+		}
+		a.reportSelectorConflicts()
+		a.reportSelectorConflicts() // the same conflict again: no second Event
+		want := 0
+		if self == first {
+			want = 2
+		}
+		if got := len(rec.Events); got != want {
+			t.Errorf("%s: %d Events, want %d", self, got, want)
+		}
+		for range len(rec.Events) {
+			if e := <-rec.Events; !strings.Contains(e, "Warning SelectorConflict the Services sharing "+vip) {
+				t.Errorf("%s: Event %q", self, e)
+			}
+		}
 	}
 }
