@@ -85,6 +85,7 @@ func l2AdvertisementReady(adv *heraldv1.L2Advertisement, pools map[string]bool) 
 	}
 	check("ipAddressPoolSelectors", adv.Spec.IPAddressPoolSelectors)
 	check("nodeSelectors", adv.Spec.NodeSelectors)
+	check("serviceSelectors", adv.Spec.ServiceSelectors)
 	switch {
 	case len(bad) > 0:
 		c.Status, c.Reason = metav1.ConditionFalse, heraldv1.ReasonInvalid

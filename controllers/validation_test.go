@@ -67,6 +67,13 @@ func TestSchemaValidation(t *testing.T) {
 			MatchLabels: map[string]heraldv1.LabelValue{"zone": "a b"}})}), "is not a valid label value"},
 		{"valid advertisement", adv(heraldv1.L2AdvertisementSpec{IPAddressPools: []string{"default"}, Interfaces: []string{"eth0"},
 			NodeSelectors: sel(heraldv1.Selector{MatchLabels: map[string]heraldv1.LabelValue{"kubernetes.io/os": "linux"}})}), ""},
+		{"advertisement serviceSelectors bad key", adv(heraldv1.L2AdvertisementSpec{ServiceSelectors: sel(heraldv1.Selector{
+			MatchExpressions: []heraldv1.SelectorRequirement{{Key: "app name", Operator: "Exists"}}})}), `"app name" is not a valid label key`},
+		{"advertisement serviceSelectors In without values", adv(heraldv1.L2AdvertisementSpec{ServiceSelectors: sel(heraldv1.Selector{
+			MatchExpressions: []heraldv1.SelectorRequirement{{Key: "app", Operator: "In"}}})}), "operators In and NotIn need at least one value"},
+		{"valid advertisement with serviceSelectors", adv(heraldv1.L2AdvertisementSpec{ServiceSelectors: []heraldv1.Selector{
+			{MatchLabels: map[string]heraldv1.LabelValue{"app": "web"}},
+			{MatchExpressions: []heraldv1.SelectorRequirement{{Key: "tier", Operator: "In", Values: []string{"edge"}}}}}}), ""},
 		{"bad interface name", adv(heraldv1.L2AdvertisementSpec{Interfaces: []string{"eth0/1"}}), `"eth0/1" is not a Linux interface name`},
 		{"bad pool name", adv(heraldv1.L2AdvertisementSpec{IPAddressPools: []string{"Pool_A"}}), `"Pool_A" is not a valid pool name`},
 	}

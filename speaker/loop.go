@@ -317,6 +317,7 @@ func (a *agent) reconcile(ctx context.Context) {
 		a.winners[key] = g.Winner
 	}
 	a.reportKernel()
+	a.reportSelectorConflicts()
 	a.apply()
 	a.checkDarkReports()
 }
@@ -496,7 +497,7 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 			st := announcementState{UID: s.UID, Node: g.Winner, Addresses: addrStrings(s.Addrs), Interfaces: g.interfacesOf(s)}
 			switch {
 			case g.Winner == "":
-				st.Reason, st.Message = g.Why, "no node may announce "+joinAddrs(s.Addrs)+": "+whyText(g.Why)
+				st.Reason, st.Message = g.Why, "no node may announce "+joinAddrs(s.Addrs)+": "+g.whyText()
 			case len(st.Interfaces) == 0:
 				st.Reason, st.Message = ReasonNoInterface, in.Self+" is elected but "+interfacesText(g)
 			case c.State == claimDeferred && c.Foreign != nil:
@@ -506,6 +507,9 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 					c.Foreign.Addr, c.Foreign.MAC, in.Self)
 			default:
 				st.Announced, st.Reason, st.Message = true, "Announcing", in.Self+" answers ARP/NDP for "+joinAddrs(s.Addrs)+" on "+strings.Join(st.Interfaces, ",")
+				if g.Conflict != "" {
+					st.Message += "; but " + g.Conflict
+				}
 			}
 			if cf := c.Conflict; cf != nil {
 				st.Conflict = &heraldv1.AnnouncementConflict{Kind: cf.Kind, Address: cf.Addr.String(), MAC: cf.MAC, Node: cf.Node,
@@ -535,13 +539,49 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 	return w
 }
 
+// whyText says why no node may announce the group, with its selector conflict if it has one.
+func (g *group) whyText() string {
+	switch {
+	case g.Why == ReasonSelectorConflict:
+		return g.Conflict
+	case g.Conflict != "":
+		return whyText(g.Why) + "; " + g.Conflict
+	}
+	return whyText(g.Why)
+}
+
 func whyText(why string) string {
 	switch why {
 	case "NoPool":
 		return "no IPAddressPool holds it"
 	case "NotAdvertised":
 		return "no L2Advertisement announces its pool"
+	case ReasonNotSelected:
+		return "no L2Advertisement of its pool selects the Service (their serviceSelectors match other Services)"
 	default:
 		return "no live speaker's node is selected, ready and (for externalTrafficPolicy Local) running an endpoint"
 	}
+}
+
+// reportSelectorConflicts raises a Warning SelectorConflict Event on the Services of each group whose
+// advertisements allow different nodes, once per message, from one node: the announcer, or when nobody
+// announces, the node that writes the group's Announcements (wants).
+func (a *agent) reportSelectorConflicts() {
+	warned := map[string]string{}
+	for key, g := range a.plan.Groups {
+		if g.Conflict == "" {
+			continue
+		}
+		if g.Winner != a.in.Self {
+			if first, ok := election.Winner(key, a.in.Live); g.Winner != "" || !ok || first != a.in.Self {
+				continue
+			}
+		}
+		warned[key] = g.Conflict
+		if a.conflictWarned[key] != g.Conflict {
+			a.log.Info("Services sharing an address are selected by L2Advertisements that allow different nodes", "address", key, "conflict", g.Conflict)
+			a.event(g, corev1.EventTypeWarning, ReasonSelectorConflict, g.Conflict)
+		}
+	}
+	a.conflictWarned = warned
 }

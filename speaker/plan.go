@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -71,8 +72,12 @@ type group struct {
 	HolderOK bool
 	// eligible says whether a node may announce the key (live, selected, ready, not impaired); nil when none may.
 	eligible func(node string) bool
-	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NoEligibleNode".
+	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NotSelected", "SelectorConflict",
+	// "NoEligibleNode".
 	Why string
+	// Conflict says, when the group's Services are selected by L2Advertisements that allow different nodes, which
+	// and where the group is announced from as a result; "" when they agree.
+	Conflict string
 	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
 	Choices  map[netip.Addr][]iface.Choice
 	Refusals map[netip.Addr][]iface.Refusal
@@ -92,9 +97,10 @@ type group struct {
 
 // svcRef is a Service of a group and its own addresses.
 type svcRef struct {
-	Name  types.NamespacedName
-	Addrs []netip.Addr
-	UID   types.UID
+	Name   types.NamespacedName
+	Addrs  []netip.Addr
+	UID    types.UID
+	Labels labels.Set
 }
 
 // plan is a decision: the groups, who announces each, and what this node answers on which interface.
@@ -109,6 +115,7 @@ type advInfo struct {
 	pools      map[string]bool
 	poolSel    []labels.Selector
 	nodeSel    []labels.Selector
+	svcSel     []labels.Selector
 	interfaces []string
 }
 
@@ -119,28 +126,30 @@ func digestAdvs(advs []*heraldv1.L2Advertisement) []advInfo {
 		for _, p := range a.Spec.IPAddressPools {
 			ai.pools[p] = true
 		}
-		ok := true
-		for i := range a.Spec.IPAddressPoolSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.IPAddressPoolSelectors[i].LabelSelector())
-			if err != nil {
-				ok = false // the schema refuses such selectors; an advertisement we cannot read selects nothing
-				break
-			}
-			ai.poolSel = append(ai.poolSel, s)
-		}
-		for i := range a.Spec.NodeSelectors {
-			s, err := metav1.LabelSelectorAsSelector(a.Spec.NodeSelectors[i].LabelSelector())
-			if err != nil {
-				ok = false
-				break
-			}
-			ai.nodeSel = append(ai.nodeSel, s)
-		}
+		// The schema refuses selectors that do not convert; an advertisement we cannot read selects nothing.
+		var err1, err2, err3 error
+		ai.poolSel, err1 = toSelectors(a.Spec.IPAddressPoolSelectors)
+		ai.nodeSel, err2 = toSelectors(a.Spec.NodeSelectors)
+		ai.svcSel, err3 = toSelectors(a.Spec.ServiceSelectors)
+		ok := err1 == nil && err2 == nil && err3 == nil
 		if ok {
 			out = append(out, ai)
 		}
 	}
 	return out
+}
+
+// toSelectors converts an advertisement's selectors for matching.
+func toSelectors(sels []heraldv1.Selector) ([]labels.Selector, error) {
+	var out []labels.Selector
+	for i := range sels {
+		s, err := metav1.LabelSelectorAsSelector(sels[i].LabelSelector())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // selectsPool: an advertisement naming neither pools nor selectors announces every pool.
@@ -161,11 +170,19 @@ func (a *advInfo) selectsPool(p *heraldv1.IPAddressPool) bool {
 
 // selectsNode: no node selectors means every node.
 func (a *advInfo) selectsNode(n *corev1.Node) bool {
-	if len(a.nodeSel) == 0 {
+	return anySelects(a.nodeSel, labels.Set(n.Labels))
+}
+
+// selectsService: no service selectors means every Service.
+func (a *advInfo) selectsService(set labels.Set) bool { return anySelects(a.svcSel, set) }
+
+// anySelects: no selectors select everything, else one must match.
+func anySelects(sels []labels.Selector, set labels.Set) bool {
+	if len(sels) == 0 {
 		return true
 	}
-	for _, s := range a.nodeSel {
-		if s.Matches(labels.Set(n.Labels)) {
+	for _, s := range sels {
+		if s.Matches(set) {
 			return true
 		}
 	}
@@ -179,6 +196,9 @@ type poolInfo struct {
 	advs   []*advInfo
 	// allowed are the interfaces its advertisements allow on this node; nil for the connected-subnet rule.
 	allowed []string
+	// bySvc says that some of its advertisements have serviceSelectors, so that which of them apply depends on
+	// the Service.
+	bySvc bool
 }
 
 // nodeUsable: a node announces nothing while its network is unavailable or it is excluded from load balancers.
@@ -203,16 +223,21 @@ func nodeUsable(n *corev1.Node) bool {
 //     allow on this node;
 //  2. groupServices: the Services grouped by their first address, the election key;
 //  3. per group, the pool owning its key (else Why "NoPool"), advertised (else "NotAdvertised"), then
-//     a. kernelAnswers: why this node's kernel answers ARP for an address itself, whoever is elected;
-//     b. eligibility: the nodes that may announce the key (live, selected, usable, not impaired there, and
-//     with a local endpoint of every externalTrafficPolicy Local Service);
-//     c. elect: the winner (a live, eligible holder keeps the key unless fail-back is due), the watcher and
+//     a. selection: the advertisements of the pool that apply to each of the group's Services (their
+//     serviceSelectors), the nodes they allow and the interfaces they allow here; a Service none applies to
+//     is not announced ("NotSelected" when that is all of them), and Services whose advertisements allow
+//     different nodes are a conflict, announced only from a node all of them allow ("SelectorConflict" when
+//     no node is);
+//     b. kernelAnswers: why this node's kernel answers ARP for an address itself, whoever is elected;
+//     c. eligibility: the nodes that may announce the key (live, selected for every Service, usable, not
+//     impaired there, and with a local endpoint of every externalTrafficPolicy Local Service);
+//     d. elect: the winner (a live, eligible holder keeps the key unless fail-back is due), the watcher and
 //     the corroborator (else "NoEligibleNode");
-//     d. chooseInterfaces: where this node answers each address if it wins, or probes it from if it watches.
+//     e. chooseInterfaces: where this node answers each address if it wins, or probes it from if it watches.
 func decide(in *inputs, table *election.Table) *plan {
 	pools := orderPools(in.Pools, digestAdvs(in.Advs), in.Nodes[in.Self])
 	groups, localOnly := groupServices(in)
-	d := &decision{in: in, table: table, live: map[string]bool{}, poolNodes: map[*poolInfo]map[string]bool{},
+	d := &decision{in: in, table: table, live: map[string]bool{}, advSets: map[string]*advSet{},
 		owners: localIPv4(in.Links)}
 	for _, m := range in.Live {
 		d.live[m] = true
@@ -232,13 +257,19 @@ func decide(in *inputs, table *election.Table) *plan {
 			g.Why = "NotAdvertised"
 			continue
 		}
-		g.Kernel = d.kernelAnswers(g, p)
-		g.eligible = d.eligibility(key, p, localOnly[key])
+		sel := d.selection(g, p)
+		g.Conflict = sel.conflict
+		if sel.why != "" {
+			g.Why = sel.why
+			continue
+		}
+		g.Kernel = d.kernelAnswers(g, sel.allowed)
+		g.eligible = d.eligibility(key, append(sel.nodes, localOnly[key]...))
 		if !d.elect(g) {
 			g.Why = "NoEligibleNode"
 			continue
 		}
-		d.chooseInterfaces(pl, g, p)
+		d.chooseInterfaces(pl, g, sel.allowed)
 	}
 	for name, e := range pl.Assignment {
 		slices.SortFunc(e.VIPs, func(a, b netip.Addr) int { return a.Compare(b) })
@@ -249,11 +280,11 @@ func decide(in *inputs, table *election.Table) *plan {
 
 // decision is the state decide's phases share.
 type decision struct {
-	in        *inputs
-	table     *election.Table
-	live      map[string]bool
-	poolNodes map[*poolInfo]map[string]bool // the nodes each pool's advertisements select, computed once per pool
-	owners    map[netip.Addr]string         // this node's IPv4 addresses -> their link
+	in      *inputs
+	table   *election.Table
+	live    map[string]bool
+	advSets map[string]*advSet    // by pool and advertisement names, computed once per distinct set
+	owners  map[netip.Addr]string // this node's IPv4 addresses -> their link
 }
 
 // orderPools digests the pools in ownership order, each with its ranges, the advertisements selecting it and the
@@ -272,9 +303,9 @@ func orderPools(in []*heraldv1.IPAddressPool, advs []advInfo, self *corev1.Node)
 				pi.advs = append(pi.advs, &advs[i])
 			}
 		}
-		var auto bool
-		if pi.allowed, auto = interfacesFor(pi, self); auto {
-			pi.allowed = nil
+		pi.allowed = allowedOn(pi.advs, self)
+		for _, a := range pi.advs {
+			pi.bySvc = pi.bySvc || len(a.svcSel) > 0
 		}
 		pools = append(pools, pi)
 	}
@@ -316,7 +347,7 @@ func groupServices(in *inputs) (map[string]*group, map[string][]map[string]bool)
 			groups[key] = g
 		}
 		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-		g.Services = append(g.Services, svcRef{Name: name, Addrs: addrs, UID: svc.UID})
+		g.Services = append(g.Services, svcRef{Name: name, Addrs: addrs, UID: svc.UID, Labels: svc.Labels})
 		for _, a := range addrs {
 			if !slices.Contains(g.Addrs, a) {
 				g.Addrs = append(g.Addrs, a)
@@ -344,7 +375,7 @@ func (d *decision) setUniverse() {
 
 // kernelAnswers says, per address of g this node owns or routes, why its kernel answers ARP for it on an
 // interface the pool allows; nil when it does for none.
-func (d *decision) kernelAnswers(g *group, p *poolInfo) map[netip.Addr]string {
+func (d *decision) kernelAnswers(g *group, allowed []string) map[netip.Addr]string {
 	in := d.in
 	var out map[netip.Addr]string
 	for _, a := range g.Addrs {
@@ -353,7 +384,7 @@ func (d *decision) kernelAnswers(g *group, p *poolInfo) map[netip.Addr]string {
 		if !owned && !routed {
 			continue
 		}
-		ch, _ := iface.Select(a, in.Links, p.allowed)
+		ch, _ := iface.Select(a, in.Links, allowed)
 		for _, c := range ch {
 			why := kernelAnswers(a, c.Link.Name, d.owners, in.ArpIgnore)
 			if why == "" {
@@ -371,38 +402,19 @@ func (d *decision) kernelAnswers(g *group, p *poolInfo) map[netip.Addr]string {
 	return out
 }
 
-// eligibility returns who may announce key, in pool p: a live node an advertisement of p selects, usable, not
-// withdrawn from a prefix holding the key, and with a ready local endpoint of each of the group's Local Services.
-func (d *decision) eligibility(key string, p *poolInfo, locals []map[string]bool) func(node string) bool {
-	nodes := d.poolNodes[p]
-	if nodes == nil {
-		nodes = map[string]bool{}
-		for name := range d.live {
-			n := d.in.Nodes[name]
-			if n == nil || !nodeUsable(n) {
-				continue
-			}
-			for _, a := range p.advs {
-				if a.selectsNode(n) {
-					nodes[name] = true
-					break
-				}
-			}
-		}
-		d.poolNodes[p] = nodes
-	}
+// eligibility returns who may announce key: a node in every one of sets (the live, usable nodes the
+// advertisements of each of the group's Services select; the nodes with a ready local endpoint of each of its
+// Local Services), not withdrawn from a prefix holding the key.
+func (d *decision) eligibility(key string, sets []map[string]bool) func(node string) bool {
 	keyAddr := netip.MustParseAddr(key)
 	return func(n string) bool {
-		if !nodes[n] {
-			return false
-		}
-		for _, pf := range d.in.Impaired[n] {
-			if pf.Contains(keyAddr) {
+		for _, s := range sets {
+			if !s[n] {
 				return false
 			}
 		}
-		for _, l := range locals {
-			if !l[n] {
+		for _, pf := range d.in.Impaired[n] {
+			if pf.Contains(keyAddr) {
 				return false
 			}
 		}
@@ -437,12 +449,12 @@ func (d *decision) elect(g *group) bool {
 // chooseInterfaces picks, for each address of g, the interfaces this node answers it on (when it is the winner
 // or the election's choice), adding them to the plan's assignment, or the one it probes it from (when it watches
 // or corroborates).
-func (d *decision) chooseInterfaces(pl *plan, g *group, p *poolInfo) {
+func (d *decision) chooseInterfaces(pl *plan, g *group, allowed []string) {
 	in := d.in
 	if (g.Watcher == in.Self || g.Corroborator == in.Self) && g.Winner != in.Self {
 		g.ProbeFrom = map[netip.Addr]iface.Link{}
 		for _, a := range g.Addrs {
-			if ch, _ := iface.Select(a, in.Links, p.allowed); len(ch) > 0 {
+			if ch, _ := iface.Select(a, in.Links, allowed); len(ch) > 0 {
 				g.ProbeFrom[a] = ch[0].Link
 			}
 		}
@@ -453,7 +465,7 @@ func (d *decision) chooseInterfaces(pl *plan, g *group, p *poolInfo) {
 	g.Choices = map[netip.Addr][]iface.Choice{}
 	g.Refusals = map[netip.Addr][]iface.Refusal{}
 	for _, a := range g.Addrs {
-		ch, ref := iface.Select(a, in.Links, p.allowed)
+		ch, ref := iface.Select(a, in.Links, allowed)
 		g.Choices[a], g.Refusals[a] = ch, ref
 		for _, c := range ch {
 			e := pl.Assignment[c.Link.Name]
@@ -500,29 +512,28 @@ func failbackDue(in *inputs, elected string) bool {
 	return ok && in.Now.Sub(since) >= in.FailbackAfter
 }
 
-// interfacesFor returns the interfaces the advertisements announcing pool p on node n allow: auto when one of
-// them names none (the connected-subnet rule), else the union of those named.
-func interfacesFor(p *poolInfo, n *corev1.Node) (names []string, auto bool) {
+// allowedOn returns the interfaces advertisements allow on node n: nil, the connected-subnet rule, when one of
+// those selecting n names none (or none selects it), else the union of those named.
+func allowedOn(advs []*advInfo, n *corev1.Node) []string {
 	if n == nil {
-		return nil, true
+		return nil
 	}
 	set := map[string]bool{}
-	for _, a := range p.advs {
+	for _, a := range advs {
 		if !a.selectsNode(n) {
 			continue
 		}
 		if len(a.interfaces) == 0 {
-			return nil, true
+			return nil
 		}
 		for _, i := range a.interfaces {
 			set[i] = true
 		}
 	}
-	for i := range set {
-		names = append(names, i)
+	if len(set) == 0 {
+		return nil
 	}
-	sort.Strings(names)
-	return names, len(names) == 0
+	return slices.Sorted(maps.Keys(set))
 }
 
 // interfacesOf lists, sorted and without repeats, the interfaces a Service's addresses are answered on.

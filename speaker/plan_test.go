@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
@@ -54,6 +56,26 @@ func ptSvc(name string, ips ...string) *corev1.Service {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	return s
+}
+
+// ptApp labels a Service app=<app>.
+func ptApp(app string, s *corev1.Service) *corev1.Service {
+	s.Labels = map[string]string{"app": app}
+	return s
+}
+
+// ptSelAdv is an advertisement for Services labelled app=<app> (any Service when app is ""), from these nodes
+// (any node when none are given).
+func ptSelAdv(name, app string, nodes ...string) *heraldv1.L2Advertisement {
+	return ptAdv(name, func(a *heraldv1.L2Advertisement) {
+		if app != "" {
+			a.Spec.ServiceSelectors = []heraldv1.Selector{{MatchLabels: map[string]heraldv1.LabelValue{"app": heraldv1.LabelValue(app)}}}
+		}
+		if len(nodes) > 0 {
+			a.Spec.NodeSelectors = []heraldv1.Selector{{MatchExpressions: []heraldv1.SelectorRequirement{
+				{Key: "kubernetes.io/hostname", Operator: "In", Values: nodes}}}}
+		}
+	})
 }
 
 func ptLocal(s *corev1.Service) *corev1.Service {
@@ -204,6 +226,89 @@ func TestDecideWinners(t *testing.T) {
 			},
 			want: map[string]string{vip: all(vip, three...)},
 		},
+		{
+			name: "serviceSelectors: each Service from the nodes of the advertisements selecting it; one selected by none is not announced",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node2", "node3"), ptSelAdv("c", "c", "node3")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("a", vip)), ptApp("b", ptSvc("b", "198.51.100.101")),
+					ptApp("c", ptSvc("c", "198.51.100.102")), ptSvc("plain", "198.51.100.103"), ptApp("z", ptSvc("z", "198.51.100.104"))}
+				return in
+			},
+			want: map[string]string{vip: "node1", "198.51.100.101": all("198.51.100.101", "node2", "node3"), "198.51.100.102": "node3",
+				"198.51.100.103": "-NotSelected", "198.51.100.104": "-NotSelected"},
+		},
+		{
+			name: "an advertisement without serviceSelectors applies to every Service beside one with them",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("any", "", "node3"), ptSelAdv("a", "a", "node1")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("a", vip)), ptSvc("plain", "198.51.100.101")}
+				return in
+			},
+			want: map[string]string{vip: all(vip, "node1", "node3"), "198.51.100.101": "node3"},
+		},
+		{
+			name: "serviceSelectors of another pool's advertisement do not apply",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool, ptPool("quiet", 2, "203.0.113.0/24")}
+				a := ptSelAdv("a", "a", "node2")
+				a.Spec.IPAddressPools = []string{"quiet"}
+				in.Advs = []*heraldv1.L2Advertisement{a, ptSelAdv("lab", "", "node1")}
+				in.Advs[1].Spec.IPAddressPools = []string{"lab"}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("a", vip)), ptApp("a", ptSvc("q", "203.0.113.7"))}
+				return in
+			},
+			want: map[string]string{vip: "node1", "203.0.113.7": "node2"},
+		},
+		{
+			name: "a shared address whose Services' advertisements allow different nodes: announced from the intersection",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1", "node2"), ptSelAdv("b", "b", "node2", "node3")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}
+				return in
+			},
+			want: map[string]string{vip: "node2"},
+		},
+		{
+			name: "a shared address whose Services' advertisements allow disjoint nodes: nobody announces it",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node2")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip)),
+					ptApp("a", ptSvc("web2", "198.51.100.101")), ptSvc("other", "198.51.100.101")}
+				return in
+			},
+			want: map[string]string{vip: "-SelectorConflict", "198.51.100.101": "-SelectorConflict"},
+		},
+		{
+			name: "a shared address selected by different advertisements of the same nodes: no conflict",
+			in: func() *inputs {
+				in := ptInputs("node1", three, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1", "node3"), ptSelAdv("b", "b", "node3", "node1")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}
+				return in
+			},
+			want: map[string]string{vip: all(vip, "node1", "node3")},
+		},
+		{
+			name: "the intersection holds only a dead node: no eligible node",
+			in: func() *inputs {
+				in := ptInputs("node1", []string{"node1", "node2"}, allNodes)
+				in.Pools = []*heraldv1.IPAddressPool{pool}
+				in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1", "node3"), ptSelAdv("b", "b", "node2", "node3")}
+				in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}
+				return in
+			},
+			want: map[string]string{vip: "-NoEligibleNode"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,6 +347,10 @@ func TestDecideInterfaces(t *testing.T) {
 			[]string{"198.51.100.100"}, map[string][]string{"eth1": {"198.51.100.100"}}},
 		{"advertisement names a missing interface", ptAdv("gone", func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth9"} }),
 			[]string{"198.51.100.100"}, map[string][]string{}},
+		{"an advertisement with serviceSelectors names the interface of the Services it selects", ptAdv("eth1", func(a *heraldv1.L2Advertisement) {
+			a.Spec.Interfaces = []string{"eth1"}
+			a.Spec.ServiceSelectors = []heraldv1.Selector{{MatchLabels: map[string]heraldv1.LabelValue{"app": "s0"}}}
+		}), []string{"198.51.100.100", "198.51.100.101"}, map[string][]string{"eth1": {"198.51.100.100"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,7 +358,7 @@ func TestDecideInterfaces(t *testing.T) {
 			in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.51.100.0/24", "2001:db8:100::/64", "203.0.113.0/24", "198.18.0.0/24")}
 			in.Advs = []*heraldv1.L2Advertisement{tt.adv}
 			for i, ip := range tt.ips {
-				in.Services = append(in.Services, ptSvc(fmt.Sprintf("s%d", i), ip))
+				in.Services = append(in.Services, ptApp(fmt.Sprintf("s%d", i), ptSvc(fmt.Sprintf("s%d", i), ip)))
 			}
 			pl := decide(in, election.NewTable())
 			got := map[string][]string{}
@@ -537,6 +646,83 @@ func TestInterfacesText(t *testing.T) {
 		g := &group{Addrs: []netip.Addr{a}, Refusals: map[netip.Addr][]iface.Refusal{a: tt.refusals}}
 		if got := interfacesText(g); got != tt.want {
 			t.Errorf("interfacesText = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// TestDecideSelectorConflict: the conflict of Services sharing an address is described the same way whether or
+// not a node is allowed for all of them, and only for a group whose Services' advertisements select different
+// nodes.
+func TestDecideSelectorConflict(t *testing.T) {
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	const vip = "198.51.100.100"
+	for _, tt := range []struct {
+		name string
+		advs []*heraldv1.L2Advertisement
+		svcs []*corev1.Service
+		want string
+	}{
+		{"intersection", []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1", "node2"), ptSelAdv("b", "b", "node2", "node3")},
+			[]*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))},
+			"the Services sharing 198.51.100.100 are selected by L2Advertisements that allow different nodes (default/dns: b on node2,node3; " +
+				"default/web: a on node1,node2): it is announced only from a node allowed for all of them (node2)"},
+		{"disjoint", []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node2"), ptSelAdv("b2", "b", "node2")},
+			[]*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))},
+			"the Services sharing 198.51.100.100 are selected by L2Advertisements that allow different nodes (default/dns: b,b2 on node2; " +
+				"default/web: a on node1): no node is allowed for all of them, so no node announces it; make their advertisements " +
+				"select a common node or give the Services different addresses"},
+		{"one Service selected by none", []*heraldv1.L2Advertisement{ptSelAdv("a", "a")},
+			[]*corev1.Service{ptApp("a", ptSvc("web", vip)), ptSvc("dns", vip)},
+			"the Services sharing 198.51.100.100 are selected by L2Advertisements that allow different nodes (default/dns: none; " +
+				"default/web: a on node1,node2,node3): no node is allowed for all of them, so no node announces it; make their " +
+				"advertisements select a common node or give the Services different addresses"},
+		{"same nodes", []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node1")},
+			[]*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}, ""},
+		{"no serviceSelectors", []*heraldv1.L2Advertisement{ptSelAdv("a", "", "node1"), ptSelAdv("b", "", "node2")},
+			[]*corev1.Service{ptSvc("web", vip), ptSvc("dns", vip)}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := ptInputs("node1", []string{"node1", "node2", "node3"}, nodes)
+			in.Pools = []*heraldv1.IPAddressPool{ptPool("lab", 1, "198.51.100.0/24")}
+			in.Advs, in.Services = tt.advs, tt.svcs
+			if got := decide(in, election.NewTable()).Groups[vip].Conflict; got != tt.want {
+				t.Errorf("conflict:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReportSelectorConflicts: the conflict is raised once per message, on every Service of the group, by one node
+// (the first live member in the key's order when nobody announces); the group's reason text is the conflict.
+func TestReportSelectorConflicts(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}
+	const vip = "198.51.100.100"
+	first := election.Order(vip, live)[0]
+	for _, self := range live {
+		in := ptInputs(self, live, nodes)
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("lab", 1, "198.51.100.0/24")}
+		in.Advs = []*heraldv1.L2Advertisement{ptSelAdv("a", "a", "node1"), ptSelAdv("b", "b", "node2")}
+		in.Services = []*corev1.Service{ptApp("a", ptSvc("web", vip)), ptApp("b", ptSvc("dns", vip))}
+		rec := events.NewFakeRecorder(10)
+		a := &agent{rec: rec, log: logr.Discard(), in: in, plan: decide(in, election.NewTable())}
+		g := a.plan.Groups[vip]
+		if got := g.whyText(); got != g.Conflict || g.Why != ReasonSelectorConflict {
+			t.Fatalf("%s: why %s %q, want the conflict", self, g.Why, got)
+		}
+		a.reportSelectorConflicts()
+		a.reportSelectorConflicts() // the same conflict again: no second Event
+		want := 0
+		if self == first {
+			want = 2
+		}
+		if got := len(rec.Events); got != want {
+			t.Errorf("%s: %d Events, want %d", self, got, want)
+		}
+		for range len(rec.Events) {
+			if e := <-rec.Events; !strings.Contains(e, "Warning SelectorConflict the Services sharing "+vip) {
+				t.Errorf("%s: Event %q", self, e)
+			}
 		}
 	}
 }

@@ -264,8 +264,10 @@ type agent struct {
 	mine     map[string]bool   // group keys this node announced at the last decision
 	// kernelWarned holds, per group key, the KernelAnswers message last raised, so each is raised once.
 	kernelWarned map[string]string
-	kernelSeen   map[netip.Addr]time.Time // addresses this node's kernel was seen answering for on the wire
-	kernelDirty  bool
+	// conflictWarned holds, per group key, the SelectorConflict message last raised, so each is raised once.
+	conflictWarned map[string]string
+	kernelSeen     map[netip.Addr]time.Time // addresses this node's kernel was seen answering for on the wire
+	kernelDirty    bool
 
 	plan      *plan   // the last decision
 	in        *inputs // its inputs

@@ -29,6 +29,16 @@ type L2AdvertisementSpec struct {
 	// +listType=atomic
 	NodeSelectors []Selector `json:"nodeSelectors,omitempty"`
 
+	// serviceSelectors limit the advertisement to the Services whose labels match one of the selectors. Without
+	// them it applies to every Service. A Service that no advertisement of its address's pool selects is not
+	// announced. Services sharing an address are announced from one node, among those every one of them may be
+	// announced from (see docs/concepts.md); when the advertisements selecting them allow different nodes the
+	// speakers report a SelectorConflict.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	ServiceSelectors []Selector `json:"serviceSelectors,omitempty"`
+
 	// interfaces limits announcing to these network interfaces. Without them a node announces an address on
 	// the interfaces whose connected subnet holds it.
 	// +optional

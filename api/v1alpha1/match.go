@@ -34,11 +34,22 @@ func (s *L2AdvertisementSpec) SelectsPool(p *IPAddressPool) bool {
 // SelectsNode reports whether the advertisement lets a node with these labels announce: one of its
 // nodeSelectors matches them, or it has none.
 func (s *L2AdvertisementSpec) SelectsNode(nodeLabels labels.Set) bool {
-	if len(s.NodeSelectors) == 0 {
+	return anyMatches(s.NodeSelectors, nodeLabels)
+}
+
+// SelectsService reports whether the advertisement applies to a Service with these labels: one of its
+// serviceSelectors matches them, or it has none.
+func (s *L2AdvertisementSpec) SelectsService(serviceLabels labels.Set) bool {
+	return anyMatches(s.ServiceSelectors, serviceLabels)
+}
+
+// anyMatches: no selectors select everything; otherwise one must match.
+func anyMatches(sels []Selector, set labels.Set) bool {
+	if len(sels) == 0 {
 		return true
 	}
-	for i := range s.NodeSelectors {
-		if s.NodeSelectors[i].Matches(nodeLabels) {
+	for i := range sels {
+		if sels[i].Matches(set) {
 			return true
 		}
 	}

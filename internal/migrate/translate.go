@@ -441,6 +441,7 @@ type metallbL2Spec struct {
 	IPAddressPools         []string               `json:"ipAddressPools"`
 	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors"`
 	NodeSelectors          []metav1.LabelSelector `json:"nodeSelectors"`
+	ServiceSelectors       []metav1.LabelSelector `json:"serviceSelectors"`
 	Interfaces             []string               `json:"interfaces"`
 }
 
@@ -457,7 +458,7 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 		t.skipped(src, "spec", "%v", err)
 		return
 	}
-	for _, f := range unknownFields(raw, "ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "interfaces") {
+	for _, f := range unknownFields(raw, "ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "serviceSelectors", "interfaces") {
 		t.warn(src, "spec."+f, "not translated: Herald's L2Advertisement has no such field")
 	}
 	var hs heraldv1.L2AdvertisementSpec
@@ -494,6 +495,10 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 	}
 	if hs.NodeSelectors, err = selectors(s.NodeSelectors); err != nil {
 		t.skipped(src, "spec.nodeSelectors", "%v: the advertisement is not translated", err)
+		return
+	}
+	if hs.ServiceSelectors, err = selectors(s.ServiceSelectors); err != nil {
+		t.skipped(src, "spec.serviceSelectors", "%v: the advertisement is not translated", err)
 		return
 	}
 	for i, ifn := range s.Interfaces {

@@ -43,6 +43,7 @@ const (
 	CheckInvalidSelector      = "invalid-selector"
 	CheckPoolSelector         = "pool-selector-matches-nothing"
 	CheckNodeSelector         = "node-selector-matches-nothing"
+	CheckServiceSelector      = "service-selector-matches-nothing"
 	CheckPoolNotAnnounced     = "pool-not-announced"
 	CheckServiceRequest       = "service-request"
 	CheckInterfaceNotFound    = "interface-not-found"
@@ -208,6 +209,11 @@ func (c *checker) advertisement(a *heraldv1.L2Advertisement) {
 	c.unmatched(obj, CheckPoolSelector, "spec.ipAddressPoolSelectors", a.Spec.IPAddressPoolSelectors,
 		labelSets(c.s.Pools), selectsPool, "no IPAddressPool", "the advertisement announces no pool",
 		"label the pools it is meant for (kubectl label ipaddresspool NAME KEY=VALUE), or correct the selector")
+	if len(a.Spec.ServiceSelectors) > 0 && (c.s.FromCluster || len(c.s.Services) > 0) {
+		c.unmatched(obj, CheckServiceSelector, "spec.serviceSelectors", a.Spec.ServiceSelectors, labelSets(c.s.Services), false,
+			fmt.Sprintf("none of the %d Services", len(c.s.Services)), "the advertisement applies to no Service",
+			"label the Services it is meant for (kubectl label service -n NAMESPACE NAME KEY=VALUE), or correct the selector")
+	}
 	if len(a.Spec.NodeSelectors) == 0 {
 		return
 	}

@@ -130,6 +130,13 @@ func TestCheck(t *testing.T) {
 		{name: "one of two node selectors matching no node", change: func(s *Snapshot) {
 			s.Advertisements[0].Spec.NodeSelectors = append(s.Advertisements[0].Spec.NodeSelectors, sel("rack", "r9"))
 		}, want: []string{"warning node-selector-matches-nothing L2Advertisement web spec.nodeSelectors[1]"}},
+		{name: "service selector matching no Service", change: func(s *Snapshot) {
+			s.Advertisements[0].Spec.ServiceSelectors = []heraldv1.Selector{sel("app", "shop")}
+		}, want: []string{"error service-selector-matches-nothing L2Advertisement web spec.serviceSelectors[0]"}},
+		{name: "one of two service selectors matching no Service", change: func(s *Snapshot) {
+			s.Services[0].Labels = map[string]string{"app": "web"}
+			s.Advertisements[0].Spec.ServiceSelectors = []heraldv1.Selector{sel("app", "web"), sel("app", "wbe")}
+		}, want: []string{"warning service-selector-matches-nothing L2Advertisement web spec.serviceSelectors[1]"}},
 		{name: "node selectors without Nodes are unchecked", change: func(s *Snapshot) {
 			s.FromCluster, s.Nodes = false, nil
 		}, want: []string{"unchecked node-selector-matches-nothing L2Advertisement web spec.nodeSelectors"}},
