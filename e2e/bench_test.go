@@ -303,46 +303,6 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-// bulk creates n LoadBalancer Services in namespace bulk drawing from pool bulk, with 16 writers, and returns
-// when it started.
-func (c *cluster) bulk(b testing.TB, n int) time.Time {
-	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: fmt.Sprintf("s%05d", i),
-					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
-					// No node ports: 10,000 Services would exhaust the 2,768 of the default range.
-					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
-						AllocateLoadBalancerNodePorts: ptr.To(false)}}
-				// An overloaded API server times requests out (2 cores for it, etcd, the controller and the
-				// speakers): try again, and count a create that landed before its timeout as done.
-				var err error
-				for try := 0; try < 5; try++ {
-					if err = c.c.Create(c.ctx, s.DeepCopy()); err == nil || apierrors.IsAlreadyExists(err) {
-						err = nil
-						break
-					}
-					time.Sleep(time.Duration(try+1) * time.Second)
-				}
-				if err != nil {
-					b.Errorf("creating %s: %v", s.Name, err)
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	b.Logf("created %d Services in %v", n, time.Since(start))
-	return start
-}
-
 // labelled reads one labelled series (its exact text before the value, e.g. `x{verdict="Healthy"}`) from a
 // node's speaker; 0 when absent.
 func (c *cluster) labelled(node, series string) float64 {
@@ -384,7 +344,7 @@ func BenchmarkScale10k(b *testing.B) {
 		return total
 	}
 	audit0 := c.auditMark(b)
-	start := c.bulkLocal(b, n, nodes)
+	start := c.bulk(b, n, nodes...)
 	c.eventually(15*time.Minute, "10,000 addresses announced", func() (bool, string) {
 		v := sum("herald_speaker_announced_addresses")
 		return v == n, fmt.Sprintf("%v announced", v)
@@ -541,9 +501,10 @@ func (c *cluster) auditReport(b testing.TB, what string, mark int, d time.Durati
 		float64(writes)/d.Seconds(), strings.Join(lines, "\n"))
 }
 
-// bulkLocal creates n Services like bulk, every second one externalTrafficPolicy Local with an EndpointSlice
-// whose one ready endpoint is on a node of nodes (in turn), and returns when it started.
-func (c *cluster) bulkLocal(b *testing.B, n int, nodes []string) time.Time {
+// bulk creates n LoadBalancer Services in namespace bulk drawing from pool bulk, with 16 writers, and returns when
+// it started. With localOn, every second one is externalTrafficPolicy Local, with an EndpointSlice whose one ready
+// endpoint is on a node of localOn (in turn).
+func (c *cluster) bulk(b testing.TB, n int, localOn ...string) time.Time {
 	c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}})
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -554,15 +515,16 @@ func (c *cluster) bulkLocal(b *testing.B, n int, nodes []string) time.Time {
 				name := fmt.Sprintf("s%05d", i)
 				s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: name,
 					Annotations: map[string]string{"herald.dev/ip-pool": "bulk"}},
+					// No node ports: 10,000 Services would exhaust the default range.
 					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
 						AllocateLoadBalancerNodePorts: ptr.To(false)}}
 				var objs []client.Object
-				if i%2 == 1 {
+				if len(localOn) > 0 && i%2 == 1 {
 					s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 					objs = append(objs, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "bulk", Name: name,
 						Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 						AddressType: discoveryv1.AddressTypeIPv4,
-						Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.128.1"}, NodeName: ptr.To(nodes[i/2%len(nodes)]),
+						Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.128.1"}, NodeName: ptr.To(localOn[i/2%len(localOn)]),
 							Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}})
 				}
 				objs = append([]client.Object{s}, objs...)
@@ -589,7 +551,11 @@ func (c *cluster) bulkLocal(b *testing.B, n int, nodes []string) time.Time {
 	}
 	close(work)
 	wg.Wait()
-	b.Logf("created %d Services (%d of them Local, with an EndpointSlice) in %v", n, n/2, time.Since(start))
+	local := 0
+	if len(localOn) > 0 {
+		local = n / 2
+	}
+	b.Logf("created %d Services (%d of them Local, with an EndpointSlice) in %v", n, local, time.Since(start))
 	return start
 }
 
