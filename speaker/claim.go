@@ -81,6 +81,14 @@ type claim struct {
 	RetryAt  time.Time     // deferred: probe again from then on
 	Backoff  time.Duration // the last retry delay; doubles up to guardPolicy.RetryMax
 	Conflict *conflict
+	// A held claim the election gives to another node is handed over (handoff.go): HandTo is the node offered the
+	// key until HandUntil, while this node keeps answering; HandMust says this node may not keep the key if the
+	// offer is not accepted in time (it is no longer eligible), as against a fail-back, which is retried from
+	// NextOffer on.
+	HandTo    string
+	HandUntil time.Time
+	HandMust  bool
+	NextOffer time.Time
 }
 
 // holderView is what the membership says of a speaker that holds a key, at a decision or when a probe result
@@ -132,6 +140,8 @@ const (
 	outAnnounce           // start answering (the claim is held now)
 	outRelease            // stop answering (the claim left held)
 	outReannounce         // keep answering and re-send gratuitous ARP / unsolicited NA at once
+	outOffer              // keep answering; offer the key to claim.HandTo
+	outHandOver           // stop answering, then tell the taker to answer at once (a take)
 )
 
 // report says which Event a change deserves, if any.
@@ -334,13 +344,19 @@ func (c claim) tick(now time.Time, p guardPolicy) (claim, report) {
 
 // due is when tick or a decision next has something to do for the claim; zero when nothing is pending.
 func (c claim) due(p guardPolicy) time.Time {
+	var t time.Time
 	switch {
 	case c.State == claimDeferred:
 		return c.RetryAt
 	case c.State == claimHeld && c.Conflict != nil:
-		return c.Conflict.Seen.Add(p.ClearAfter)
+		t = c.Conflict.Seen.Add(p.ClearAfter)
 	}
-	return time.Time{}
+	for _, h := range []time.Time{c.HandUntil, c.NextOffer} {
+		if c.State == claimHeld && !h.IsZero() && (t.IsZero() || h.Before(t)) {
+			t = h
+		}
+	}
+	return t
 }
 
 // splitBrainWinner is the node of a and b that keeps key when both answer for it: the one first in the key's

@@ -365,6 +365,9 @@ func (a *agent) guardTick() (decide, changed bool) {
 			decide = true
 			continue
 		}
+		if c.State == claimHeld && ((c.HandTo != "" && !now.Before(c.HandUntil)) || (!c.NextOffer.IsZero() && !now.Before(c.NextOffer))) {
+			decide = true // an offer to time out, or a fail-back to offer again (handoff.go)
+		}
 		nc, rep := c.tick(now, a.policy)
 		a.setClaim(key, nc)
 		a.report(key, c, nc, rep)

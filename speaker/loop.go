@@ -76,6 +76,19 @@ func (a *agent) loop(ctx context.Context) {
 			}
 		case <-batch:
 		case <-a.members.Changed():
+		case m := <-a.members.Messages():
+			decide := a.onMessage(m)
+			for more := true; more; {
+				select {
+				case m := <-a.members.Messages():
+					decide = a.onMessage(m) || decide
+				default:
+					more = false
+				}
+			}
+			if !decide {
+				continue
+			}
 		case ls := <-a.links:
 			a.setLinks(ls)
 		case <-rejoin.C():
@@ -137,6 +150,9 @@ func (a *agent) loop(ctx context.Context) {
 			continue
 		case now := <-tick.C():
 			decide, claimsChanged := a.guardTick()
+			if !a.failbackAt.IsZero() && !now.Before(a.failbackAt) {
+				decide = true // a member has been live long enough for its fail-back
+			}
 			if a.healthTick() {
 				decide = true
 			}
@@ -270,6 +286,7 @@ func (a *agent) reconcile(ctx context.Context) {
 		}
 	}
 	in.Now, in.FailbackAfter, in.LiveSince = start, a.cfg.FailbackAfter, a.liveSince
+	in.Excluded = a.excluded(start)
 	if a.members != nil {
 		in.Impaired = a.impairedInputs()
 	}
@@ -291,10 +308,33 @@ func (a *agent) reconcile(ctx context.Context) {
 			a.settlePending = true // decided again once the stall is resolved
 			continue
 		}
-		nc, out := c.elect(elected, a.holderView(g, c.Holder), now, a.policy)
+		if elected && c.State == claimHeld {
+			c.HandTo, c.HandUntil, c.HandMust, c.NextOffer = "", time.Time{}, false, time.Time{} // elected again: keep it
+		}
+		nc, out := c, outNone
+		if h, ok := a.handedIn[key]; ok && elected && !h.Used {
+			// The holder stopped answering and said so: answer at once, without a probe.
+			if nc, out = c.taken(h.From, now); out == outAnnounce {
+				h.Used = true
+				a.handedIn[key] = h
+				a.metrics.Handoffs.WithLabelValues(string(handoffTake), "used").Inc()
+			}
+		}
+		switch {
+		case out != outNone:
+		case !elected && c.State == claimHeld:
+			nc, out = c.hand(a.handTarget(g), now, a.policy)
+		default:
+			nc, out = c.elect(elected, a.holderView(g, c.Holder), now, a.policy)
+		}
 		a.setClaim(key, nc)
-		if out == outProbe {
+		switch out {
+		case outProbe:
 			a.startProbe(ctx, key, g, nc.Gen)
+		case outOffer:
+			a.queueHandoff(handoffOffer, nc.HandTo, key)
+		case outHandOver:
+			a.queueHandoff(handoffTake, c.HandTo, key)
 		}
 	}
 	for key := range a.claims {
@@ -319,7 +359,9 @@ func (a *agent) reconcile(ctx context.Context) {
 	a.reportKernel()
 	a.reportSelectorConflicts()
 	a.apply()
+	a.flushHandoffs()
 	a.checkDarkReports()
+	a.failbackAt = nextFailback(in)
 }
 
 // reportKernel raises KernelAnswers for the groups this node's kernel answers for, from its configuration

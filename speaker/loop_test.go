@@ -43,10 +43,20 @@ type fakeMembers struct {
 	changed chan struct{}
 	join    func(addrs []string) (int, error) // nil: unreachable at once
 	joining chan string                       // every Join's address, as it starts
+	sent    chan sentMsg                      // every Send
+	inbox   chan []byte                       // Messages
+	sendErr error                             // what Send returns
+}
+
+// sentMsg is a message a loop sent a member.
+type sentMsg struct {
+	To  string
+	Msg []byte
 }
 
 func newFakeMembers(names ...string) *fakeMembers {
-	f := &fakeMembers{members: map[string]membership.Member{}, changed: make(chan struct{}, 1), joining: make(chan string, 1024)}
+	f := &fakeMembers{members: map[string]membership.Member{}, changed: make(chan struct{}, 1), joining: make(chan string, 1024),
+		sent: make(chan sentMsg, 1024), inbox: make(chan []byte, 64)}
 	for _, n := range names {
 		f.members[n] = membership.Member{Name: n, MACs: []net.HardwareAddr{macOf(n)}}
 	}
@@ -88,6 +98,16 @@ func (f *fakeMembers) Join(addrs []string) (int, error) {
 func (f *fakeMembers) UpdateMACs([]net.HardwareAddr) error                   { return nil }
 func (f *fakeMembers) SetKey([]byte) error                                   { return nil }
 func (f *fakeMembers) SetHealth(imp []netip.Prefix, dark []netip.Addr) error { return nil }
+func (f *fakeMembers) Messages() <-chan []byte                               { return f.inbox }
+func (f *fakeMembers) Send(to string, msg []byte) error {
+	f.mu.Lock()
+	err := f.sendErr
+	f.mu.Unlock()
+	if err == nil {
+		f.sent <- sentMsg{To: to, Msg: msg}
+	}
+	return err
+}
 
 // leave drops members; add (re)adds them.
 func (f *fakeMembers) leave(names ...string) {
@@ -280,6 +300,7 @@ func (h *loopHarness) stop() {
 	<-h.done
 	h.a.probes.Wait()
 	h.a.joins.Wait()
+	h.a.sends.Wait()
 }
 
 // waitFor waits for cond, in real time, without moving the fake clock: what it waits for must follow from

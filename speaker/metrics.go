@@ -20,6 +20,7 @@ type Metrics struct {
 	ProbeDelay     prometheus.Histogram   // herald_speaker_probe_delay_seconds
 	Stalls         *prometheus.CounterVec // herald_speaker_stalls_total{action}
 	StallWithdrawn prometheus.Counter     // herald_speaker_stall_withdrawn_total
+	Handoffs       *prometheus.CounterVec // herald_speaker_handoff_keys_total{message,result}
 
 	// Health probing, on the watching speaker.
 	HealthVerdict    *prometheus.GaugeVec     // herald_health_address_verdict{address,service,verdict}
@@ -99,7 +100,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "herald_speaker_stall_withdrawn_total",
 		Help: "Announcement keys this speaker stopped answering after a stall, because another device probed or claimed their addresses meanwhile (or the stall was too long to judge from the wire).",
 	})
-	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls, m.StallWithdrawn)
+	m.Handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_speaker_handoff_keys_total",
+		Help: "Announcement keys in handoff messages (offer, accept, take) this speaker sent (sent, send_failed) or received (received; for offers refused, for takes used: answered at once without a probe). A move on purpose (fail-back, drain, shutdown) is offer, accept, take.",
+	}, []string{"message", "result"})
+	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls, m.StallWithdrawn, m.Handoffs)
 	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_health_address_verdict",
 		Help: "1 for each load-balancer address this speaker watches, labelled with the verdict of its latest probe (Healthy, Dark, Duplicate, WrongResponder, ForeignResponder) and its Service (namespace/name); one series per address.",

@@ -50,7 +50,10 @@ type inputs struct {
 	// live member for this long (LiveSince, as this speaker saw it; Now is the decision's time).
 	FailbackAfter time.Duration
 	LiveSince     map[string]time.Time
-	Now           time.Time
+	// Excluded are, per group key, a node left out of its election: it handed the key over (a take, handoff.go)
+	// moments ago, and may not have told the rest of the cluster yet.
+	Excluded map[string]string
+	Now      time.Time
 	// Impaired are, per live member, the prefixes it withdrew from (it found it could not answer there, such as
 	// a dead NIC): it is not eligible for addresses inside them.
 	Impaired map[string][]netip.Prefix
@@ -407,7 +410,11 @@ func (d *decision) kernelAnswers(g *group, allowed []string) map[netip.Addr]stri
 // Local Services), not withdrawn from a prefix holding the key.
 func (d *decision) eligibility(key string, sets []map[string]bool) func(node string) bool {
 	keyAddr := netip.MustParseAddr(key)
+	gone := d.in.Excluded[key]
 	return func(n string) bool {
+		if n == gone {
+			return false
+		}
 		for _, s := range sets {
 			if !s[n] {
 				return false
@@ -459,8 +466,8 @@ func (d *decision) chooseInterfaces(pl *plan, g *group, allowed []string) {
 			}
 		}
 	}
-	if g.Winner != in.Self && g.Elected != in.Self {
-		return
+	if g.Winner != in.Self && g.Elected != in.Self && in.Holders[g.Key] != in.Self {
+		return // neither elected nor answering (a holder answers while it hands the key over)
 	}
 	g.Choices = map[netip.Addr][]iface.Choice{}
 	g.Refusals = map[netip.Addr][]iface.Refusal{}
@@ -504,6 +511,20 @@ func (pl *plan) assignmentFor(held func(key string) bool) announce.Assignment {
 }
 
 // failbackDue says whether the election's choice has been live long enough to take a key back from its holder.
+// nextFailback is when the next live member becomes due its fail-backs (zero: none will).
+func nextFailback(in *inputs) time.Time {
+	var next time.Time
+	if in.FailbackAfter <= 0 {
+		return next
+	}
+	for _, since := range in.LiveSince {
+		if t := since.Add(in.FailbackAfter); t.After(in.Now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next
+}
+
 func failbackDue(in *inputs, elected string) bool {
 	if in.FailbackAfter <= 0 {
 		return false

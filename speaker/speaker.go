@@ -228,6 +228,9 @@ type memberList interface {
 	UpdateMACs(macs []net.HardwareAddr) error
 	SetKey(key []byte) error
 	SetHealth(impaired []netip.Prefix, dark []netip.Addr) error
+	// Send and Messages carry handoff messages between members (handoff.go).
+	Send(to string, msg []byte) error
+	Messages() <-chan []byte
 }
 
 // answerer is the ARP/NDP responder as the loop uses it (announce.Announcer; a fake in tests).
@@ -255,6 +258,7 @@ type agent struct {
 	stall  stallDetector    // nil when stall detection is off
 	probed chan probeResult // probe results
 	probes sync.WaitGroup   // probe goroutines
+	sends  sync.WaitGroup   // handoff message goroutines
 
 	// loop state
 	key      []byte // the gossip key in use
@@ -287,6 +291,10 @@ type agent struct {
 	settlePending bool       // a decision skipped probes while settling
 	stallCheck    stallCheck // what the loop heard on the wire while this process had stalled (stall.go)
 	probeLog      probeLog
+	// handoffs (handoff.go): takes received, by key; messages waiting for the next flush; when a fail-back is due.
+	handedIn   map[string]handedIn
+	outbox     map[handoffKind]map[string][]string
+	failbackAt time.Time
 
 	health              // health probing: watcher and announcer sides
 	triggered time.Time // when the first unprocessed trigger arrived
@@ -325,6 +333,7 @@ func newAgent(cfg Config, log logr.Logger, c client.Client, rec recorder, m *Met
 		selfMACs:  map[string]bool{},
 		live:      map[string]bool{},
 		liveSince: map[string]time.Time{},
+		handedIn:  map[string]handedIn{},
 		probed:    make(chan probeResult, 256),
 		health:    newHealth(),
 
@@ -501,6 +510,8 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("speaker: starting memberlist: %w", err)
 	}
 	a.members = members
+	// Handoff messages still being sent when the speaker stops end within memberlist's TCPTimeout.
+	defer a.sends.Wait()
 	defer members.Close()
 	// Join before deciding anything: a speaker alone would elect itself for every address and answer beside
 	// the real announcers until gossip caught up. Joins still running when the speaker stops end within
@@ -577,9 +588,15 @@ func run(ctx context.Context, cfg Config) error {
 
 	a.loop(ctx)
 
-	// Hand over: stop answering first, then tell the others, who take over as soon as the leave reaches them.
+	// Hand over: stop answering first, then send each key's next node a take (handoff.go), which answers at
+	// once, and tell the others, who take over as soon as the leave reaches them.
+	a.leaveTakes()
 	ann.Set(announce.Assignment{})
 	a.metrics.Announced.Set(0)
+	a.flushHandoffs()
+	if !waitTimeout(&a.sends, cfg.LeaveTimeout/2) {
+		log.Info("handoff messages still unsent; leaving anyway", "waited", cfg.LeaveTimeout/2)
+	}
 	log.Info("leaving the cluster", "timeout", cfg.LeaveTimeout)
 	if err := members.Leave(cfg.LeaveTimeout); err != nil {
 		log.Error(err, "leaving memberlist")
@@ -587,6 +604,23 @@ func run(ctx context.Context, cfg Config) error {
 	stopStatus()
 	stopAnn()
 	return nil
+}
+
+// waitTimeout waits for wg, at most d; it reports whether wg was done.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // poke tells the loop that its inputs changed; it never blocks (informer callbacks must not).

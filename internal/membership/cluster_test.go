@@ -1,6 +1,8 @@
 package membership
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -356,3 +358,74 @@ func memberNames(ms []Member) string {
 
 // cmpAddr lets cmp compare netip.Addr and netip.Prefix values with ==.
 var cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+// TestSend: a message Send writes reaches the named member's Messages, whole, and only that member;
+// a name that is not a live member, an empty message and a closed list are refused with the reason.
+func TestSend(t *testing.T) {
+	c := newCluster(t, "a", "b", "c")
+	ls := c.startAll("a", "b", "c")
+	big := bytes.Repeat([]byte("x"), 100_000) // far beyond a UDP packet
+	for _, m := range [][]byte{[]byte("first"), big, []byte("last")} {
+		if err := ls[0].Send("b", m); err != nil {
+			t.Fatalf("Send to b: %v", err)
+		}
+	}
+	// Each Send is a stream of its own: they arrive whole, not necessarily in the order sent.
+	got := map[string]bool{}
+	for range 3 {
+		select {
+		case m := <-ls[1].Messages():
+			got[string(m)] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("b received %d messages within 10 s, want 3", len(got))
+		}
+	}
+	if !got["first"] || !got[string(big)] || !got["last"] {
+		t.Fatalf("b did not receive the three messages whole (%d distinct)", len(got))
+	}
+	select {
+	case got := <-ls[2].Messages():
+		t.Fatalf("c received %q, sent to b", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for _, tc := range []struct {
+		to   string
+		msg  []byte
+		want string
+	}{
+		{"nobody", []byte("x"), "not a live member"},
+		{"b", nil, "message of 0 bytes"},
+		{"b", make([]byte, MaxMessageSize+1), "message of 1048577 bytes"},
+	} {
+		if err := ls[0].Send(tc.to, tc.msg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Send(%q, %d bytes) = %v, want an error saying %q", tc.to, len(tc.msg), err, tc.want)
+		}
+	}
+	if err := ls[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls[2].Send("a", []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestMessagesDropWhenFull: a receiver that does not take its messages loses those that do not fit, counted, and
+// never blocks memberlist.
+func TestMessagesDropWhenFull(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	ls := c.startAll("a", "b")
+	for i := range messageQueue + 3 {
+		if err := ls[0].Send("b", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() string {
+		if d := ls[1].MessagesDropped(); d != 3 {
+			return fmt.Sprintf("dropped %d, want 3", d)
+		}
+		return ""
+	}, "b drops what does not fit")
+	if n := len(ls[1].Messages()); n != messageQueue {
+		t.Errorf("%d messages wait, want %d", n, messageQueue)
+	}
+}

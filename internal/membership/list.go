@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -148,7 +149,18 @@ type List struct {
 	keyMu      sync.Mutex
 	pending    time.Duration
 	pendingGen uint64
+
+	// msgs carries the messages other members sent (Send) to the receiver (Messages); a message that finds it
+	// full is dropped and counted in dropped.
+	msgs    chan []byte
+	dropped atomic.Uint64
 }
+
+// messageQueue is how many received messages wait for the receiver before more are dropped.
+const messageQueue = 64
+
+// MaxMessageSize bounds a message Send takes: memberlist carries it over its encrypted TCP stream in one piece.
+const MaxMessageSize = 1 << 20
 
 // New validates cfg, creates the memberlist and starts gossiping. It does
 // not join anyone: call Join.
@@ -202,6 +214,7 @@ func New(cfg Config) (*List, error) {
 		pubDone: make(chan struct{}),
 		view:    make(map[string]Member),
 		pending: -1,
+		msgs:    make(chan []byte, messageQueue),
 	}
 	if l.clock == nil {
 		l.clock = clock.RealClock{}
@@ -659,7 +672,37 @@ func (l *List) shutdown(leave bool) error {
 	return errors.Join(errs...)
 }
 
-// delegate publishes this member's metadata; Herald sends no user messages.
+// Send sends msg to the live member named to over memberlist's reliable (TCP), encrypted stream; it returns
+// once the message is written. It blocks on the network: call it off any loop that must not wait.
+func (l *List) Send(to string, msg []byte) error {
+	if len(msg) == 0 || len(msg) > MaxMessageSize {
+		return fmt.Errorf("membership: message of %d bytes (want 1 to %d)", len(msg), MaxMessageSize)
+	}
+	l.stateMu.Lock()
+	closed := l.closed
+	l.stateMu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	for _, n := range l.ml.Members() {
+		if n.Name == to {
+			if err := l.ml.SendReliable(n, msg); err != nil {
+				return fmt.Errorf("membership: send to %s: %w", to, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("membership: send to %s: not a live member", to)
+}
+
+// Messages delivers what other members sent with Send, in the order received (each Send is a stream of its own:
+// two Sends may arrive in either order). Each slice is the receiver's.
+func (l *List) Messages() <-chan []byte { return l.msgs }
+
+// MessagesDropped counts the messages dropped because the receiver had not taken the earlier ones.
+func (l *List) MessagesDropped() uint64 { return l.dropped.Load() }
+
+// delegate publishes this member's metadata and queues the messages members send each other.
 type delegate struct{ l *List }
 
 func (d delegate) NodeMeta(limit int) []byte {
@@ -670,7 +713,19 @@ func (d delegate) NodeMeta(limit int) []byte {
 	}
 	return bytes.Clone(d.l.meta)
 }
-func (delegate) NotifyMsg([]byte)                           {}
+
+// NotifyMsg runs on memberlist's goroutine, which may reuse buf: it copies and never blocks.
+func (d delegate) NotifyMsg(buf []byte) {
+	if len(buf) == 0 {
+		return
+	}
+	select {
+	case d.l.msgs <- bytes.Clone(buf):
+	default:
+		d.l.dropped.Add(1)
+	}
+}
+
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (delegate) LocalState(join bool) []byte                { return nil }
 func (delegate) MergeRemoteState(buf []byte, join bool)     {}
