@@ -296,7 +296,9 @@ func (a *agent) reconcile(ctx context.Context) {
 	a.metrics.Decide.Observe(now.Sub(start).Seconds())
 	a.metrics.Members.Set(float64(len(in.Live)))
 
-	// Claims: being elected starts a probe; losing the election releases.
+	// Claims: being elected starts a probe (or, for a key handed over, answers at once); losing the election
+	// releases, or hands over (handoff.go).
+	var takenFrom map[string][]string
 	for key, g := range pl.Groups {
 		c := a.claims[key]
 		// The election's own choice, deferring to a holder, stays "elected" for the claim: it probes now and then
@@ -318,6 +320,10 @@ func (a *agent) reconcile(ctx context.Context) {
 				h.Used = true
 				a.handedIn[key] = h
 				a.metrics.Handoffs.WithLabelValues(string(handoffTake), "used").Inc()
+				if takenFrom == nil {
+					takenFrom = map[string][]string{}
+				}
+				takenFrom[h.From] = append(takenFrom[h.From], key)
 			}
 		}
 		switch {
@@ -359,6 +365,9 @@ func (a *agent) reconcile(ctx context.Context) {
 	a.reportKernel()
 	a.reportSelectorConflicts()
 	a.apply()
+	for from, keys := range takenFrom {
+		a.log.Info("answering at once, without a probe: handed over", "from", from, "keys", len(keys), "examples", examples(keys, 3))
+	}
 	a.flushHandoffs()
 	a.checkDarkReports()
 	a.failbackAt = nextFailback(in)

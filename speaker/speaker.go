@@ -84,8 +84,9 @@ type Config struct {
 	// as many) and, per interface and family, all replies; they bound the CPU an ARP/NDP request flood costs.
 	ReplyRatePerRequester float64
 	ReplyRatePerInterface float64
-	// FailbackAfter, when positive, lets the node the election prefers take an address back from the node that
-	// holds it once it has been a live member this long. Zero (the default) never moves an address that works.
+	// FailbackAfter lets the node the election prefers take an address back from the node that holds it once it
+	// has been a live member this long, by a handoff (handoff.go) that costs the address no reply. Zero means
+	// DefaultFailbackAfter; negative never moves an address that works.
 	FailbackAfter time.Duration
 	// StallThreshold: a gap this long in the speaker's own ticks means the process did not run (a CPU stall, a
 	// SIGSTOP); it then stops answering and probes again before answering. Zero means the default (250ms);
@@ -131,6 +132,9 @@ const (
 	DefaultConflictRetryMin   = time.Second
 	DefaultConflictRetryMax   = 30 * time.Second
 	DefaultConflictClearAfter = 5 * time.Second
+	// DefaultFailbackAfter: long enough that a node that flaps (a crash loop, a link that comes and goes) never
+	// gets an address back in between, short beside a rolling restart's aftermath, whose imbalance it repairs.
+	DefaultFailbackAfter = 30 * time.Second
 	DefaultStallThreshold     = stall.DefaultThreshold
 	DefaultProbeCount         = guard.DefaultProbeCount
 	DefaultProbeInterval      = guard.DefaultProbeInterval
@@ -187,6 +191,9 @@ func (c *Config) defaults() {
 	}
 	if c.LeaveTimeout == 0 {
 		c.LeaveTimeout = DefaultLeaveTimeout
+	}
+	if c.FailbackAfter == 0 {
+		c.FailbackAfter = DefaultFailbackAfter
 	}
 	if c.BatchInterval == 0 {
 		c.BatchInterval = DefaultBatchInterval

@@ -1,5 +1,6 @@
 // Command kubectl-herald is Herald's kubectl plugin: with it on PATH, `kubectl herald
-// status|probe|doctor|migrate|validate` runs the same commands as `herald status|probe|doctor|migrate|validate`.
+// status|probe|doctor|migrate|validate|drain|undrain` runs the same commands as `herald
+// status|probe|doctor|migrate|validate|drain|undrain`.
 package main
 
 import (

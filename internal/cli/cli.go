@@ -28,11 +28,14 @@ Usage:
   herald migrate [flags]      translate MetalLB pools, advertisements and annotations into Herald's
   herald validate [flags]     find what CEL cannot see: overlapping pools, missing pools, selectors matching
                               nothing, addresses no pool holds... with the fix for each (exit 1 on errors)
+  herald drain NODE [flags]   move every address off a node before maintenance, each by a handoff that misses
+                              no request; --dry-run prints what goes where and changes nothing
+  herald undrain NODE [flags] let a drained node take addresses again (they come back by fail-back)
   herald version [-o json]    the version and commit this binary was built from
 
 Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
 probe, an unreachable cluster or a socket error; for validate, an unreadable file or cluster). status,
-probe, doctor, migrate and validate also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
+probe, doctor, migrate, validate, drain and undrain also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
 `
 
 // pluginUsage is the usage of kubectl-herald.
@@ -44,6 +47,8 @@ Usage:
   kubectl herald doctor [flags]        on a node: check what breaks Layer-2 announcing and how to fix it
   kubectl herald migrate [flags]       translate MetalLB's configuration into Herald's
   kubectl herald validate [flags]      find the mistakes CEL cannot see in files or the cluster, with fixes
+  kubectl herald drain NODE [flags]    move every address off a node before maintenance (--dry-run: print only)
+  kubectl herald undrain NODE [flags]  let a drained node take addresses again
 
 Run 'kubectl herald <command> -h' for the flags and exit codes of a command. The kubeconfig is kubectl's:
 --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
@@ -63,7 +68,7 @@ func Main(args []string) int {
 }
 
 // PluginMain is the main of kubectl-herald, the kubectl plugin: kubectl runs it with the arguments after
-// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate and validate.
+// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate, validate, drain and undrain.
 func PluginMain(args []string) int {
 	return operator("kubectl herald", pluginUsage, args, os.Stdin, os.Stdout, os.Stderr)
 }
@@ -88,6 +93,10 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 		return runMigrate(args[1:], stdin, stdout, stderr)
 	case "validate":
 		return runValidate(args[1:], stdin, stdout, stderr)
+	case "drain":
+		return runDrain(args[1:], stdout, stderr)
+	case "undrain":
+		return runUndrain(args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	default:

@@ -66,7 +66,7 @@ func speakerCommand(fs *flag.FlagSet) (*speakerFlags, func(ctx context.Context) 
 	fs.IntVar(&c.ProbeRate, "probe-rate", speaker.DefaultProbeRate, "most probe frames sent per second (a node taking over thousands of addresses paces its probes)")
 	fs.Float64Var(&c.ReplyRatePerRequester, "reply-rate-per-requester", speaker.DefaultReplyRatePerRequester, "most ARP/NDP replies per second (and burst) to one requester for one address; negative means unlimited")
 	fs.Float64Var(&c.ReplyRatePerInterface, "reply-rate-per-interface", speaker.DefaultReplyRatePerInterface, "most ARP (or NDP) replies per second on one interface; negative means unlimited")
-	fs.DurationVar(&c.FailbackAfter, "failback-after", 0, "hand an address back to the node the election prefers once it has been up this long; 0 (the default) never moves an address that works")
+	fs.DurationVar(&c.FailbackAfter, "failback-after", speaker.DefaultFailbackAfter, "hand an address back to the node the election prefers once it has been a member this long, by a handoff that costs no reply; 0 never moves an address that works")
 	fs.DurationVar(&c.StallThreshold, "stall-threshold", speaker.DefaultStallThreshold, "a gap this long in the speaker's own execution (a CPU stall, SIGSTOP) is a stall: the speaker answers nothing queued meanwhile and withdraws the addresses others claimed while it was stopped (docs/concepts.md); negative disables")
 	fs.Float64Var(&f.qps, "kube-api-qps", 100, "queries per second to the API server (Announcement writes)")
 	fs.IntVar(&f.burst, "kube-api-burst", 200, "burst of queries to the API server")
@@ -76,6 +76,9 @@ func speakerCommand(fs *flag.FlagSet) (*speakerFlags, func(ctx context.Context) 
 	return f, func(ctx context.Context) error {
 		if c.NodeName == "" {
 			return fmt.Errorf("--node-name is required")
+		}
+		if c.FailbackAfter == 0 {
+			c.FailbackAfter = -1 // --failback-after=0: never (in speaker.Config, zero is the default)
 		}
 		if f.bind != "" {
 			a, err := netip.ParseAddr(f.bind)
