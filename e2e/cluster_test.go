@@ -196,7 +196,10 @@ func (c *cluster) startSpeaker(node string) {
 	h := c.hosts[node]
 	args := append([]string{"speaker", "--kubeconfig", c.lab.ComponentKubeconfig(controlplane.Speaker), "--node-name", node,
 		"--bind-address", h.IPv4.String(), "--metrics-bind-address", net.JoinHostPort(h.IPv4.String(), "9122"),
-		"--health-probe-bind-address=0"}, c.extra...)
+		"--health-probe-bind-address=0",
+		// The fault scenarios count moves, and a fail-back (30 s after a node returns, by default) would move
+		// addresses between them. The tests of fail-back and handoffs give --failback-after themselves.
+		"--failback-after=0"}, c.extra...)
 	p, err := c.lab.StartConfined(h, "speaker-"+node+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil,
 		lab.SpeakerConfinement, append([]string{heraldBin}, args...)...)
 	if err != nil {
