@@ -471,23 +471,32 @@ func (c *cluster) settledServices(ns, pool string, n int) []netip.Addr {
 // nobody answered, those two MACs answered, and the changes of answering MAC.
 type watchStats struct {
 	Gap                 time.Duration
+	GapAddr             netip.Addr    // the address of the longest gap
+	GapAt               time.Duration // when it began, from the watch's start
 	Missed, Dups, Moves int
+	Requests            int
+	Took                time.Duration
 }
 
 func (s watchStats) String() string {
-	return fmt.Sprintf("longest_gap=%v missed_requests=%d duplicate_requests=%d moves=%d", s.Gap, s.Missed, s.Dups, s.Moves)
+	return fmt.Sprintf("longest_gap=%v (%s at +%v) missed_requests=%d of %d in %v duplicate_requests=%d moves=%d", s.Gap, s.GapAddr,
+		s.GapAt.Round(time.Millisecond), s.Missed, s.Requests, s.Took.Round(100*time.Millisecond), s.Dups, s.Moves)
 }
 
 // stats sums a stopped watch.
 func (w *watch) stats(t testing.TB, what string) watchStats {
-	var st watchStats
+	st := watchStats{Took: time.Since(w.start)}
 	for v, s := range w.series {
 		g := s.LongestGap()
 		if g > failoverBound {
 			t.Logf("%s: %s dark for %v from +%v", what, v, g, func() time.Duration { at, _ := s.LongestGapAt(); return at.Sub(w.start) }().Round(time.Millisecond))
 		}
-		st.Gap = max(st.Gap, g)
+		if g > st.Gap {
+			at, _ := s.LongestGapAt()
+			st.Gap, st.GapAddr, st.GapAt = g, v, at.Sub(w.start)
+		}
 		st.Missed += s.Unanswered()
+		st.Requests += s.Len()
 		st.Dups += s.Duplicates()
 		st.Moves += s.Moves()
 	}

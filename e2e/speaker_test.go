@@ -42,6 +42,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("a node's kernel answering too is reported", func(t *testing.T) { testKernelAnswers(t, c) })
 	t.Run("gossip key rotation", func(t *testing.T) { testKeyRotation(t, c) })
 	t.Run("API server frozen: answering and failover go on", func(t *testing.T) { testAPIDown(t, c) })
+	t.Run("drain and undrain, with a dry run", func(t *testing.T) { testDrain(t, c) })
 	t.Run("graceful handover", func(t *testing.T) { testFailover(t, c, syscall.SIGTERM) })
 	t.Run("crash failover", func(t *testing.T) { testFailover(t, c, syscall.SIGKILL) })
 }

@@ -12,7 +12,7 @@ import (
 // uncached reads, and Events), so nothing trimmed is ever lost from the cluster.
 //
 // Kept: names, labels, UIDs, owner references, and
-//   - Services: type, loadBalancerClass, externalTrafficPolicy, status.loadBalancer;
+//   - Services: type, loadBalancerClass, externalTrafficPolicy, status.loadBalancer, the AnnotationNode pin;
 //   - EndpointSlices: each endpoint's nodeName and conditions;
 //   - Nodes: labels, addresses, conditions;
 //   - everything else (pools, advertisements, Announcements, the Secret) whole, but for managed fields.
@@ -26,7 +26,11 @@ func trimForCache(obj any) (any, error) {
 	}
 	switch o := obj.(type) {
 	case *corev1.Service:
-		o.Annotations = nil
+		if pin := o.Annotations[AnnotationNode]; pin != "" {
+			o.Annotations = map[string]string{AnnotationNode: pin}
+		} else {
+			o.Annotations = nil
+		}
 		o.Spec = corev1.ServiceSpec{Type: o.Spec.Type, LoadBalancerClass: o.Spec.LoadBalancerClass,
 			ExternalTrafficPolicy: o.Spec.ExternalTrafficPolicy}
 		o.Status.Conditions = nil

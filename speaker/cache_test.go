@@ -45,7 +45,11 @@ func TestTrimForCache(t *testing.T) {
 	wantAn := an.DeepCopy()
 	wantAn.ManagedFields = nil
 	wantAn.Annotations = map[string]string{"other": "x"}
-	for _, tt := range []struct{ in, want any }{{svc, wantSvc}, {eps, wantEps}, {node, wantNode}, {an, wantAn}} {
+	pinned := svc.DeepCopy()
+	pinned.Annotations[AnnotationNode] = "node2"
+	wantPinned := wantSvc.DeepCopy()
+	wantPinned.Annotations = map[string]string{AnnotationNode: "node2"}
+	for _, tt := range []struct{ in, want any }{{svc, wantSvc}, {pinned, wantPinned}, {eps, wantEps}, {node, wantNode}, {an, wantAn}} {
 		got, err := trimForCache(tt.in)
 		if err != nil {
 			t.Fatal(err)

@@ -283,6 +283,9 @@ func (a *agent) canTake(key, from string) bool {
 		return false
 	}
 	w, ok := a.table.Elect(key, func(n string) bool { return n != from && g.eligible(n) })
+	if pin := g.pin(); pin != "" && pin != from && g.eligible(pin) {
+		w, ok = pin, true
+	}
 	if !ok || w != a.cfg.NodeName {
 		return false
 	}

@@ -561,6 +561,9 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 				if g.Conflict != "" {
 					st.Message += "; but " + g.Conflict
 				}
+				if g.PinIgnored != "" {
+					st.Message += "; pinned to " + g.PinIgnored + " (" + AnnotationNode + "), which may not announce it now"
+				}
 			}
 			if cf := c.Conflict; cf != nil {
 				st.Conflict = &heraldv1.AnnouncementConflict{Kind: cf.Kind, Address: cf.Addr.String(), MAC: cf.MAC, Node: cf.Node,

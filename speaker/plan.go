@@ -26,6 +26,12 @@ import (
 // ExcludeLabel keeps a node from announcing load-balancer addresses, as for cloud load balancers.
 const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
 
+// AnnotationNode pins a Service's addresses to a node (herald move sets it): the node answers them whenever it
+// is eligible, whoever the election prefers and whoever holds them; when it is not, the election decides, and
+// the Announcement says the pin is not followed. Services sharing an address follow the pin of the first of
+// them, by namespace and name, that has one.
+const AnnotationNode = "herald.dev/node"
+
 // inputs is everything one decision needs, gathered from the informer cache, memberlist and netlink. The
 // objects are the cache's own: read, never written.
 type inputs struct {
@@ -86,6 +92,8 @@ type group struct {
 	Refusals map[netip.Addr][]iface.Refusal
 	// Kernel says, per address, why this node's kernel answers ARP for it too, whoever is elected.
 	Kernel map[netip.Addr]string
+	// PinIgnored is the node the group's Services are pinned to (AnnotationNode) when it may not announce them.
+	PinIgnored string
 	// Watcher is the node that probes the group's addresses for health: the first eligible node in the key's
 	// election order other than Winner; "" when there is none.
 	Watcher string
@@ -104,6 +112,7 @@ type svcRef struct {
 	Addrs  []netip.Addr
 	UID    types.UID
 	Labels labels.Set
+	Pin    string // its AnnotationNode
 }
 
 // plan is a decision: the groups, who announces each, and what this node answers on which interface.
@@ -350,7 +359,7 @@ func groupServices(in *inputs) (map[string]*group, map[string][]map[string]bool)
 			groups[key] = g
 		}
 		name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-		g.Services = append(g.Services, svcRef{Name: name, Addrs: addrs, UID: svc.UID, Labels: svc.Labels})
+		g.Services = append(g.Services, svcRef{Name: name, Addrs: addrs, UID: svc.UID, Labels: svc.Labels, Pin: svc.Annotations[AnnotationNode]})
 		for _, a := range addrs {
 			if !slices.Contains(g.Addrs, a) {
 				g.Addrs = append(g.Addrs, a)
@@ -436,10 +445,17 @@ func (d *decision) elect(g *group) bool {
 	if !ok {
 		return false
 	}
+	pin := g.pin()
+	pinned := pin != "" && eligible(pin)
+	if pinned {
+		winner = pin
+	} else if pin != "" {
+		g.PinIgnored = pin
+	}
 	g.Elected = winner
 	if h, held := in.Holders[key]; held && eligible(h) {
 		g.HolderOK = true
-		if h != winner && !failbackDue(in, winner) {
+		if h != winner && !pinned && !failbackDue(in, winner) {
 			winner = h
 		}
 	}
@@ -508,6 +524,16 @@ func (pl *plan) assignmentFor(held func(key string) bool) announce.Assignment {
 		}
 	}
 	return out
+}
+
+// pin is the node the group is pinned to: the AnnotationNode of its first Service (by name) that has one.
+func (g *group) pin() string {
+	for _, s := range g.Services {
+		if s.Pin != "" {
+			return s.Pin
+		}
+	}
+	return ""
 }
 
 // failbackDue says whether the election's choice has been live long enough to take a key back from its holder.

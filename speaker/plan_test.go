@@ -567,6 +567,60 @@ func TestDecideHolder(t *testing.T) {
 	}
 }
 
+// TestDecidePin: a Service pinned to a node (herald move) is answered there when that node is eligible, whoever
+// the election prefers and whoever holds it; a pin to a node that may not answer is ignored and reported; an
+// excluded node, a leave or a handoff (Excluded) overrides the pin.
+func TestDecidePin(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	const ip = "198.51.100.21"
+	order := election.Order(ip, live)
+	for _, tc := range []struct {
+		name          string
+		pin, holder   string
+		live          []string
+		excluded      string // a take's Excluded, or a drain label
+		drained       string
+		winner, avoid string
+		ignored       string
+	}{
+		{name: "no pin", winner: order[0]},
+		{name: "pinned to the last in order", pin: order[2], winner: order[2]},
+		{name: "pinned, another node holds", pin: order[2], holder: order[0], winner: order[2]},
+		{name: "pinned to a node that is not live", pin: order[2], live: order[:2], winner: order[0], ignored: order[2]},
+		{name: "pinned to a drained node", pin: order[2], drained: order[2], winner: order[0], ignored: order[2]},
+		{name: "pinned node handed it over", pin: order[2], excluded: order[2], winner: order[0], ignored: order[2]},
+		{name: "pinned to a node that does not exist", pin: "node9", winner: order[0], ignored: "node9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := ptInputs(order[0], live, []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")})
+			if tc.live != nil {
+				in.Live = tc.live
+			}
+			in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.51.100.0/24")}
+			in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+			svc := ptSvc("s", ip)
+			if tc.pin != "" {
+				svc.Annotations = map[string]string{AnnotationNode: tc.pin}
+			}
+			in.Services = []*corev1.Service{svc}
+			in.Now = t0
+			if tc.holder != "" {
+				in.Holders = map[string]string{ip: tc.holder}
+			}
+			if tc.excluded != "" {
+				in.Excluded = map[string]string{ip: tc.excluded}
+			}
+			if tc.drained != "" {
+				in.Nodes[tc.drained].Labels = map[string]string{ExcludeLabel: ""}
+			}
+			g := decide(in, election.NewTable()).Groups[ip]
+			if g.Winner != tc.winner || g.PinIgnored != tc.ignored {
+				t.Errorf("winner %s, pin ignored %q; want %s, %q", g.Winner, g.PinIgnored, tc.winner, tc.ignored)
+			}
+		})
+	}
+}
+
 func TestDecideWatcherAndImpaired(t *testing.T) {
 	live := []string{"node1", "node2", "node3"}
 	nodes := []*corev1.Node{ptNode("node1"), ptNode("node2"), ptNode("node3")}

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -265,4 +266,93 @@ func Names(ns []types.NamespacedName) string {
 		out[i] = n.String()
 	}
 	return strings.Join(out, ",")
+}
+
+// MoveTo computes where svc's addresses go when it is pinned to node (speaker.AnnotationNode), or, with node "",
+// unpinned. A node that may not answer them is refused with the reason.
+func (s *State) MoveTo(svc types.NamespacedName, node string) (Move, error) {
+	i := slices.IndexFunc(s.Cluster.Services, func(x corev1.Service) bool { return x.Namespace == svc.Namespace && x.Name == svc.Name })
+	if i < 0 {
+		return Move{}, fmt.Errorf("no Service %s", svc)
+	}
+	addrs := service.Addresses(&s.Cluster.Services[i])
+	if s.Cluster.Services[i].Spec.Type != corev1.ServiceTypeLoadBalancer || len(addrs) == 0 {
+		return Move{}, fmt.Errorf("Service %s has no load-balancer address to move", svc)
+	}
+	key := addrs[0].String()
+	now := speaker.Simulate(s.Cluster)[key]
+	c := s.Cluster
+	c.Services = slices.Clone(c.Services)
+	x := c.Services[i].DeepCopy()
+	if node == "" {
+		delete(x.Annotations, speaker.AnnotationNode)
+	} else {
+		if x.Annotations == nil {
+			x.Annotations = map[string]string{}
+		}
+		x.Annotations[speaker.AnnotationNode] = node
+	}
+	c.Services[i] = *x
+	after := speaker.Simulate(c)[key]
+	m := Move{Key: key, Addrs: after.Addrs, Services: after.Services, From: now.Node, To: after.Node}
+	if node != "" && after.Node != node {
+		return m, fmt.Errorf("%s may not announce %s: %s", node, svc, s.whyNot(node, after))
+	}
+	if len(m.Services) > 1 {
+		m.Why = "the address is shared: all of " + Names(m.Services) + " move"
+	}
+	return m, nil
+}
+
+// whyNot says why node is not eligible for a placement.
+func (s *State) whyNot(node string, p speaker.Placement) string {
+	i, err := s.node(node)
+	switch {
+	case err != nil:
+		return "there is no such Node"
+	case !slices.Contains(s.Cluster.Live, node):
+		return "it is not a live member (live members: " + s.LiveFrom + ")"
+	}
+	n := &s.Cluster.Nodes[i]
+	if _, ok := n.Labels[DrainLabel]; ok {
+		return "it is drained (label " + DrainLabel + ")"
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			return "its network is unavailable (condition NetworkUnavailable)"
+		}
+	}
+	if p.Node == "" {
+		return "no node may announce it: " + whyText(p.Why)
+	}
+	return "the L2Advertisements of its pool do not select it, or, for externalTrafficPolicy Local, it runs no ready endpoint (eligible: " + strings.Join(p.Eligible, ", ") + ")"
+}
+
+// SetPin pins svc to node (speaker.AnnotationNode), or with node "" removes the pin, touching nothing else.
+func SetPin(ctx context.Context, c client.Client, svc types.NamespacedName, node string) error {
+	val := "null"
+	if node != "" {
+		b, _ := json.Marshal(node)
+		val = string(b)
+	}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+speaker.AnnotationNode+`":`+val+`}}}`))
+	if err := c.Patch(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name}}, patch); err != nil {
+		return fmt.Errorf("annotating Service %s: %w", svc, err)
+	}
+	return nil
+}
+
+// AnnouncedBy returns the node svc's Announcement names ("" when none).
+func AnnouncedBy(ctx context.Context, c client.Client, svc types.NamespacedName) (string, error) {
+	var an heraldv1.Announcement
+	if err := c.Get(ctx, svc, &an); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			return "", nil
+		}
+		return "", fmt.Errorf("reading Announcement %s: %w", svc, err)
+	}
+	if len(an.Status.Addresses) == 0 {
+		return "", nil
+	}
+	return an.Status.Node, nil
 }

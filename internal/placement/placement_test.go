@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +19,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/speaker"
 )
 
 var nodes = []string{"n1", "n2", "n3"}
@@ -187,5 +189,62 @@ func TestLiveFromPods(t *testing.T) {
 			t.Errorf("draining n2, which is not live, moves %d addresses; it answers none", len(moves))
 		}
 		break
+	}
+}
+
+// TestMoveTo: pinning a Service to an eligible node puts its address there, whoever the election prefers; a node
+// that may not announce it is refused, saying why.
+func TestMoveTo(t *testing.T) {
+	cl, vips := lab(t, 3)
+	ctx := context.Background()
+	if err := SetDrained(ctx, cl, "n2", true); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Load(ctx, cl, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := types.NamespacedName{Namespace: "web", Name: "svc1"}
+	ord := election.Order(vips[1].String(), nodes)
+	to := ord[len(ord)-1]
+	if to == "n2" {
+		to = ord[len(ord)-2]
+	}
+	m, err := st.MoveTo(svc, to)
+	// n2 is drained: the address is where the election puts it among n1 and n3.
+	if from := election.Order(vips[1].String(), []string{"n1", "n3"})[0]; err != nil || m.To != to || m.From != from {
+		t.Errorf("move to %s: %+v, %v", to, m, err)
+	}
+	for _, tc := range []struct{ to, want string }{
+		{"n2", "it is drained"},
+		{"n9", "there is no such Node"},
+	} {
+		if _, err := st.MoveTo(svc, tc.to); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("move to %s: %v, want a refusal saying %q", tc.to, err, tc.want)
+		}
+	}
+	// svc0 is Local, its only endpoint on the node its election prefers: anywhere else is refused.
+	other := election.Order(vips[0].String(), nodes)[1]
+	if other == "n2" {
+		other = election.Order(vips[0].String(), nodes)[2]
+	}
+	if _, err := st.MoveTo(types.NamespacedName{Namespace: "web", Name: "svc0"}, other); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Errorf("moving a Local Service away from its endpoint: %v", err)
+	}
+	if _, err := st.MoveTo(types.NamespacedName{Namespace: "web", Name: "nope"}, "n1"); err == nil || !strings.Contains(err.Error(), "no Service web/nope") {
+		t.Errorf("moving a Service that does not exist: %v", err)
+	}
+	if err := SetPin(ctx, cl, svc, to); err != nil {
+		t.Fatal(err)
+	}
+	var got corev1.Service
+	if err := cl.Get(ctx, svc, &got); err != nil || got.Annotations[speaker.AnnotationNode] != to {
+		t.Fatalf("pin: %v, %v", got.Annotations, err)
+	}
+	if err := SetPin(ctx, cl, svc, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Get(ctx, svc, &got); err != nil || got.Annotations[speaker.AnnotationNode] != "" {
+		t.Fatalf("unpin: %v, %v", got.Annotations, err)
 	}
 }
