@@ -227,6 +227,10 @@ func testDrain(t *testing.T, c *cluster) {
 func BenchmarkDrain(b *testing.B) {
 	c := newCluster(b, 3)
 	c.pool("drain", []string{"198.18.67.0/24"}, func(a *heraldv1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} })
+	// The client reaches that subnet on its link, so that its flows are answered through the nodes' DNAT.
+	if out, err := c.lab.Client.Run(c.ctx, "ip", "route", "add", "198.18.67.0/24", "dev", c.lab.Client.Link); err != nil {
+		b.Fatalf("client route: %v: %s", err, out)
+	}
 	vips := c.settledServices("drain", "drain", 150)
 	c.web(vips...)
 	n := max(trials(), 10)
