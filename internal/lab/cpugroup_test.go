@@ -22,13 +22,20 @@ func TestCPUGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := g.procs[0].Process.Pid
-	time.Sleep(500 * time.Millisecond)
-	periods, total, err := g.Throttled()
-	if err != nil {
-		t.Fatal(err)
+	// A busy loop under 10 ms per 100 ms runs out of quota in every period it runs in: in 0.5 s, about five of
+	// them and 90 ms each. Any throttling at all shows the quota is applied; none would mean it is not. On a
+	// machine busy enough that the loop hardly runs, that takes longer: wait up to 10 s.
+	var periods int
+	var total time.Duration
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		time.Sleep(500 * time.Millisecond)
+		if periods, total, err = g.Throttled(); err != nil {
+			t.Fatal(err)
+		}
+		if (periods > 0 && total > 0) || time.Now().After(deadline) {
+			break
+		}
 	}
-	// A busy loop under 10 ms per 100 ms runs out of quota in every period: in 0.5 s, about five of them and
-	// 90 ms each. Any throttling at all shows the quota is applied; none would mean it is not.
 	if periods == 0 || total == 0 {
 		t.Errorf("throttled %d periods, %v in all; want some", periods, total)
 	}
