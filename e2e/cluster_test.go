@@ -358,13 +358,22 @@ func (c *cluster) announcer(s *corev1.Service, not string) (string, *heraldv1.An
 // responders asks from the client who answers for addr, and returns the distinct MACs.
 func (c *cluster) responders(addr netip.Addr) []string {
 	c.t.Helper()
+	macs, err := c.respondersErr(addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return macs
+}
+
+// respondersErr is responders, for goroutines other than the test's.
+func (c *cluster) respondersErr(addr netip.Addr) ([]string, error) {
 	p := c.p4
 	if addr.Is6() {
 		p = c.p6
 	}
 	replies, err := p.Once(c.ctx, addr, 300*time.Millisecond)
 	if err != nil {
-		c.t.Fatalf("probing %s: %v", addr, err)
+		return nil, fmt.Errorf("probing %s: %w", addr, err)
 	}
 	var macs []string
 	for _, r := range replies {
@@ -373,7 +382,7 @@ func (c *cluster) responders(addr netip.Addr) []string {
 		}
 	}
 	slices.Sort(macs)
-	return macs
+	return macs, nil
 }
 
 // waitResponder waits until exactly one MAC answers for addr and it is want.
