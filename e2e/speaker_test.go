@@ -34,6 +34,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("one MAC answers, for every client", func(t *testing.T) { testOneResponder(t, c) })
 	t.Run("node selectors", func(t *testing.T) { testNodeSelector(t, c) })
 	t.Run("service selectors", func(t *testing.T) { testServiceSelectors(t, c) })
+	t.Run("preferred nodes", func(t *testing.T) { testPreferredNodes(t, c) })
 	t.Run("externalTrafficPolicy Local follows endpoints", func(t *testing.T) { testLocal(t, c) })
 	t.Run("decoy interface and host route", func(t *testing.T) { testDecoy(t, c) })
 	t.Run("a subnet configured later is answered at once", func(t *testing.T) { testLateSubnet(t, c) })
