@@ -37,6 +37,7 @@ func TestSpeakers(t *testing.T) {
 	t.Run("preferred nodes", func(t *testing.T) { testPreferredNodes(t, c) })
 	t.Run("externalTrafficPolicy Local follows endpoints", func(t *testing.T) { testLocal(t, c) })
 	t.Run("decoy interface and host route", func(t *testing.T) { testDecoy(t, c) })
+	t.Run("VLAN sub-interface", func(t *testing.T) { testVLAN(t, c) })
 	t.Run("a subnet configured later is answered at once", func(t *testing.T) { testLateSubnet(t, c) })
 	t.Run("delete and recreate with the same address", func(t *testing.T) { testRecreate(t, c) })
 	t.Run("200 addresses spread over 3 nodes", func(t *testing.T) { testMany(t, c) })
