@@ -35,10 +35,10 @@ func TestDecideVLAN(t *testing.T) {
 		refused []iface.Refusal     // of the first address
 	}{
 		{name: "named: on the sub-interface only, even for the parent's subnet", links: links, adv: named("eth0.100"),
-			ips: []string{"198.51.100.100", "198.18.100.100", "2001:db8:164::100"},
+			ips:  []string{"198.51.100.100", "198.18.100.100", "2001:db8:164::100"},
 			want: map[string][]string{"eth0.100": {"198.18.100.100", "198.51.100.100", "2001:db8:164::100"}}},
 		{name: "its subnet: on the sub-interface, not the parent", links: links, adv: ptAdv("all"),
-			ips: []string{"198.18.100.100", "2001:db8:164::100", "198.51.100.100"},
+			ips:  []string{"198.18.100.100", "2001:db8:164::100", "198.51.100.100"},
 			want: map[string][]string{"eth0.100": {"198.18.100.100", "2001:db8:164::100"}, "eth0": {"198.51.100.100"}}},
 		{name: "named but not created yet: silent, and the refusal says so", links: ptLinks, adv: named("eth0.100"),
 			ips: []string{"198.18.100.100"}, want: map[string][]string{},
