@@ -1,6 +1,9 @@
 package speaker
 
 import (
+	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/election"
+	"github.com/heraldlb/herald/internal/iface"
 )
 
 // ptPrefer adds a preferredNodeSelector: weight for nodes whose label key has value.
@@ -162,4 +166,51 @@ func TestDecidePreferred(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkDecide10kPreferred is BenchmarkDecide10kServices100Members with preferredNodeSelectors: 10 of the
+// 100 members preferred with weight 100 and 20 more with weight 50, and then one of the first ten dying and
+// coming back. The deciding node is one of the other 70, which is elected for no address (node000 would be for a
+// tenth of them and spend the time choosing interfaces).
+func BenchmarkDecide10kPreferred(b *testing.B) {
+	var live []string
+	var nodes []*corev1.Node
+	for i := range 100 {
+		n := fmt.Sprintf("node%03d", i)
+		live = append(live, n)
+		nodes = append(nodes, ptNode(n, func(n *corev1.Node) {
+			switch {
+			case i < 10:
+				n.Labels["zone"] = "a"
+			case i < 30:
+				n.Labels["zone"] = "b"
+			}
+		}))
+	}
+	in := ptInputs(live[50], live, nodes)
+	in.Links = []iface.Link{{Index: 2, Name: "eth0", Up: true, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/15")}}}
+	in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.18.0.0/15")}
+	in.Advs = []*heraldv1.L2Advertisement{ptAdv("all", ptPrefer(100, "zone", "a"), ptPrefer(50, "zone", "b"))}
+	for i := range 10000 {
+		in.Services = append(in.Services, ptSvc(fmt.Sprintf("s%05d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+	}
+	table := election.NewTable()
+	decide(in, table)
+	b.Run("warm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			decide(in, table)
+		}
+	})
+	b.Run("preferred-member-dies", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			in.Live = live[1:]
+			if i%2 == 1 {
+				in.Live = live
+			}
+			decide(in, table)
+		}
+	})
 }
