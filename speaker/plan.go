@@ -74,7 +74,7 @@ type group struct {
 	eligible func(node string) bool
 	// weights are the soft preferences (preferredNodeSelectors) of the advertisements applying to the group's
 	// Services: the election places the key on the eligible node with the highest weight. Nil when none has any.
-	weights election.Weights
+	weights election.Ranked
 	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NotSelected", "SelectorConflict",
 	// "NoEligibleNode".
 	Why string
@@ -458,7 +458,7 @@ func (d *decision) eligibility(key string, sets []map[string]bool) func(node str
 // elect sets g's Elected, Winner, HolderOK, Watcher and Corroborator, and reports whether any node is eligible.
 func (d *decision) elect(g *group) bool {
 	in, key, eligible := d.in, g.Key, g.eligible
-	winner, ok := d.table.ElectWeighted(key, g.weights, eligible)
+	winner, ok := d.table.ElectRanked(key, g.weights, eligible)
 	if !ok {
 		return false
 	}
@@ -470,9 +470,9 @@ func (d *decision) elect(g *group) bool {
 		}
 	}
 	g.Winner = winner
-	if w, ok := d.table.ElectWeighted(key, g.weights, func(n string) bool { return n != winner && eligible(n) }); ok {
+	if w, ok := d.table.ElectRanked(key, g.weights, func(n string) bool { return n != winner && eligible(n) }); ok {
 		g.Watcher = w
-		if c, ok := d.table.ElectWeighted(key, g.weights, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
+		if c, ok := d.table.ElectRanked(key, g.weights, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
 			g.Corroborator = c
 		}
 	}

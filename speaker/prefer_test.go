@@ -156,7 +156,7 @@ func TestDecidePreferred(t *testing.T) {
 						t.Errorf("winner elected watcher corroborator (-want +got):\n%s", diff)
 					}
 					for k, w := range tt.wantKeys {
-						if diff := cmp.Diff(w, pl.Groups[k].weights); diff != "" {
+						if diff := cmp.Diff(w, pl.Groups[k].weights.Weights()); diff != "" {
 							t.Errorf("%s weights (-want +got):\n%s", k, diff)
 						}
 					}

@@ -26,7 +26,7 @@ type advSet struct {
 	all   map[string]bool // every Node one of them selects, live or not; only when the pool has serviceSelectors
 	// weights are the preferences they give the live nodes (each advertisement's score of a node it selects,
 	// summed); nil when none of them has preferredNodeSelectors.
-	weights election.Weights
+	weights election.Ranked
 }
 
 // selected is what the advertisements applying to a group's Services allow.
@@ -35,7 +35,7 @@ type selected struct {
 	allowed  []string          // the interfaces allowed on this node; nil for the connected-subnet rule
 	why      string            // ReasonNotSelected or ReasonSelectorConflict when no node may announce the group
 	conflict string            // the conflict's description, "" when there is none
-	weights  election.Weights  // the preferences of the advertisements applying to any of the Services
+	weights  election.Ranked   // the preferences of the advertisements applying to any of the Services
 }
 
 // selection works out, for group g of pool p, which of p's advertisements apply to each of its Services.
@@ -130,18 +130,20 @@ func (d *decision) advSetOf(p *poolInfo, advs []*advInfo) *advSet {
 			s.live[name] = true
 		}
 	}
+	var weights election.Weights
 	for name := range s.live {
 		var w int64
 		for _, a := range advs {
 			w += a.score(d.in.Nodes[name])
 		}
 		if w != 0 {
-			if s.weights == nil {
-				s.weights = election.Weights{}
+			if weights == nil {
+				weights = election.Weights{}
 			}
-			s.weights[name] = w
+			weights[name] = w
 		}
 	}
+	s.weights = weights.Ranked()
 	if p.bySvc {
 		s.all = map[string]bool{}
 		for name, n := range d.in.Nodes {

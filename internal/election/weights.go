@@ -58,14 +58,31 @@ func WinnerWeighted(key string, eligible []string, w Weights) (string, bool) {
 	return best, found
 }
 
+// Ranked is Weights prepared for many elections: its highest weight is found once, not per election.
+type Ranked struct {
+	w   Weights
+	top int64
+}
+
+// Ranked prepares w for ElectRanked; it keeps w, which must not change afterwards.
+func (w Weights) Ranked() Ranked { return Ranked{w: w, top: w.top()} }
+
+// Weights returns the weights r was prepared from.
+func (r Ranked) Weights() Weights { return r.w }
+
 // ElectWeighted is Elect under w: the eligible node with the highest weight, the first in key's order among those
-// of equal weight; false when no node is eligible. With no weights it is Elect. It walks key's cached order and
-// stops at the first eligible node of the highest weight w gives, so eligible may be called for every known node.
+// of equal weight; false when no node is eligible. With no weights it is Elect.
 func (t *Table) ElectWeighted(key string, w Weights, eligible func(node string) bool) (string, bool) {
+	return t.ElectRanked(key, w.Ranked(), eligible)
+}
+
+// ElectRanked is ElectWeighted with weights prepared once for many keys. It walks key's cached order and stops at
+// the first eligible node of the highest weight, so eligible may be called for every known node.
+func (t *Table) ElectRanked(key string, r Ranked, eligible func(node string) bool) (string, bool) {
+	w, top := r.w, r.top
 	if len(w) == 0 {
 		return t.Elect(key, eligible)
 	}
-	top := w.top()
 	var (
 		best  string
 		bestW int64
