@@ -87,7 +87,8 @@ type group struct {
 	// Kernel says, per address, why this node's kernel answers ARP for it too, whoever is elected.
 	Kernel map[netip.Addr]string
 	// Watcher is the node that probes the group's addresses for health: the first eligible node in the key's
-	// election order other than Winner; "" when there is none.
+	// election order (under weights, if any) other than Winner; "" when there is none. It is the node a failover
+	// of Winner goes to.
 	Watcher string
 	// Corroborator is the node that checks the Watcher's reports that an address is dark before the announcer
 	// withdraws: the next eligible node in the election order after Winner and Watcher; "" when there is none,
