@@ -76,16 +76,22 @@ func l2AdvertisementReady(adv *heraldv1.L2Advertisement, pools map[string]bool) 
 	}
 	sort.Strings(missing)
 	var bad []string
+	checkOne := func(field string, sel *heraldv1.Selector) {
+		if _, err := metav1.LabelSelectorAsSelector(sel.LabelSelector()); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", field, err))
+		}
+	}
 	check := func(field string, sels []heraldv1.Selector) {
 		for i := range sels {
-			if _, err := metav1.LabelSelectorAsSelector(sels[i].LabelSelector()); err != nil {
-				bad = append(bad, fmt.Sprintf("%s[%d]: %v", field, i, err))
-			}
+			checkOne(fmt.Sprintf("%s[%d]", field, i), &sels[i])
 		}
 	}
 	check("ipAddressPoolSelectors", adv.Spec.IPAddressPoolSelectors)
 	check("nodeSelectors", adv.Spec.NodeSelectors)
 	check("serviceSelectors", adv.Spec.ServiceSelectors)
+	for i := range adv.Spec.PreferredNodeSelectors {
+		checkOne(fmt.Sprintf("preferredNodeSelectors[%d].preference", i), &adv.Spec.PreferredNodeSelectors[i].Preference)
+	}
 	switch {
 	case len(bad) > 0:
 		c.Status, c.Reason = metav1.ConditionFalse, heraldv1.ReasonInvalid

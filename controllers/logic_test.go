@@ -785,6 +785,13 @@ func TestL2AdvertisementReady(t *testing.T) {
 			cond(metav1.ConditionTrue, heraldv1.ReasonValid, "announces every pool")},
 		{"no pools listed and none exist", adv(), nil,
 			cond(metav1.ConditionTrue, heraldv1.ReasonValid, "announces every pool")},
+		{"a preference that does not convert", func() *heraldv1.L2Advertisement {
+			a := adv("alpha")
+			a.Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 10}, {Weight: 20, Preference: heraldv1.Selector{
+				MatchExpressions: []heraldv1.SelectorRequirement{{Key: "zone", Operator: "In"}}}}}
+			return a
+		}(), exist, cond(metav1.ConditionFalse, heraldv1.ReasonInvalid,
+			"invalid selectors: preferredNodeSelectors[1].preference: values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,6 +74,21 @@ func TestSchemaValidation(t *testing.T) {
 		{"valid advertisement with serviceSelectors", adv(heraldv1.L2AdvertisementSpec{ServiceSelectors: []heraldv1.Selector{
 			{MatchLabels: map[string]heraldv1.LabelValue{"app": "web"}},
 			{MatchExpressions: []heraldv1.SelectorRequirement{{Key: "tier", Operator: "In", Values: []string{"edge"}}}}}}), ""},
+		{"preference weight 0", adv(heraldv1.L2AdvertisementSpec{PreferredNodeSelectors: []heraldv1.PreferredNodeSelector{{Weight: 0}}}),
+			"weight must be 1 to 100"},
+		{"preference weight 101", adv(heraldv1.L2AdvertisementSpec{PreferredNodeSelectors: []heraldv1.PreferredNodeSelector{{Weight: 101}}}),
+			"weight must be 1 to 100"},
+		{"preference with a bad label key", adv(heraldv1.L2AdvertisementSpec{PreferredNodeSelectors: []heraldv1.PreferredNodeSelector{{Weight: 50,
+			Preference: heraldv1.Selector{MatchExpressions: []heraldv1.SelectorRequirement{{Key: "zone!", Operator: "Exists"}}}}}}),
+			`"zone!" is not a valid label key`},
+		{"preference In without values", adv(heraldv1.L2AdvertisementSpec{PreferredNodeSelectors: []heraldv1.PreferredNodeSelector{{Weight: 50,
+			Preference: heraldv1.Selector{MatchExpressions: []heraldv1.SelectorRequirement{{Key: "zone", Operator: "In"}}}}}}),
+			"operators In and NotIn need at least one value"},
+		{"valid preferences, weights 1 and 100 and an empty preference", adv(heraldv1.L2AdvertisementSpec{
+			NodeSelectors: sel(heraldv1.Selector{MatchLabels: map[string]heraldv1.LabelValue{"role": "lb"}}),
+			PreferredNodeSelectors: []heraldv1.PreferredNodeSelector{
+				{Weight: 100, Preference: heraldv1.Selector{MatchLabels: map[string]heraldv1.LabelValue{"zone": "a"}}},
+				{Weight: 1}}}), ""},
 		{"bad interface name", adv(heraldv1.L2AdvertisementSpec{Interfaces: []string{"eth0/1"}}), `"eth0/1" is not a Linux interface name`},
 		{"bad pool name", adv(heraldv1.L2AdvertisementSpec{IPAddressPools: []string{"Pool_A"}}), `"Pool_A" is not a valid pool name`},
 	}

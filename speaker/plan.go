@@ -81,6 +81,9 @@ type group struct {
 	HolderOK bool
 	// eligible says whether a node may announce the key (live, selected, ready, not impaired); nil when none may.
 	eligible func(node string) bool
+	// weights are the soft preferences (preferredNodeSelectors) of the advertisements applying to the group's
+	// Services: the election places the key on the eligible node with the highest weight. Nil when none has any.
+	weights election.Ranked
 	// Why explains an empty Winner: "NoPool", "NotAdvertised", "NotSelected", "SelectorConflict",
 	// "NoEligibleNode".
 	Why string
@@ -95,7 +98,8 @@ type group struct {
 	// PinIgnored is the node the group's Services are pinned to (AnnotationNode) when it may not announce them.
 	PinIgnored string
 	// Watcher is the node that probes the group's addresses for health: the first eligible node in the key's
-	// election order other than Winner; "" when there is none.
+	// election order (under weights, if any) other than Winner; "" when there is none. It is the node a failover
+	// of Winner goes to.
 	Watcher string
 	// Corroborator is the node that checks the Watcher's reports that an address is dark before the announcer
 	// withdraws: the next eligible node in the election order after Winner and Watcher; "" when there is none,
@@ -128,7 +132,14 @@ type advInfo struct {
 	poolSel    []labels.Selector
 	nodeSel    []labels.Selector
 	svcSel     []labels.Selector
+	prefer     []preference
 	interfaces []string
+}
+
+// preference is one of an advertisement's preferredNodeSelectors, digested.
+type preference struct {
+	sel    labels.Selector
+	weight int64
 }
 
 func digestAdvs(advs []*heraldv1.L2Advertisement) []advInfo {
@@ -144,6 +155,11 @@ func digestAdvs(advs []*heraldv1.L2Advertisement) []advInfo {
 		ai.nodeSel, err2 = toSelectors(a.Spec.NodeSelectors)
 		ai.svcSel, err3 = toSelectors(a.Spec.ServiceSelectors)
 		ok := err1 == nil && err2 == nil && err3 == nil
+		for _, p := range a.Spec.PreferredNodeSelectors {
+			sel, err := metav1.LabelSelectorAsSelector(p.Preference.LabelSelector())
+			ok = ok && err == nil
+			ai.prefer = append(ai.prefer, preference{sel: sel, weight: int64(p.Weight)})
+		}
 		if ok {
 			out = append(out, ai)
 		}
@@ -183,6 +199,22 @@ func (a *advInfo) selectsPool(p *heraldv1.IPAddressPool) bool {
 // selectsNode: no node selectors means every node.
 func (a *advInfo) selectsNode(n *corev1.Node) bool {
 	return anySelects(a.nodeSel, labels.Set(n.Labels))
+}
+
+// score is the preference the advertisement gives node n: the weights of its preferredNodeSelectors that match
+// n's labels, summed; 0 when it does not select n (a preference never reaches beyond the advertisement's own
+// nodeSelectors).
+func (a *advInfo) score(n *corev1.Node) int64 {
+	if len(a.prefer) == 0 || !a.selectsNode(n) {
+		return 0
+	}
+	var sum int64
+	for _, p := range a.prefer {
+		if p.sel.Matches(labels.Set(n.Labels)) {
+			sum += p.weight
+		}
+	}
+	return sum
 }
 
 // selectsService: no service selectors means every Service.
@@ -244,7 +276,8 @@ func nodeUsable(n *corev1.Node) bool {
 //     c. eligibility: the nodes that may announce the key (live, selected for every Service, usable, not
 //     impaired there, and with a local endpoint of every externalTrafficPolicy Local Service);
 //     d. elect: the winner (a live, eligible holder keeps the key unless fail-back is due), the watcher and
-//     the corroborator (else "NoEligibleNode");
+//     the corroborator (else "NoEligibleNode"), each first in the election order under the advertisements'
+//     preferredNodeSelectors (election.Weights; the plain hash order without them);
 //     e. chooseInterfaces: where this node answers each address if it wins, or probes it from if it watches.
 func decide(in *inputs, table *election.Table) *plan {
 	pools := orderPools(in.Pools, digestAdvs(in.Advs), in.Nodes[in.Self])
@@ -275,6 +308,7 @@ func decide(in *inputs, table *election.Table) *plan {
 			g.Why = sel.why
 			continue
 		}
+		g.weights = sel.weights
 		g.Kernel = d.kernelAnswers(g, sel.allowed)
 		g.eligible = d.eligibility(key, append(sel.nodes, localOnly[key]...))
 		if !d.elect(g) {
@@ -441,7 +475,7 @@ func (d *decision) eligibility(key string, sets []map[string]bool) func(node str
 // elect sets g's Elected, Winner, HolderOK, Watcher and Corroborator, and reports whether any node is eligible.
 func (d *decision) elect(g *group) bool {
 	in, key, eligible := d.in, g.Key, g.eligible
-	winner, ok := d.table.Elect(key, eligible)
+	winner, ok := d.table.ElectRanked(key, g.weights, eligible)
 	if !ok {
 		return false
 	}
@@ -460,9 +494,9 @@ func (d *decision) elect(g *group) bool {
 		}
 	}
 	g.Winner = winner
-	if w, ok := d.table.Elect(key, func(n string) bool { return n != winner && eligible(n) }); ok {
+	if w, ok := d.table.ElectRanked(key, g.weights, func(n string) bool { return n != winner && eligible(n) }); ok {
 		g.Watcher = w
-		if c, ok := d.table.Elect(key, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
+		if c, ok := d.table.ElectRanked(key, g.weights, func(n string) bool { return n != winner && n != w && eligible(n) }); ok {
 			g.Corroborator = c
 		}
 	}

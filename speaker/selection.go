@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/heraldlb/herald/internal/election"
 )
 
 // ReasonSelectorConflict: Services sharing an address are selected (serviceSelectors) by L2Advertisements that
@@ -22,6 +24,9 @@ type advSet struct {
 	names string          // the advertisements' names, sorted, comma-separated
 	live  map[string]bool // live members whose Node one of them selects and that may announce (nodeUsable)
 	all   map[string]bool // every Node one of them selects, live or not; only when the pool has serviceSelectors
+	// weights are the preferences they give the live nodes (each advertisement's score of a node it selects,
+	// summed); nil when none of them has preferredNodeSelectors.
+	weights election.Ranked
 }
 
 // selected is what the advertisements applying to a group's Services allow.
@@ -30,6 +35,7 @@ type selected struct {
 	allowed  []string          // the interfaces allowed on this node; nil for the connected-subnet rule
 	why      string            // ReasonNotSelected or ReasonSelectorConflict when no node may announce the group
 	conflict string            // the conflict's description, "" when there is none
+	weights  election.Ranked   // the preferences of the advertisements applying to any of the Services
 }
 
 // selection works out, for group g of pool p, which of p's advertisements apply to each of its Services.
@@ -43,7 +49,8 @@ type selected struct {
 func (d *decision) selection(g *group, p *poolInfo) selected {
 	self := d.in.Nodes[d.in.Self]
 	if !p.bySvc {
-		return selected{nodes: []map[string]bool{d.advSetOf(p, p.advs).live}, allowed: p.allowed}
+		s := d.advSetOf(p, p.advs)
+		return selected{nodes: []map[string]bool{s.live}, allowed: p.allowed, weights: s.weights}
 	}
 	per := make([]*advSet, len(g.Services)) // nil for a Service no advertisement applies to
 	var sets []*advSet
@@ -73,7 +80,7 @@ func (d *decision) selection(g *group, p *poolInfo) selected {
 	if unselected == len(g.Services) {
 		return selected{why: ReasonNotSelected}
 	}
-	out := selected{allowed: allowedOn(union, self)}
+	out := selected{allowed: allowedOn(union, self), weights: d.advSetOf(p, union).weights}
 	for _, s := range sets {
 		out.nodes = append(out.nodes, s.live)
 	}
@@ -123,6 +130,20 @@ func (d *decision) advSetOf(p *poolInfo, advs []*advInfo) *advSet {
 			s.live[name] = true
 		}
 	}
+	var weights election.Weights
+	for name := range s.live {
+		var w int64
+		for _, a := range advs {
+			w += a.score(d.in.Nodes[name])
+		}
+		if w != 0 {
+			if weights == nil {
+				weights = election.Weights{}
+			}
+			weights[name] = w
+		}
+	}
+	s.weights = weights.Ranked()
 	if p.bySvc {
 		s.all = map[string]bool{}
 		for name, n := range d.in.Nodes {

@@ -39,6 +39,18 @@ type L2AdvertisementSpec struct {
 	// +listType=atomic
 	ServiceSelectors []Selector `json:"serviceSelectors,omitempty"`
 
+	// preferredNodeSelectors are soft preferences among the nodes the advertisement lets announce (MetalLB's
+	// field): a node scores the sum of the weights of the preferences its labels match, summed over the
+	// advertisements that apply to the Service and select the node, and an address is placed on the eligible
+	// node with the highest score, ties broken by the usual sha256(node#address) order. Unlike nodeSelectors
+	// they never make a node ineligible: when no preferred node is available any eligible node announces, in
+	// the same order. An address already answered stays where it is until --failback-after moves it back (see
+	// docs/concepts.md).
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	PreferredNodeSelectors []PreferredNodeSelector `json:"preferredNodeSelectors,omitempty"`
+
 	// interfaces limits announcing to these network interfaces. Without them a node announces an address on
 	// the interfaces whose connected subnet holds it.
 	// +optional
@@ -47,6 +59,20 @@ type L2AdvertisementSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule=`self.matches('^[^/:\\s]{1,15}$') && self != '.' && self != '..'`,messageExpression=`'"' + self + '" is not a Linux interface name: 1 to 15 characters without \'/\', \':\' or spaces'`
 	// +listType=set
 	Interfaces []string `json:"interfaces,omitempty"`
+}
+
+// PreferredNodeSelector is one weighted soft preference for the nodes its selector matches (the shape of
+// Kubernetes' PreferredSchedulingTerm).
+type PreferredNodeSelector struct {
+	// weight is added to the score of every node the preference matches: 1 to 100, higher is preferred.
+	// +required
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 100`,message="weight must be 1 to 100 (a higher weight is preferred more)"
+	Weight int32 `json:"weight"`
+
+	// preference selects the nodes, by their labels, that get the weight. An empty selector ({}) matches every
+	// node the advertisement selects.
+	// +required
+	Preference Selector `json:"preference"`
 }
 
 // L2AdvertisementStatus reports whether the advertisement is valid.

@@ -43,6 +43,21 @@ func (s *L2AdvertisementSpec) SelectsService(serviceLabels labels.Set) bool {
 	return anyMatches(s.ServiceSelectors, serviceLabels)
 }
 
+// NodeScore is the preference score this advertisement gives a node with these labels: the sum of the weights of
+// its preferredNodeSelectors that match them, and 0 when it does not select the node (SelectsNode).
+func (s *L2AdvertisementSpec) NodeScore(nodeLabels labels.Set) int64 {
+	if len(s.PreferredNodeSelectors) == 0 || !s.SelectsNode(nodeLabels) {
+		return 0
+	}
+	var score int64
+	for i := range s.PreferredNodeSelectors {
+		if s.PreferredNodeSelectors[i].Preference.Matches(nodeLabels) {
+			score += int64(s.PreferredNodeSelectors[i].Weight)
+		}
+	}
+	return score
+}
+
 // anyMatches: no selectors select everything; otherwise one must match.
 func anyMatches(sels []Selector, set labels.Set) bool {
 	if len(sels) == 0 {

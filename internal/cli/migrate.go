@@ -44,7 +44,7 @@ What is translated:
     cluster-scoped: a second pool of the same name in another namespace becomes <namespace>-<name>.
     Addresses Herald refuses are left out, each with a note.
   - L2Advertisement: ipAddressPools (renamed pools followed), ipAddressPoolSelectors, nodeSelectors,
-    interfaces.
+    serviceSelectors, preferredNodeSelectors, interfaces.
   - The legacy ConfigMap and AddressPool: layer2 pools, plus one L2Advertisement (metallb-legacy-layer2)
     for them. BGP pools, BGPAdvertisement, BGPPeer, BFDProfile and Community are skipped: Herald announces
     on Layer 2 only. A pool MetalLB announced by BGP only is not announced by Herald until an

@@ -29,6 +29,9 @@ span objects, and says how to fix each:
   pool-selector-matches-nothing  an ipAddressPoolSelector that matches no pool
   node-selector-matches-nothing  a nodeSelector that matches no Node (needs Nodes: --from-cluster, or in -f)
   service-selector-matches-nothing  a serviceSelector of an L2Advertisement that matches no Service (checked when there are Services)
+  preferred-node-selector-matches-nothing
+                                 a preferredNodeSelector that matches no Node, or only Nodes its advertisement's
+                                 nodeSelectors leave out, so that it prefers no node (warning; needs Nodes)
   pool-not-announced             a pool no L2Advertisement announces (warning)
   service-request                a Service requesting an address no pool holds (spec.loadBalancerIP,
                                  herald.dev/load-balancer-ips or MetalLB's loadBalancerIPs), a pool that

@@ -1,5 +1,6 @@
 // Package election picks, for each virtual IP, the one node that announces it: eligible nodes are ordered by
-// sha256(node + "#" + key) ascending, which is MetalLB's layer-2 order, and the first one wins.
+// sha256(node + "#" + key) ascending, which is MetalLB's layer-2 order, and the first one wins; under Weights (soft
+// preferences) by weight first.
 package election
 
 import (

@@ -442,7 +442,14 @@ type metallbL2Spec struct {
 	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors"`
 	NodeSelectors          []metav1.LabelSelector `json:"nodeSelectors"`
 	ServiceSelectors       []metav1.LabelSelector `json:"serviceSelectors"`
+	PreferredNodeSelectors []metallbPreference    `json:"preferredNodeSelectors"`
 	Interfaces             []string               `json:"interfaces"`
+}
+
+// metallbPreference is one of MetalLB's preferredNodeSelectors.
+type metallbPreference struct {
+	Weight     int32                `json:"weight"`
+	Preference metav1.LabelSelector `json:"preference"`
 }
 
 // l2Advertisement translates a metallb.io L2Advertisement, renaming the pools it names as they were renamed.
@@ -458,7 +465,7 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 		t.skipped(src, "spec", "%v", err)
 		return
 	}
-	for _, f := range unknownFields(raw, "ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "serviceSelectors", "interfaces") {
+	for _, f := range unknownFields(raw, "ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "serviceSelectors", "preferredNodeSelectors", "interfaces") {
 		t.warn(src, "spec."+f, "not translated: Herald's L2Advertisement has no such field")
 	}
 	var hs heraldv1.L2AdvertisementSpec
@@ -501,6 +508,10 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 		t.skipped(src, "spec.serviceSelectors", "%v: the advertisement is not translated", err)
 		return
 	}
+	if hs.PreferredNodeSelectors, err = t.preferences(src, s.PreferredNodeSelectors); err != nil {
+		t.skipped(src, "spec.preferredNodeSelectors", "%v: the advertisement is not translated", err)
+		return
+	}
 	for i, ifn := range s.Interfaces {
 		if !interfaceName.MatchString(ifn) || ifn == "." || ifn == ".." {
 			t.warn(src, fmt.Sprintf("spec.interfaces[%d]", i), "%q is not a Linux interface name: left out", ifn)
@@ -523,6 +534,34 @@ func (t *translator) l2Advertisement(u *unstructured.Unstructured) {
 		ObjectMeta: objectMeta(hname, u.GetLabels(), src),
 		Spec:       hs,
 	})
+}
+
+// maxPreferences is the most preferredNodeSelectors Herald's schema takes.
+const maxPreferences = 8
+
+// preferences translates MetalLB's preferredNodeSelectors. A weight outside 1-100 (MetalLB's schema refuses it
+// too) leaves that preference out with a note: preferences are soft, so the nodes that may announce stay the
+// same. A preference whose selector is invalid, or more of them than Herald takes, is an error.
+func (t *translator) preferences(src string, in []metallbPreference) ([]heraldv1.PreferredNodeSelector, error) {
+	if len(in) > maxPreferences {
+		return nil, fmt.Errorf("%d preferences, Herald takes at most %d (merge those of equal weight into one selector with matchExpressions, or spread them over several advertisements of the pool, whose weights add up)", len(in), maxPreferences)
+	}
+	var out []heraldv1.PreferredNodeSelector
+	for i := range in {
+		if w := in[i].Weight; w < 1 || w > 100 {
+			t.warn(src, fmt.Sprintf("spec.preferredNodeSelectors[%d].weight", i), "weight %d is outside 1-100: this preference is left out", w)
+			continue
+		}
+		if _, err := metav1.LabelSelectorAsSelector(&in[i].Preference); err != nil {
+			return nil, fmt.Errorf("preference %d is invalid: %w", i, err)
+		}
+		sel, err := selectors([]metav1.LabelSelector{in[i].Preference})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, heraldv1.PreferredNodeSelector{Weight: in[i].Weight, Preference: sel[0]})
+	}
+	return out, nil
 }
 
 // namespaces lists the namespaces of the input's pools, sorted.

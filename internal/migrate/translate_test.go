@@ -55,6 +55,30 @@ func TestTranslateNotes(t *testing.T) {
 			docs: []string{poolA, l2All},
 		},
 		{
+			name: "more preferences than Herald takes",
+			docs: []string{poolA, `
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: many, namespace: metallb-system}
+spec:
+  preferredNodeSelectors: [{weight: 1, preference: {}}, {weight: 2, preference: {}}, {weight: 3, preference: {}},
+    {weight: 4, preference: {}}, {weight: 5, preference: {}}, {weight: 6, preference: {}}, {weight: 7, preference: {}},
+    {weight: 8, preference: {}}, {weight: 9, preference: {}}]`},
+			want:  []string{"skipped L2Advertisement metallb-system/many spec.preferredNodeSelectors", "info IPAddressPool metallb-system/a "},
+			words: "9 preferences, Herald takes at most 8",
+		},
+		{
+			name: "a preference with an invalid selector",
+			docs: []string{poolA, `
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: bad, namespace: metallb-system}
+spec:
+  preferredNodeSelectors: [{weight: 10, preference: {matchExpressions: [{key: zone, operator: In}]}}]`},
+			want:  []string{"skipped L2Advertisement metallb-system/bad spec.preferredNodeSelectors", "info IPAddressPool metallb-system/a "},
+			words: "preference 0 is invalid",
+		},
+		{
 			name: "invalid address skipped",
 			docs: []string{`
 apiVersion: metallb.io/v1beta1

@@ -44,6 +44,7 @@ const (
 	CheckPoolSelector         = "pool-selector-matches-nothing"
 	CheckNodeSelector         = "node-selector-matches-nothing"
 	CheckServiceSelector      = "service-selector-matches-nothing"
+	CheckPreferredNode        = "preferred-node-selector-matches-nothing"
 	CheckPoolNotAnnounced     = "pool-not-announced"
 	CheckServiceRequest       = "service-request"
 	CheckInterfaceNotFound    = "interface-not-found"
@@ -214,6 +215,7 @@ func (c *checker) advertisement(a *heraldv1.L2Advertisement) {
 			fmt.Sprintf("none of the %d Services", len(c.s.Services)), "the advertisement applies to no Service",
 			"label the Services it is meant for (kubectl label service -n NAMESPACE NAME KEY=VALUE), or correct the selector")
 	}
+	c.preferences(a, obj)
 	if len(a.Spec.NodeSelectors) == 0 {
 		return
 	}
@@ -226,6 +228,61 @@ func (c *checker) advertisement(a *heraldv1.L2Advertisement) {
 	c.unmatched(obj, CheckNodeSelector, "spec.nodeSelectors", a.Spec.NodeSelectors, labelSets(c.s.Nodes), false,
 		fmt.Sprintf("none of the %d Nodes", len(c.s.Nodes)), "no node may announce the advertisement's addresses",
 		"label the nodes meant to announce (kubectl label node NAME KEY=VALUE), or correct the selector")
+}
+
+// preferences reports each of an advertisement's preferredNodeSelectors that gives its weight to no node: one
+// matching no Node, or only Nodes the advertisement's nodeSelectors leave out (a preference applies only to the
+// nodes its advertisement selects). Warnings: preferences are soft, so every address is still announced, only
+// not where the operator meant.
+func (c *checker) preferences(a *heraldv1.L2Advertisement, obj string) {
+	prefs := a.Spec.PreferredNodeSelectors
+	if len(prefs) == 0 {
+		return
+	}
+	if !c.s.FromCluster && len(c.s.Nodes) == 0 {
+		c.add(CheckPreferredNode, Unchecked, obj, "spec.preferredNodeSelectors",
+			"give the Nodes with -f (kubectl get nodes -o yaml > nodes.yaml), or use --from-cluster",
+			"not checked: the input holds no Node")
+		return
+	}
+	for i := range prefs {
+		field := fmt.Sprintf("spec.preferredNodeSelectors[%d].preference", i)
+		p := &prefs[i].Preference
+		if _, err := metav1.LabelSelectorAsSelector(p.LabelSelector()); err != nil {
+			c.add(CheckInvalidSelector, Error, obj, field, "correct the selector; the API server refuses it", "invalid selector: %v", err)
+			continue
+		}
+		var matched, selected []string
+		for j := range c.s.Nodes {
+			n := &c.s.Nodes[j]
+			if p.Matches(labels.Set(n.Labels)) {
+				matched = append(matched, n.Name)
+				if a.Spec.SelectsNode(labels.Set(n.Labels)) {
+					selected = append(selected, n.Name)
+				}
+			}
+		}
+		switch {
+		case len(matched) == 0:
+			c.add(CheckPreferredNode, Warning, obj, field,
+				"label the nodes to prefer (kubectl label node NAME KEY=VALUE), or correct the selector",
+				"preference %s (weight %d) matches none of the %d Nodes: no node is preferred by it", selectorText(p), prefs[i].Weight, len(c.s.Nodes))
+		case len(selected) == 0:
+			sort.Strings(matched)
+			c.add(CheckPreferredNode, Warning, obj, field,
+				"make spec.nodeSelectors select the nodes to prefer, or prefer them in the advertisement that selects them",
+				"preference %s (weight %d) matches only Nodes the advertisement's nodeSelectors leave out (%s): a preference applies only to nodes its own advertisement selects",
+				selectorText(p), prefs[i].Weight, nameList(matched))
+		}
+	}
+}
+
+// nameList joins at most 5 names and says how many more there are.
+func nameList(names []string) string {
+	if len(names) > 5 {
+		return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+	}
+	return strings.Join(names, ", ")
 }
 
 // labelSets lists the labels of objects.

@@ -137,6 +137,27 @@ func TestCheck(t *testing.T) {
 			s.Services[0].Labels = map[string]string{"app": "web"}
 			s.Advertisements[0].Spec.ServiceSelectors = []heraldv1.Selector{sel("app", "web"), sel("app", "wbe")}
 		}, want: []string{"warning service-selector-matches-nothing L2Advertisement web spec.serviceSelectors[1]"}},
+		{name: "preferences matching nodes the advertisement selects", change: func(s *Snapshot) {
+			s.Advertisements[0].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 100, Preference: sel("rack", "r1")}, {Weight: 1}}
+		}, want: []string{}},
+		{name: "a preference matching no node", change: func(s *Snapshot) {
+			s.Advertisements[0].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 1}, {Weight: 100, Preference: sel("rack", "r2")}}
+		}, want: []string{"warning preferred-node-selector-matches-nothing L2Advertisement web spec.preferredNodeSelectors[1].preference"}},
+		{name: "a preference matching only nodes its advertisement leaves out", change: func(s *Snapshot) {
+			s.Nodes[1].Labels = map[string]string{"zone": "a"}
+			s.Advertisements[0].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 50, Preference: sel("zone", "a")}}
+		}, want: []string{"warning preferred-node-selector-matches-nothing L2Advertisement web spec.preferredNodeSelectors[0].preference"}},
+		{name: "an invalid preference", change: func(s *Snapshot) {
+			s.Advertisements[1].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 5, Preference: heraldv1.Selector{
+				MatchExpressions: []heraldv1.SelectorRequirement{{Key: "zone", Operator: "In"}}}}}
+		}, want: []string{"error invalid-selector L2Advertisement internal spec.preferredNodeSelectors[0].preference"}},
+		{name: "preferences without Nodes are unchecked", change: func(s *Snapshot) {
+			s.FromCluster, s.Nodes = false, nil
+			s.Advertisements[1].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 5, Preference: sel("zone", "a")}}
+		}, want: []string{
+			"unchecked preferred-node-selector-matches-nothing L2Advertisement internal spec.preferredNodeSelectors",
+			"unchecked node-selector-matches-nothing L2Advertisement web spec.nodeSelectors",
+		}},
 		{name: "node selectors without Nodes are unchecked", change: func(s *Snapshot) {
 			s.FromCluster, s.Nodes = false, nil
 		}, want: []string{"unchecked node-selector-matches-nothing L2Advertisement web spec.nodeSelectors"}},
@@ -233,6 +254,8 @@ func TestMessages(t *testing.T) {
 	s.EndpointSlices = nil
 	s.Advertisements[0].Spec.NodeSelectors = append(s.Advertisements[0].Spec.NodeSelectors, sel("rack", "r9"))
 	s.Advertisements[1].Spec.IPAddressPoolSelectors = append(s.Advertisements[1].Spec.IPAddressPoolSelectors, sel("tier", "internl"))
+	s.Advertisements[0].Spec.PreferredNodeSelectors = []heraldv1.PreferredNodeSelector{{Weight: 100, Preference: sel("rack", "r2")},
+		{Weight: 10, Preference: heraldv1.Selector{MatchExpressions: []heraldv1.SelectorRequirement{{Key: "rack", Operator: "DoesNotExist"}}}}}
 	want := []Finding{
 		{Check: CheckPoolOverlap, Severity: Error, Object: "IPAddressPool web-b", Field: "spec.addresses[0],spec.addresses[1]",
 			Message: `198.51.100.32/27, 2001:db8:1::80/121: also listed by IPAddressPool "web"; the controller hands them out only from "web", created earlier, and marks this pool Overlapping`,
@@ -252,6 +275,12 @@ func TestMessages(t *testing.T) {
 		{Check: CheckNodeSelector, Severity: Warning, Object: "L2Advertisement web", Field: "spec.nodeSelectors[1]",
 			Message: "selector {rack=r9} matches none of the 2 Nodes",
 			Fix:     "label the nodes meant to announce (kubectl label node NAME KEY=VALUE), or correct the selector"},
+		{Check: CheckPreferredNode, Severity: Warning, Object: "L2Advertisement web", Field: "spec.preferredNodeSelectors[0].preference",
+			Message: "preference {rack=r2} (weight 100) matches none of the 2 Nodes: no node is preferred by it",
+			Fix:     "label the nodes to prefer (kubectl label node NAME KEY=VALUE), or correct the selector"},
+		{Check: CheckPreferredNode, Severity: Warning, Object: "L2Advertisement web", Field: "spec.preferredNodeSelectors[1].preference",
+			Message: "preference {!rack} (weight 10) matches only Nodes the advertisement's nodeSelectors leave out (node-2): a preference applies only to nodes its own advertisement selects",
+			Fix:     "make spec.nodeSelectors select the nodes to prefer, or prefer them in the advertisement that selects them"},
 	}
 	if diff := cmp.Diff(want, Check(s)); diff != "" {
 		t.Errorf("Check (-want +got):\n%s", diff)
