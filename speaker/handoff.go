@@ -282,7 +282,7 @@ func (a *agent) canTake(key, from string) bool {
 	if g == nil || g.eligible == nil || len(g.interfacesOf(svcRef{Addrs: g.Addrs})) == 0 {
 		return false
 	}
-	w, ok := a.table.Elect(key, func(n string) bool { return n != from && g.eligible(n) })
+	w, ok := a.table.ElectRanked(key, g.weights, func(n string) bool { return n != from && g.eligible(n) })
 	if pin := g.pin(); pin != "" && pin != from && g.eligible(pin) {
 		w, ok = pin, true
 	}
@@ -305,7 +305,7 @@ func (a *agent) leaveTakes() {
 		if c.State != claimHeld || g == nil || g.eligible == nil {
 			continue
 		}
-		if to, ok := a.table.Elect(key, func(n string) bool { return n != self && a.live[n] && g.eligible(n) }); ok {
+		if to, ok := a.table.ElectRanked(key, g.weights, func(n string) bool { return n != self && a.live[n] && g.eligible(n) }); ok {
 			a.queueHandoff(handoffTake, to, key)
 		}
 	}

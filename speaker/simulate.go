@@ -40,7 +40,7 @@ type Placement struct {
 	Why  string
 	// Elected is the election's own choice, which differs from Node while a holder keeps the key.
 	Elected string
-	// Eligible are the nodes that may answer the key, in its election order.
+	// Eligible are the nodes that may answer the key, in its election order (preferredNodeSelectors first).
 	Eligible []string
 }
 
@@ -76,11 +76,13 @@ func Simulate(c Cluster) map[string]Placement {
 			p.Services = append(p.Services, s.Name)
 		}
 		if g.eligible != nil {
+			var el []string
 			for _, n := range table.Order(key) {
 				if g.eligible(n) {
-					p.Eligible = append(p.Eligible, n)
+					el = append(el, n)
 				}
 			}
+			p.Eligible = election.OrderWeighted(key, el, g.weights.Weights())
 		}
 		out[key] = p
 	}
