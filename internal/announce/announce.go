@@ -200,7 +200,9 @@ func New(cfg Config) *Announcer {
 // does not retain as. Before it returns, every interface that is already
 // answering answers exactly its new VIPs: a removed VIP (or every VIP of a
 // removed interface) is not answered for any frame read after Set returns,
-// and its pending announcements are cancelled. Run then opens the sockets of
+// nor is a reply to an earlier frame still being sent (Set waits, up to
+// quiesceWait, for a responder in the middle of one), and its pending
+// announcements are cancelled. Run then opens the sockets of
 // new interfaces, closes those of removed ones, joins and leaves multicast
 // groups and announces the new VIPs.
 //
@@ -216,14 +218,23 @@ func (a *Announcer) Set(as Assignment) {
 	}
 	a.mu.Lock()
 	a.desired = desired
+	links := make([]*link, 0, len(a.links))
 	for name, l := range a.links {
 		if d, ok := desired[name]; ok && d.sameLink(l.ifi) {
 			l.vips.Store(d.vips)
 		} else {
 			l.vips.Store(emptyVIPs)
 		}
+		links = append(links, l)
 	}
 	a.mu.Unlock()
+	// A responder that loaded the old set just before the store may still be writing a reply from it: wait for
+	// it, so that when Set returns nothing answers a removed VIP any more (a handoff's taker answers next).
+	for _, l := range links {
+		if !l.quiesce() {
+			a.log.Info("a responder was still handling a frame after Set; a reply for a removed address may follow", "interface", l.ifi.Name, "waited", quiesceWait)
+		}
+	}
 	a.wake()
 }
 

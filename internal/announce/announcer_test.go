@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,6 +149,46 @@ func TestRemovedVIPIsNotAnsweredAfterSetReturns(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[netip.Addr][]string{vip4b: {"eth0"}, vip6b: {"eth0"}}, h.a.Announced(), cmpIPs); diff != "" {
 		t.Errorf("Announced (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetWaitsForReplyInFlight: a reply the responder decided on before Set removed its VIP, and is still
+// sending, is sent before Set returns: after Set nothing answers the VIP, so a node taking it over (a handoff)
+// never answers beside this one.
+func TestSetWaitsForReplyInFlight(t *testing.T) {
+	h := newHarness(t, Config{GratuitousRepeats: -1})
+	ifi := iface("eth0", 2, macA)
+	h.a.Set(Assignment{"eth0": {Interface: ifi, VIPs: []netip.Addr{vip4}}})
+	p := h.listen.waitOpen(t)
+	p.arp.next(t) // the gratuitous ARP
+	gate := make(chan struct{})
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	defer release() // a failing test must not leave the responder (and Close) blocked
+	p.arp.mu.Lock()
+	p.arp.gate = gate
+	p.arp.mu.Unlock()
+	p.arp.inject(t, unhex(t, vecARPRequestKernel))
+	eventually(t, "the responder is sending its reply", func() bool { return handlingNow(h.a) })
+	returned := make(chan struct{})
+	go func() {
+		h.a.Set(Assignment{})
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("Set returned while the reply it made stale was still being sent")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Set did not return after the reply was sent")
+	}
+	sameFrame(t, "the reply in flight", p.arp.next(t), unhex(t, vecARPReply))
+	if pending := p.arp.pending(); len(pending) != 0 {
+		t.Errorf("%d frames sent after Set returned", len(pending))
 	}
 }
 

@@ -124,9 +124,11 @@ type fakeConn struct {
 	closed  chan struct{}
 	once    sync.Once
 
-	mu     sync.Mutex // guards groups and events
+	mu     sync.Mutex // guards groups, events and gate
 	groups map[string]int
 	events []string
+	// gate, when set, holds every WriteTo until it is closed (or receives).
+	gate chan struct{}
 }
 
 func newFakeConn(clk clock.PassiveClock) *fakeConn {
@@ -169,6 +171,12 @@ func (c *fakeConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	pa, ok := addr.(*packet.Addr)
 	if !ok {
 		return 0, fmt.Errorf("fakeConn: address %T, want *packet.Addr", addr)
+	}
+	c.mu.Lock()
+	gate := c.gate
+	c.mu.Unlock()
+	if gate != nil {
+		<-gate
 	}
 	c.out <- sentFrame{At: c.clk.Now(), Dst: pa.HardwareAddr.String(), Frame: append([]byte(nil), b...)}
 	return len(b), nil
@@ -442,3 +450,15 @@ func (s *logSink) errorsLogged(msg string) int {
 
 // testutilValue reads a counter.
 func testutilValue(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+// handlingNow says whether an ARP responder of a is in the middle of a frame.
+func handlingNow(a *Announcer) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range a.links {
+		if l.handling[familyIPv4].Load()%2 == 1 {
+			return true
+		}
+	}
+	return false
+}

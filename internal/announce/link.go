@@ -39,6 +39,9 @@ type link struct {
 	closing atomic.Bool
 	// dead is set by the first responder whose read fails for another reason.
 	dead atomic.Bool
+	// handling counts, per family, the frames its responder began and finished handling (odd: one is being
+	// handled), so that Set can wait for a reply decided on the VIP set it replaced (quiesce).
+	handling [2]atomic.Uint64
 
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -104,23 +107,44 @@ func (l *link) serve(a *Announcer, fam family, conn net.PacketConn) {
 			}
 			return
 		}
+		l.handling[fam].Add(1) // odd: a frame is being handled, on the VIP set loaded below
 		m, r := handle(rbuf[:n], l.mac, l.vips.Load(), wbuf)
 		if r == resultAnswered {
 			r = l.admit(a, lim, fam, rbuf, wbuf)
 		}
 		a.metrics.request(fam, r)
-		if r != resultAnswered {
-			continue
-		}
-		copy(dst.HardwareAddr, wbuf[:6])
-		if _, err := conn.WriteTo(wbuf[:m], dst); err != nil {
-			a.metrics.failed(opWrite)
-			if now := a.cfg.Clock.Now(); lastLog.IsZero() || now.Sub(lastLog) >= writeErrorLogEvery {
-				lastLog = now
-				a.log.Error(err, "cannot send reply", "interface", l.ifi.Name, "family", fam.String())
+		if r == resultAnswered {
+			copy(dst.HardwareAddr, wbuf[:6])
+			if _, err := conn.WriteTo(wbuf[:m], dst); err != nil {
+				a.metrics.failed(opWrite)
+				if now := a.cfg.Clock.Now(); lastLog.IsZero() || now.Sub(lastLog) >= writeErrorLogEvery {
+					lastLog = now
+					a.log.Error(err, "cannot send reply", "interface", l.ifi.Name, "family", fam.String())
+				}
 			}
 		}
+		l.handling[fam].Add(1) // even: done
 	}
+}
+
+// quiesceWait bounds how long Set waits for a responder to finish the frame it is handling: long beside a
+// frame's microseconds, for a responder the scheduler has not run for a while.
+const quiesceWait = time.Second
+
+// quiesce waits until neither responder is handling a frame it began before the call: any reply decided on an
+// earlier VIP set has been written. It reports false if one is still at it after quiesceWait.
+func (l *link) quiesce() bool {
+	deadline := time.Now().Add(quiesceWait)
+	for fam := range l.handling {
+		s := l.handling[fam].Load()
+		for s%2 == 1 && l.handling[fam].Load() == s {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	return true
 }
 
 // joinGroup joins vip's solicited-node group if the NDP conn supports it
