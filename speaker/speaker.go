@@ -134,11 +134,11 @@ const (
 	DefaultConflictClearAfter = 5 * time.Second
 	// DefaultFailbackAfter: long enough that a node that flaps (a crash loop, a link that comes and goes) never
 	// gets an address back in between, short beside a rolling restart's aftermath, whose imbalance it repairs.
-	DefaultFailbackAfter = 30 * time.Second
-	DefaultStallThreshold     = stall.DefaultThreshold
-	DefaultProbeCount         = guard.DefaultProbeCount
-	DefaultProbeInterval      = guard.DefaultProbeInterval
-	DefaultProbeWait          = guard.DefaultProbeWait
+	DefaultFailbackAfter  = 30 * time.Second
+	DefaultStallThreshold = stall.DefaultThreshold
+	DefaultProbeCount     = guard.DefaultProbeCount
+	DefaultProbeInterval  = guard.DefaultProbeInterval
+	DefaultProbeWait      = guard.DefaultProbeWait
 	// DefaultProbeRate paces a takeover's probes: 20,000 frames/s lets a node taking over 10,000 addresses
 	// probe them all within about a second (the guard's own default, for other users, is lower).
 	DefaultProbeRate      = 20000
