@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -63,6 +64,33 @@ type drainConfig struct {
 	wait, timeout                         time.Duration
 }
 
+// flags declares the flags drain, undrain and move share.
+func (c *drainConfig) flags(fs *flag.FlagSet, dryRun string) {
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current one)")
+	fs.StringVar(&c.speakerNS, "speaker-namespace", "herald-system", "namespace of the speaker Pods (to find the live members)")
+	fs.StringVar(&c.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass Herald serves besides Services that name none")
+	fs.BoolVar(&c.dryRun, "dry-run", false, dryRun)
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for each call to the API server")
+}
+
+// parsePlacement parses the flags of drain, undrain and move, whose one argument (the node, the Service) may
+// come before the flags, as in kubectl drain NODE --flags, or after them. It returns that argument ("" when
+// missing) and what follows it; done as parseFlags.
+func parsePlacement(fs *flag.FlagSet, args []string) (arg string, rest []string, code int, done bool) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		arg, args = args[0], args[1:]
+	}
+	if code, done := parseFlags(fs, args, drainOK, drainError); done {
+		return "", nil, code, true
+	}
+	rest = fs.Args()
+	if arg == "" && len(rest) > 0 {
+		arg, rest = rest[0], rest[1:]
+	}
+	return arg, rest, 0, false
+}
+
 func runDrain(args []string, stdout, stderr io.Writer) int {
 	return drainCommand("drain", true, args, stdout, stderr)
 }
@@ -77,28 +105,15 @@ func drainCommand(name string, drain bool, args []string, stdout, stderr io.Writ
 		text = undrainUsageText
 	}
 	fs := newFlagSet(name, text, stderr)
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current one)")
-	fs.StringVar(&c.speakerNS, "speaker-namespace", "herald-system", "namespace of the speaker Pods (to find the live members)")
-	fs.StringVar(&c.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass Herald serves besides Services that name none")
-	fs.BoolVar(&c.dryRun, "dry-run", false, "print what would move where, change nothing")
+	c.flags(fs, "print what would move where, change nothing")
 	if drain {
 		fs.DurationVar(&c.wait, "wait", 2*time.Minute, "how long to wait for the addresses to leave the node; 0 returns once labelled")
 	}
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for each call to the API server")
-	// The node may come first, as in kubectl drain NODE --flags.
-	var node string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		node, args = args[0], args[1:]
-	}
-	if code, done := parseFlags(fs, args, drainOK, drainError); done {
+	node, rest, code, done := parsePlacement(fs, args)
+	if done {
 		return code
 	}
 	usageErr := usageError(stderr, name, drainError)
-	rest := fs.Args()
-	if node == "" && len(rest) > 0 {
-		node, rest = rest[0], rest[1:]
-	}
 	switch {
 	case node == "":
 		return usageErr("the node to %s is missing", name)

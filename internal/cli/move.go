@@ -11,7 +11,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/heraldlb/herald/controllers"
 	"github.com/heraldlb/herald/internal/placement"
 )
 
@@ -42,27 +41,15 @@ func runMove(args []string, stdout, stderr io.Writer) int {
 	var to string
 	var unpin bool
 	fs := newFlagSet("move", moveUsageText, stderr)
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	fs.StringVar(&c.context, "context", "", "kubeconfig context (default: the current one)")
-	fs.StringVar(&c.speakerNS, "speaker-namespace", "herald-system", "namespace of the speaker Pods (to find the live members)")
-	fs.StringVar(&c.class, "load-balancer-class", controllers.DefaultLoadBalancerClass, "loadBalancerClass Herald serves besides Services that name none")
-	fs.BoolVar(&c.dryRun, "dry-run", false, "print where the addresses would go, change nothing")
+	c.flags(fs, "print where the addresses would go, change nothing")
 	fs.StringVar(&to, "to", "", "the node to put the Service's addresses on")
 	fs.BoolVar(&unpin, "unpin", false, "remove the Service's pin instead")
 	fs.DurationVar(&c.wait, "wait", time.Minute, "how long to wait for the node to announce the addresses; 0 returns once pinned")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for each call to the API server")
-	var target string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
-	}
-	if code, done := parseFlags(fs, args, drainOK, drainError); done {
+	target, rest, code, done := parsePlacement(fs, args)
+	if done {
 		return code
 	}
 	usageErr := usageError(stderr, "move", drainError)
-	rest := fs.Args()
-	if target == "" && len(rest) > 0 {
-		target, rest = rest[0], rest[1:]
-	}
 	ns, name, ok := strings.Cut(target, "/")
 	switch {
 	case target == "":
