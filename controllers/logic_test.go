@@ -640,6 +640,46 @@ func TestCandidatePools(t *testing.T) {
 	}
 }
 
+func TestRetainedAddrs(t *testing.T) {
+	// "owner" was created first and owns the range "later" and "last" list too.
+	pools := buildPools([]heraldv1.IPAddressPool{
+		ltPool("owner", 0, "198.51.100.0/30", "2001:db8::/126"),
+		ltPool("later", 1, "198.51.100.4/30", "2001:db8::/126"),
+		ltPool("last", 2, "2001:db8::/125"),
+	})
+	owner := func(a netip.Addr) (string, bool) {
+		for _, p := range pools {
+			if rangesContain(p.Effective, a) {
+				return p.Name, true
+			}
+		}
+		return "", false
+	}
+	tests := []struct {
+		name       string
+		candidates []string
+		held       []netip.Addr
+		want       map[netip.Addr]string
+	}{
+		{name: "owner is a candidate", candidates: []string{"owner", "later"}, held: ltAddrs("2001:db8::", "198.51.100.0")},
+		{name: "owner no longer serves: only what a candidate lists is kept, for the first candidate listing it",
+			candidates: []string{"later", "last"}, held: ltAddrs("2001:db8::", "198.51.100.0"),
+			want: map[netip.Addr]string{netip.MustParseAddr("2001:db8::"): "later"}},
+		{name: "listed by a later candidate only", candidates: []string{"last"}, held: ltAddrs("2001:db8::1"),
+			want: map[netip.Addr]string{netip.MustParseAddr("2001:db8::1"): "last"}},
+		{name: "in the owner's own range only", candidates: []string{"later"}, held: ltAddrs("198.51.100.1")},
+		{name: "in no pool", candidates: []string{"later"}, held: ltAddrs("203.0.113.1")},
+		{name: "nothing held", candidates: []string{"later"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, retainedAddrs(pools, tc.candidates, tc.held, owner), ltAddrCmp); diff != "" {
+				t.Errorf("retainedAddrs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestPoolStatus(t *testing.T) {
 	const gen = 4
 	ready := func(status metav1.ConditionStatus, reason, msg string) metav1.Condition {

@@ -210,16 +210,18 @@ func needsNamespaceLabels(pools []*poolInfo) bool {
 	return false
 }
 
-// retainingPools keeps a Service's addresses when overlapping pools moved them to another owner: an address the
-// Service holds that lies in the listed ranges of one of its candidate pools, but belongs to an earlier pool
-// that overlaps it, stays valid by adding that owner to the candidates. Nothing already allocated is taken away
-// by an overlap.
-func retainingPools(pools []*poolInfo, candidates []string, held []netip.Addr, owner func(netip.Addr) (string, bool)) []string {
+// retainedAddrs keeps a Service's addresses when overlapping pools moved them to another owner: an address the
+// Service holds whose owner is not one of its candidate pools, but which a candidate lists all the same (an
+// earlier pool was widened over it), stays valid for that candidate (the first listing it, in ownership order).
+// Nothing already allocated is taken away by an overlap. The owner does not become a candidate: it may no longer
+// serve the Service (narrowed to other namespaces, say), so neither the Service's other addresses from it nor new
+// ones are kept or taken on its account.
+func retainedAddrs(pools []*poolInfo, candidates []string, held []netip.Addr, owner func(netip.Addr) (string, bool)) map[netip.Addr]string {
 	isCandidate := make(map[string]bool, len(candidates))
 	for _, c := range candidates {
 		isCandidate[c] = true
 	}
-	out := candidates
+	var out map[netip.Addr]string
 	for _, a := range held {
 		o, ok := owner(a)
 		if !ok || isCandidate[o] {
@@ -227,8 +229,10 @@ func retainingPools(pools []*poolInfo, candidates []string, held []netip.Addr, o
 		}
 		for _, p := range pools {
 			if isCandidate[p.Name] && rangesContain(p.Ranges, a) {
-				out = append(out, o)
-				isCandidate[o] = true
+				if out == nil {
+					out = map[netip.Addr]string{}
+				}
+				out[a] = p.Name
 				break
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -106,7 +107,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 	// Decide.
 	before := r.State.addresses(key)
-	sr.Pools = retainingPools(pools, sr.Pools, before, r.State.poolOf)
+	sr.Retained = retainedAddrs(pools, sr.Pools, before, r.State.poolOf)
 	addrs, err := r.State.allocate(sr.Request)
 	if err != nil {
 		r.fail(svc, key, err)
@@ -126,7 +127,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, EventForeignAnnotation, "Allocate",
 				"Honouring MetalLB annotation %s; Herald's own annotation is %s", f[0], f[1])
 		}
-		r.explainChange(svc, was, addrs)
+		r.explainChange(svc, was, addrs, sr.Request)
 	}
 	if !sameAddrs(before, addrs) {
 		r.notifyPools(ctx, append(before, addrs...))
@@ -134,15 +135,17 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{}, nil
 }
 
-// explainChange records Events for a Service whose addresses changed.
-func (r *ServiceReconciler) explainChange(svc *corev1.Service, was, now []netip.Addr) {
+// explainChange records Events for a Service whose addresses changed, given the request that changed them.
+func (r *ServiceReconciler) explainChange(svc *corev1.Service, was, now []netip.Addr, req ipam.Request) {
 	for _, old := range was {
 		if containsAddr(now, old) {
 			continue
 		}
 		why := "it no longer fits the Service's request, or another Service holds it"
-		if _, ok := r.State.poolOf(old); !ok {
+		if pool, ok := r.State.poolOf(old); !ok {
 			why = "it is in no IPAddressPool any more"
+		} else if _, retained := req.Retained[old]; !retained && !slices.Contains(req.Pools, pool) {
+			why = fmt.Sprintf("IPAddressPool %q, which holds it, does not serve the Service (its serviceAllocation, autoAssign or the Service's pool annotation)", pool)
 		}
 		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, EventAddressChanged, "Allocate",
 			"Address %s was withdrawn because %s; the Service now has %s", old, why, addrList(now))

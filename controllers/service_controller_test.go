@@ -427,3 +427,28 @@ func TestOverlapTakesNothingAway(t *testing.T) {
 	waitIngress(t, ns, "b", "198.51.100.150")
 	waitIngress(t, ns, "a", "198.51.100.148")
 }
+
+// TestNarrowedPoolWithdrawsWhatItNoLongerServes: a dual-stack Service holds both its addresses from the pool that
+// owns them; a later pool, which also serves the Service, lists the IPv6 range too. When the owner is narrowed to
+// another namespace, the Service keeps its IPv6 address (a pool serving it lists it: nothing valid is moved) and
+// its IPv4 address, which no pool serving it lists any more, is replaced from the later pool, with an Event.
+// (TestConfigChurn found the Service keeping both, with no Event.)
+func TestNarrowedPoolWithdrawsWhatItNoLongerServes(t *testing.T) {
+	needControlPlane(t)
+	ns := newNamespace(t, nil)
+	other := newNamespace(t, nil)
+	// Created in this order and named so that, in the same second too, narrow-a owns the shared IPv6 range.
+	createPool(t, "narrow-a", heraldv1.IPAddressPoolSpec{Addresses: addresses("198.51.100.160/30", "2001:db8:50::/126")})
+	createPool(t, "narrow-b", heraldv1.IPAddressPoolSpec{Addresses: addresses("198.51.100.164/30", "2001:db8:50::/126"),
+		ServiceAllocation: &heraldv1.ServiceAllocation{Priority: 2}})
+	startController(t)
+	// narrow-b comes first but owns no IPv6 address, so both come from narrow-a.
+	create(t, lbService(ns, "a", 80, dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol)))
+	waitIngress(t, ns, "a", "2001:db8:50::", "198.51.100.160")
+
+	updatePool(t, "narrow-a", func(p *heraldv1.IPAddressPool) {
+		p.Spec.ServiceAllocation = &heraldv1.ServiceAllocation{Namespaces: []string{other}}
+	})
+	waitIngress(t, ns, "a", "2001:db8:50::", "198.51.100.164")
+	waitEvent(t, ns, "a", EventAddressChanged, `198.51.100.160 was withdrawn because IPAddressPool "narrow-a", which holds it, does not serve the Service`)
+}

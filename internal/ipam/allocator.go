@@ -37,6 +37,14 @@ type Request struct {
 	// Pools are the candidate pool names, tried by Priority then Name.
 	// Unknown names are ignored.
 	Pools []string
+	// Retained maps addresses the key holds, whose owner pool is not a
+	// candidate, to a candidate pool that lists them all the same (an earlier
+	// pool was widened over them). Such an address stays valid as if that
+	// candidate owned it, and the other family of its pair is taken from that
+	// candidate; nothing new is ever taken from the owner. An entry whose
+	// address the key does not hold, or whose pool is not a candidate, is
+	// ignored.
+	Retained map[netip.Addr]string
 	// SharingKey lets Services with the same non-empty key share an address.
 	SharingKey string
 	// Ports are the ports the Service uses; sharing Services may not repeat
@@ -219,7 +227,8 @@ func (a *Allocator) rangeOf(addr netip.Addr) *rangeState {
 // the request (or the order of req.Addresses).
 //
 // It is idempotent: an address the key holds is kept while it is still valid
-// for the request (in a candidate pool, of a wanted family, equal to the
+// for the request (in a candidate pool or retained for one, of a wanted
+// family, equal to the
 // requested address when addresses are requested, sharing still compatible);
 // only invalid or missing families get new addresses, and addresses the key
 // no longer needs are released.

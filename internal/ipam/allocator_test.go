@@ -745,6 +745,30 @@ func TestAllocatorScenarios(t *testing.T) {
 			},
 		},
 		{
+			// The controller's case: pool "o" owns a range pool "c" lists too, then stops serving the Service.
+			name: "a retained address is kept for its candidate, which completes its pair; nothing is taken from the owner",
+			ops: []op{
+				{setPools: []Pool{{Name: "o", Ranges: ranges("10.0.5.0/30", "2001:db8:5::/126")}, {Name: "c", Ranges: ranges("10.0.6.0/30")}}},
+				alloc(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"o", "c"}}, "2001:db8:5::", "10.0.5.0"),
+				// Without Retained, the IPv6 address is no longer the Service's: c has none to give.
+				allocErr(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"c"}},
+					&Error{Reason: ReasonNoPool, Message: `no IPv6 addresses in pools "c"`}),
+				// Retained for a pool that is not a candidate: ignored.
+				allocErr(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"c"}, Retained: map[netip.Addr]string{ip("2001:db8:5::"): "o"}},
+					&Error{Reason: ReasonNoPool, Message: `no IPv6 addresses in pools "c"`}),
+				valid(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"c"}, Retained: map[netip.Addr]string{ip("2001:db8:5::"): "c"}}, false),
+				// The IPv6 address stays; the IPv4 one, which only o hands out, is replaced from c, not from o.
+				alloc(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"c"}, Retained: map[netip.Addr]string{ip("2001:db8:5::"): "c"}},
+					"2001:db8:5::", "10.0.6.0"),
+				valid(Request{Key: "ns/one", Families: []Family{IPv6, IPv4}, Pools: []string{"c"}, Retained: map[netip.Addr]string{ip("2001:db8:5::"): "c"}}, true),
+				poolOf("2001:db8:5::", "o"),
+				alloc(v4("ns/two", "o"), "10.0.5.0"),
+				// Retained is about what a Service holds: it does not open the owner's addresses to another.
+				allocErr(Request{Key: "ns/three", Addresses: addrs("2001:db8:5::1"), Pools: []string{"c"}, Retained: map[netip.Addr]string{ip("2001:db8:5::1"): "c"}},
+					&Error{Reason: ReasonNotInPool, Message: `address 2001:db8:5::1 is in pool "o", which is not one of the Service's pools ("c")`}),
+			},
+		},
+		{
 			name: "addresses outside every pool are kept until reallocated",
 			ops: []op{
 				{setPools: []Pool{poolA}},

@@ -164,14 +164,20 @@ func (a *Allocator) planPair(req Request, cands []*poolState) ([]netip.Addr, *Er
 }
 
 // completePair picks the missing family of a dual-stack request whose other
-// address is kept, from the kept address's pool. When that pool has none, a
+// address is kept, from the kept address's pool (for a retained address, the
+// candidate it is retained for). When that pool has none, a
 // kept primary stays alone unless req.RequireAll; otherwise both families are
 // picked afresh.
 func (a *Allocator) completePair(req Request, cands []*poolState, kept []netip.Addr, missing int) ([]netip.Addr, *Error) {
 	home := a.addrs[kept[1-missing]].rs.pool
-	if addr, ok := a.takeIn(home, req.Families[missing], req); ok {
-		kept[missing] = addr
-		return kept, nil
+	if !slices.Contains(cands, home) {
+		home = a.retainedIn(kept[1-missing], req, cands) // never the owner: it serves no longer
+	}
+	if home != nil {
+		if addr, ok := a.takeIn(home, req.Families[missing], req); ok {
+			kept[missing] = addr
+			return kept, nil
+		}
 	}
 	if missing == 1 && !req.RequireAll {
 		return kept[:1], nil
@@ -231,7 +237,7 @@ func (a *Allocator) check(addr netip.Addr, req Request, cands []*poolState) *Err
 	switch {
 	case rs == nil:
 		return errorf(ReasonNotInPool, "address %s is not in any address pool", addr)
-	case !slices.Contains(cands, rs.pool):
+	case !slices.Contains(cands, rs.pool) && a.retainedIn(addr, req, cands) == nil:
 		return errorf(ReasonNotInPool, "address %s is in pool %q, which is not one of the Service's pools%s",
 			addr, rs.pool.name, listOf(cands))
 	case rs.excluded(u128Of(addr)):
@@ -240,6 +246,22 @@ func (a *Allocator) check(addr netip.Addr, req Request, cands []*poolState) *Err
 	}
 	if use := a.addrs[addr]; use != nil {
 		return conflict(addr, use, req)
+	}
+	return nil
+}
+
+// retainedIn returns the candidate pool req.Retained keeps addr for, when
+// req.Key holds addr; otherwise nil.
+func (a *Allocator) retainedIn(addr netip.Addr, req Request, cands []*poolState) *poolState {
+	name, ok := req.Retained[addr]
+	if !ok {
+		return nil
+	}
+	if h := a.keys[req.Key]; h == nil || !slices.Contains(h.addrs, addr) {
+		return nil
+	}
+	if p := a.pools[name]; p != nil && slices.Contains(cands, p) {
+		return p
 	}
 	return nil
 }
