@@ -425,7 +425,8 @@ func TestStartupWaitsForNetwork(t *testing.T) {
 // TestRollingRestart: every speaker restarted in turn (SIGTERM, 2 s down, then a random 2-16 s settle), with
 // fail-back after 3 s (30 s by default, which a test cannot wait for). Each SIGTERM hands its addresses to the next
 // node, which answers at once, and each fail-back hands them back once the restarted node has been a member for
-// 3 s: no request may be answered by two MACs, and in the end every address is where the election puts it, not on
+// 3 s: never two nodes answering at once (a single request caught at a move may get both replies, see testDrain),
+// and in the end every address is where the election puts it, not on
 // the nodes restarted first. The client's longest gap and missed requests are figures; a gap up to the failover
 // bound passes, since a handoff message lost on a loaded machine falls back to a probe (BENCHMARKS.md "Handoff").
 func TestRollingRestart(t *testing.T) {
@@ -437,8 +438,8 @@ func TestRollingRestart(t *testing.T) {
 	if st.Gap > failoverBound {
 		t.Errorf("an address was dark for %v during the rollout (bound %v)", st.Gap, failoverBound)
 	}
-	if st.Dups > 0 {
-		t.Errorf("%d requests were answered by two MACs during the rollout", st.Dups)
+	if st.DupRun > 1 {
+		t.Errorf("%d requests were answered by two MACs during the rollout, %d in a row: two nodes answered at once", st.Dups, st.DupRun)
 	}
 	if bal.Off > 0 {
 		t.Errorf("%d of %d addresses are not where the election puts them after the rollout and fail-back", bal.Off, len(vips))
@@ -474,13 +475,17 @@ type watchStats struct {
 	GapAddr             netip.Addr    // the address of the longest gap
 	GapAt               time.Duration // when it began, from the watch's start
 	Missed, Dups, Moves int
-	Requests            int
+	// DupRun is the longest run of consecutive requests answered by two MACs: 1 is a request caught at a move
+	// (the old node's reply and the new node's, to the same request read late from its queue); more is two
+	// nodes answering at once.
+	DupRun   int
+	Requests int
 	Took                time.Duration
 }
 
 func (s watchStats) String() string {
-	return fmt.Sprintf("longest_gap=%v (%s at +%v) missed_requests=%d of %d in %v duplicate_requests=%d moves=%d", s.Gap, s.GapAddr,
-		s.GapAt.Round(time.Millisecond), s.Missed, s.Requests, s.Took.Round(100*time.Millisecond), s.Dups, s.Moves)
+	return fmt.Sprintf("longest_gap=%v (%s at +%v) missed_requests=%d of %d in %v duplicate_requests=%d (longest run %d) moves=%d", s.Gap, s.GapAddr,
+		s.GapAt.Round(time.Millisecond), s.Missed, s.Requests, s.Took.Round(100*time.Millisecond), s.Dups, s.DupRun, s.Moves)
 }
 
 // stats sums a stopped watch.
@@ -498,6 +503,7 @@ func (w *watch) stats(t testing.TB, what string) watchStats {
 		st.Missed += s.Unanswered()
 		st.Requests += s.Len()
 		st.Dups += s.Duplicates()
+		st.DupRun = max(st.DupRun, s.LongestDuplicateRun())
 		st.Moves += s.Moves()
 	}
 	return st

@@ -180,6 +180,24 @@ func (s *Series) Moves() int {
 
 // DuplicateWindows are the durations of the runs of consecutive requests answered by more than one MAC
 // (requests answered by one MAC or none end a run), each from its first request to the request after its last.
+// LongestDuplicateRun is the longest run of consecutive requests each answered by more than one MAC; 0 when
+// none was. A run of one is what a move on purpose can leave: the old node's reply to a request and the new
+// node's, to the same request read late from its queue; two nodes answering at once give longer runs.
+func (s *Series) LongestDuplicateRun() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	longest, run := 0, 0
+	for _, r := range s.reqs {
+		if len(r.macs) > 1 {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
+}
+
 func (s *Series) DuplicateWindows() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -96,6 +96,9 @@ func TestSeriesMovesAndDuplicateWindows(t *testing.T) {
 	if got := s.DuplicateWindows(); !slices.Equal(got, want) {
 		t.Errorf("DuplicateWindows = %v, want %v", got, want)
 	}
+	if got := s.LongestDuplicateRun(); got != 2 {
+		t.Errorf("LongestDuplicateRun = %d, want 2", got)
+	}
 	if got, ok := s.LastAnsweredBy(b); !ok || !got.Equal(t0.Add(100*time.Millisecond)) {
 		t.Errorf("LastAnsweredBy(b) = %v, %v; want %v", got, ok, t0.Add(100*time.Millisecond))
 	}
