@@ -24,8 +24,9 @@ import (
 //   - A speaker shutting down (SIGTERM) cannot wait for an answer: it stops answering and sends takes to the
 //     next node in each key's order, then leaves the cluster.
 //
-// A take also tells its receiver to leave the sender out of the key's election for handoffTTL, so that the two
-// agree on the move before the sender's own state (a leave, a label) reaches the receiver. Messages go over
+// A take also tells its receiver to leave the sender out of the key's election until it answers (at most
+// handoffTTL), so that the two agree on the move before the sender's own state (a leave, a label) reaches the
+// receiver. Messages go over
 // memberlist's encrypted TCP stream (membership.List.Send) off the event loop. A lost message costs what it
 // costs today: the taker learns of the move from the membership or the guard, and probes.
 
@@ -98,12 +99,11 @@ type handTarget struct {
 	Must bool
 }
 
-// handedIn is a take this node received for a key: From is left out of the key's election until Until, and
-// Used says the take has made a claim answer already.
+// handedIn is a take this node received for a key: From is left out of the key's election until Until, or until
+// the take makes this node's claim answer (then this node holds the key, and the holder rule keeps it here).
 type handedIn struct {
 	From  string
 	Until time.Time
-	Used  bool
 }
 
 // hand updates a held claim that the last decision did not elect: offer it to hand.To, wait for the answer,

@@ -185,6 +185,12 @@ func TestLoopTakerAcceptsAndAnswersAtOnce(t *testing.T) {
 	if got := testutil.ToFloat64(h.a.metrics.Handoffs.WithLabelValues("take", "used")); got != 1 {
 		t.Errorf("takes used = %v, want 1", got)
 	}
+	// Answering, this node no longer leaves the old holder out: shut down now, it hands the address back to it,
+	// the next node in the order, not to the one after.
+	h.inLoop(func() { h.a.leaveTakes(); h.a.flushHandoffs() })
+	if m := h.nextSent("the take on shutdown"); m.Kind != handoffTake || m.To != holder {
+		t.Errorf("sent %+v on shutdown, want a take to %s, next in %s's order", m, holder, vip1)
+	}
 }
 
 // TestLoopTakerRefuses: an offer to a node that would not win the key with the holder left out is refused, and a

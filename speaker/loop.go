@@ -178,6 +178,12 @@ func (a *agent) loop(ctx context.Context) {
 		batch = nil
 		a.checkKey(ctx)
 		a.reconcile(ctx)
+		if a.decideAgain {
+			// Takes were used: decide once more without leaving their senders out, so that what the plan says
+			// (the next node for a later handoff, the watcher) no longer hides them.
+			a.decideAgain = false
+			a.reconcile(ctx)
+		}
 		last = a.cfg.Clock.Now()
 	}
 }
@@ -314,11 +320,14 @@ func (a *agent) reconcile(ctx context.Context) {
 			c.HandTo, c.HandUntil, c.HandMust, c.NextOffer = "", time.Time{}, false, time.Time{} // elected again: keep it
 		}
 		nc, out := c, outNone
-		if h, ok := a.handedIn[key]; ok && elected && !h.Used {
+		if h, ok := a.handedIn[key]; ok && elected {
 			// The holder stopped answering and said so: answer at once, without a probe.
 			if nc, out = c.taken(h.From, now); out == outAnnounce {
-				h.Used = true
-				a.handedIn[key] = h
+				// Answering now, this node keeps the key as its holder: the sender need not be left out of the
+				// election any more, and leaving it out longer would hide it as the next node for this key's
+				// next move (a SIGTERM of this node seconds later would hand the key to the wrong node).
+				delete(a.handedIn, key)
+				a.decideAgain = true
 				a.metrics.Handoffs.WithLabelValues(string(handoffTake), "used").Inc()
 				if takenFrom == nil {
 					takenFrom = map[string][]string{}

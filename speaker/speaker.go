@@ -302,6 +302,8 @@ type agent struct {
 	handedIn   map[string]handedIn
 	outbox     map[handoffKind]map[string][]string
 	failbackAt time.Time
+	// decideAgain: the last decision used takes, and left their senders out; decide again at once without.
+	decideAgain bool
 
 	health              // health probing: watcher and announcer sides
 	triggered time.Time // when the first unprocessed trigger arrived
