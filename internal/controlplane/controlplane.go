@@ -52,6 +52,8 @@ type Options struct {
 	// AuditLog is where the API server writes its audit log; default audit.log in the control plane's
 	// temporary directory.
 	AuditLog string
+	// Bare leaves Herald's CRDs out: for a cluster that installs Herald with its chart.
+	Bare bool
 }
 
 // AuthorizationMode is the API server's --authorization-mode: a cluster's (kubeadm's), so that the components
@@ -115,6 +117,9 @@ func StartWith(opts Options) (*ControlPlane, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+	}
+	if opts.Bare {
+		env.CRDDirectoryPaths, env.ErrorIfCRDPathMissing = nil, false
 	}
 	api := env.ControlPlane.GetAPIServer()
 	api.Configure().Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
