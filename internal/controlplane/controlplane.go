@@ -52,7 +52,9 @@ type Options struct {
 	// AuditLog is where the API server writes its audit log; default audit.log in the control plane's
 	// temporary directory.
 	AuditLog string
-	// Bare leaves Herald's CRDs out: for a cluster that installs Herald with its chart.
+	// Bare leaves Herald's CRDs out, for a cluster that installs Herald with its chart, and runs the API server
+	// with the ServiceAccount admission plugin (envtest disables it), which mounts pods' ServiceAccount tokens: for
+	// real nodes (internal/kubenode).
 	Bare bool
 }
 
@@ -131,6 +133,9 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	// LoadBalancer Service takes one for its health check: the default range's 2,768 run out long before a
 	// 10,000-Service benchmark does.
 	api.Configure().Set("service-node-port-range", NodePortRange)
+	if opts.Bare {
+		api.Configure().Disable("disable-admission-plugins")
+	}
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)
 		if err != nil {

@@ -62,7 +62,8 @@ func writeSysctls(m map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// hierarchies lists the mounted cgroup v1 hierarchies' directories.
+// hierarchies lists the mounted cgroup hierarchies' directories: the v1 ones, and the v2 one a hybrid layout
+// mounts beside them (/sys/fs/cgroup/unified), where runc makes the containers' groups too.
 func hierarchies() ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -75,19 +76,19 @@ func hierarchies() ([]string, error) {
 		// id parent major:minor root mountpoint options ... - fstype source superoptions
 		fields := strings.Fields(s.Text())
 		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup" &&
+			if fld == "-" && i+1 < len(fields) && (fields[i+1] == "cgroup" || fields[i+1] == "cgroup2") &&
 				strings.HasPrefix(fields[4], cgroupBase+"/") {
 				dirs = append(dirs, fields[4])
 			}
 		}
 	}
 	if len(dirs) == 0 {
-		return nil, errors.New("kubenode: no cgroup v1 hierarchy is mounted")
+		return nil, errors.New("kubenode: no cgroup hierarchy is mounted below " + cgroupBase)
 	}
 	return dirs, s.Err()
 }
 
-// makeCgroup makes the cgroup path (and its parents) in every v1 hierarchy; in cpuset, each level gets its
+// makeCgroup makes the cgroup path (and its parents) in every hierarchy; in cpuset, each level gets its
 // parent's CPUs and memory nodes, without which no task may join it.
 func makeCgroup(path string) error {
 	hs, err := hierarchies()
@@ -294,6 +295,7 @@ func unescapeMount(s string) string {
 // shims' stale sockets and the kubelet's container log links.
 func cleanup(name, state, data string) error {
 	var errs []error
+	sandboxes := sandboxIDs(state)
 	cgs := nodeCgroups(name)
 	for _, cg := range cgs { // a frozen group (PowerOff interrupted) does not die
 		_ = os.WriteFile(filepath.Join(cgroupBase, "freezer", cg, "freezer.state"), []byte("THAWED"), 0o644)
@@ -305,9 +307,15 @@ func cleanup(name, state, data string) error {
 	for _, cg := range cgs {
 		errs = append(errs, removeCgroup(cg))
 	}
+	// libcni names a result <network>-<sandbox id>-<interface>: the pod network's (named after the cluster) and
+	// the loopback's (cni-loopback).
 	if ents, err := os.ReadDir(cniResults); err == nil {
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), name+"-") {
+			ours := strings.HasPrefix(e.Name(), name+"-")
+			for _, id := range sandboxes {
+				ours = ours || strings.Contains(e.Name(), "-"+id+"-")
+			}
+			if ours {
 				errs = append(errs, os.Remove(filepath.Join(cniResults, e.Name())))
 			}
 		}
@@ -333,6 +341,16 @@ func cleanup(name, state, data string) error {
 	}
 	removeEmpty(shimSockets, filepath.Dir(shimSockets), cniResults, filepath.Dir(cniResults), containerLogs)
 	return errors.Join(errs...)
+}
+
+// sandboxIDs lists the ids of the pod sandboxes the containerds under state made.
+func sandboxIDs(state string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(state, "*", "containerd", "io.containerd.grpc.v1.cri", "sandboxes", "*"))
+	ids := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		ids = append(ids, filepath.Base(d))
+	}
+	return ids
 }
 
 // removeEmpty removes each directory that is empty.

@@ -23,12 +23,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/lab"
 )
 
 // ClusterCIDR is the pod network: node i (from 1) gets 198.18.<64+i>.0/24 (PodCIDR). It is inside 198.18.0.0/15,
 // outside the Services' 198.19.0.0/16 (internal/controlplane).
 var ClusterCIDR = netip.MustParsePrefix("198.18.64.0/18")
+
+// ServiceCIDR is the API server's IPv4 Service range.
+const ServiceCIDR = controlplane.ServiceCIDRv4
 
 // Where the nodes keep their files: stateBase for sockets, configurations and containerd's state, dataBase for
 // containerd's and the kubelet's root dirs; each in a directory named after the lab.
@@ -209,7 +213,7 @@ func (c *Cluster) startControllers(caFile string) error {
 	c.ctrlMgr, err = l.Start(l.CP, "kube-controller-manager", nil, l.Bin("kube-controller-manager"),
 		"--kubeconfig="+l.Kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
 		"--cert-dir="+filepath.Join(c.state, "kcm"), "--root-ca-file="+caFile,
-		"--service-cluster-ip-range=198.19.0.0/16", "--cluster-cidr="+ClusterCIDR.String(),
+		"--service-cluster-ip-range="+ServiceCIDR, "--cluster-cidr="+ClusterCIDR.String(),
 		"--allocate-node-cidrs=false", "--use-service-account-credentials=false",
 		// A node that stops reporting turns NotReady 20 s later (the default is 50 s).
 		"--node-monitor-grace-period=20s", "--node-monitor-period=2s")
@@ -223,8 +227,15 @@ func (c *Cluster) startControllers(caFile string) error {
 }
 
 // routes sends every node's pod network to that node, from every other node and from the control plane (pods
-// reach the API server through kube-proxy without masquerading).
+// reach the API server through kube-proxy without masquerading). Nodes route the Services' range to the control
+// plane's host, which forwards nothing: a socket needs a route to a ClusterIP before kube-proxy's DNAT rewrites
+// the packet, as a host-network pod's connection to the API server's Service does; nodes have no default route.
 func (c *Cluster) routes(ctx context.Context) error {
+	for _, n := range c.Nodes {
+		if _, err := n.Host.Run(ctx, "ip", "route", "add", ServiceCIDR, "via", c.lab.CP.IPv4.String()); err != nil {
+			return fmt.Errorf("kubenode: routing the Services' range: %w", err)
+		}
+	}
 	for _, h := range append([]*lab.Host{c.lab.CP}, c.lab.Nodes...) {
 		for _, n := range c.Nodes {
 			if n.Host == h {
