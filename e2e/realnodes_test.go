@@ -417,6 +417,103 @@ func TestRealNodes(t *testing.T) {
 	}
 
 	t.Run("speaker_killed", func(t *testing.T) { realSpeakerKilled(t, rc, clusterSvc, clusterAddrs[0]) })
+	t.Run("local_follows_pod", func(t *testing.T) { realLocalFollows(t, rc, localSvc, localAddrs[0]) })
+	t.Run("power_off", func(t *testing.T) { realPowerOff(t, rc, clusterSvc, clusterAddrs[0]) })
+}
+
+// node finds a real node by name.
+func (rc *realCluster) node(name string) *kubenode.Node {
+	for _, n := range rc.kn.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	rc.t.Fatalf("no node %s", name)
+	return nil
+}
+
+// realLocalFollows cordons the node announcing a Local Service and deletes its pod there: the Deployment's new pod
+// runs on another node, and the address moves to a node running a pod, which answers.
+func realLocalFollows(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
+	rc.cluster.t = t
+	old := rc.settled(svc, addr)
+	var victim corev1.Pod
+	for _, p := range rc.pods("web", "web") {
+		if p.Spec.NodeName == old {
+			victim = p
+		}
+	}
+	if victim.Name == "" {
+		t.Fatalf("%s announces Local %s but runs no pod of it", old, addr)
+	}
+	var n corev1.Node
+	if err := rc.c.Get(rc.ctx, client.ObjectKey{Name: old}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Unschedulable = true // kubectl cordon
+	if err := rc.c.Update(rc.ctx, &n); err != nil {
+		t.Fatalf("cordoning %s: %v", old, err)
+	}
+	deleted := time.Now()
+	rc.delete(&victim)
+	taker, _ := rc.announcer(svc, old)
+	var line string
+	rc.eventually(90*time.Second, fmt.Sprintf("%s answered by a pod on its announcer %s", addr, taker), func() (bool, string) {
+		now := rc.settled(svc, addr)
+		var err error
+		line, err = rc.request(rc.ctx, addr, time.Second)
+		_, podNode := answered(line)
+		return err == nil && podNode == now && podNode != old, fmt.Sprintf("announcer %s, answer %q (%v)", now, line, err)
+	})
+	pod, podNode := answered(line)
+	t.Logf("realnodes: Local %s: %s cordoned and its pod deleted; announced by %s %.1f s later, answered by pod %s on %s",
+		addr, old, taker, time.Since(deleted).Seconds(), pod, podNode)
+}
+
+// realPowerOff powers off the node announcing addr (every process of it killed at once, its link down): another
+// node takes over, and the Node turns NotReady.
+func realPowerOff(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
+	rc.cluster.t = t
+	const every = 10 * time.Millisecond
+	old := rc.settled(svc, addr)
+	arp := &probe.Series{Every: every}
+	ctx, cancel := context.WithCancel(rc.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = rc.p4.Watch(ctx, addr, every, arp.Add) })
+	tcp := rc.watchTCP(addr, every)
+	time.Sleep(time.Second) // a baseline
+	off := time.Now()
+	if err := rc.node(old).PowerOff(); err != nil {
+		t.Fatal(err)
+	}
+	taker, _ := rc.announcer(svc, old)
+	rc.waitResponder(addr, rc.hosts[taker].MAC)
+	tookOver := time.Since(off)
+	time.Sleep(2 * time.Second)
+	tcp.stop()
+	cancel()
+	wg.Wait()
+	gap, ok, total := tcp.longestGap(every)
+	rc.eventually(90*time.Second, "Node "+old+" NotReady", func() (bool, string) {
+		var n corev1.Node
+		if err := rc.c.Get(rc.ctx, client.ObjectKey{Name: old}, &n); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.Status != corev1.ConditionTrue, string(c.Status)
+			}
+		}
+		return false, "no Ready condition"
+	})
+	notReady := time.Since(off)
+	t.Logf("realnodes: %s powered off: %s taken over by %s after %.0f ms (Announcement and ARP), longest ARP outage "+
+		"%.0f ms, %d requests answered by two MACs; TCP through kube-proxy: longest unanswered stretch %.0f ms, %d "+
+		"of %d requests answered; Node NotReady after %.1f s", old, addr, taker, ms(tookOver), ms(arp.LongestGap()),
+		arp.Duplicates(), ms(gap), ok, total, notReady.Seconds())
+	if arp.Duplicates() > 0 {
+		t.Errorf("%d ARP requests for %s answered by two MACs", arp.Duplicates(), addr)
+	}
 }
 
 // realSpeakerKilled kills (SIGKILL) the container of the speaker announcing addr: the kubelet restarts it, another
