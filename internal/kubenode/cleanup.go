@@ -373,6 +373,9 @@ func CleanStale() error {
 	}
 	var errs []error
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") { // a claim being made (claim)
+			continue
+		}
 		state := filepath.Join(stateBase, e.Name())
 		b, err := os.ReadFile(filepath.Join(state, ownerFile))
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))

@@ -189,9 +189,6 @@ func (c *Cluster) claim() error {
 		if _, err := os.Stat(d); err == nil {
 			return fmt.Errorf("kubenode: %s exists: a real-node lab named %s runs", d, c.lab.Prefix)
 		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("kubenode: %w", err)
-		}
 	}
 	var err error
 	if c.saved, err = readSysctls(kubeletSysctls); err != nil {
@@ -201,9 +198,27 @@ func (c *Cluster) claim() error {
 	for _, k := range kubeletSysctls {
 		fmt.Fprintf(&b, "%s=%s\n", k, c.saved[k])
 	}
-	return errors.Join(
-		os.WriteFile(filepath.Join(c.state, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644),
-		os.WriteFile(filepath.Join(c.state, sysctlFile), []byte(b.String()), 0o644))
+	// The state dir appears with its owner file in it (a rename), so that CleanStale never sees it ownerless.
+	if err := os.MkdirAll(stateBase, 0o755); err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	tmp, err := os.MkdirTemp(stateBase, ".claim-")
+	if err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	err = errors.Join(
+		os.WriteFile(filepath.Join(tmp, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644),
+		os.WriteFile(filepath.Join(tmp, sysctlFile), []byte(b.String()), 0o644))
+	if err == nil {
+		err = os.Rename(tmp, c.state)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("kubenode: claiming %s: %w", c.state, err), os.RemoveAll(tmp))
+	}
+	if err := os.MkdirAll(c.data, 0o755); err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	return nil
 }
 
 // startControllers starts kube-controller-manager and kube-scheduler in the control plane's namespace.
