@@ -83,10 +83,12 @@ func newRealCluster(t *testing.T, nodes int) *realCluster {
 		t.Fatalf("starting the real nodes: %v", err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() { // the pods' logs go with the nodes: show Herald's
-			out, _ := l.Kubectl(context.Background(), "logs", "-n", releaseNamespace, "-l", "app.kubernetes.io/name=herald",
-				"--all-containers", "--prefix", "--tail=40")
-			t.Logf("Herald's pods' logs:\n%s", out)
+		if t.Failed() { // the pods' logs go with the nodes: show Herald's, and the events
+			for name, log := range kn.PodLogs(releaseNamespace, 30) {
+				t.Logf("%s:\n%s", name, log)
+			}
+			out, _ := l.Kubectl(context.Background(), "get", "events", "-A", "--sort-by=.lastTimestamp")
+			t.Logf("events:\n%s", out)
 		}
 		if err := kn.Close(); err != nil {
 			t.Errorf("stopping the real nodes: %v", err)

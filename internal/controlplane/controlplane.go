@@ -53,8 +53,8 @@ type Options struct {
 	// temporary directory.
 	AuditLog string
 	// Bare leaves Herald's CRDs out, for a cluster that installs Herald with its chart, and runs the API server
-	// with the ServiceAccount admission plugin (envtest disables it), which mounts pods' ServiceAccount tokens: for
-	// real nodes (internal/kubenode).
+	// with the ServiceAccount admission plugin (envtest disables it), which mounts pods' ServiceAccount tokens, and
+	// reaching kubelets by InternalIP: for real nodes (internal/kubenode).
 	Bare bool
 }
 
@@ -135,6 +135,8 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	api.Configure().Set("service-node-port-range", NodePortRange)
 	if opts.Bare {
 		api.Configure().Disable("disable-admission-plugins")
+		// Nodes' names resolve nowhere: reach kubelets (logs, exec) by their InternalIP.
+		api.Configure().Set("kubelet-preferred-address-types", "InternalIP")
 	}
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)

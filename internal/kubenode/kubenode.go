@@ -307,6 +307,28 @@ func (n *Node) ready(ctx context.Context) (bool, string) {
 	return false, "no Ready condition yet"
 }
 
+// PodLogs returns the end (up to lines lines) of the logs of every container of namespace ns that ran on the
+// nodes, by "node/pod/container/N.log": read from the nodes' files, which Close removes.
+func (c *Cluster) PodLogs(ns string, lines int) map[string]string {
+	out := map[string]string{}
+	for _, n := range c.Nodes {
+		files, _ := filepath.Glob(filepath.Join(n.data, "pod-logs", ns+"_*", "*", "*.log"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(ls) > lines {
+				ls = ls[len(ls)-lines:]
+			}
+			rel, _ := filepath.Rel(filepath.Join(n.data, "pod-logs"), f)
+			out[n.Name+"/"+rel] = strings.Join(ls, "\n")
+		}
+	}
+	return out
+}
+
 // Close stops the controllers and every node's agents and containers, unmounts what they mounted, removes their
 // cgroups, files and CNI state, and restores the host sysctls the kubelets changed. Close the lab afterwards. It
 // is idempotent.
