@@ -25,6 +25,8 @@ const (
 	// NodePortRange is the API server's --service-node-port-range: wide enough for 10,000 Local Services.
 	NodePortRange = "20000-59999"
 	ServiceCIDRv6 = "2001:db8:ffff::/108"
+	// KubernetesServiceIPv4 is the kubernetes Service's ClusterIP, the first address of ServiceCIDRv4.
+	KubernetesServiceIPv4 = "198.19.0.1"
 )
 
 // ControlPlane is a running etcd and kube-apiserver.
@@ -137,6 +139,20 @@ func StartWith(opts Options) (*ControlPlane, error) {
 		api.Configure().Disable("disable-admission-plugins")
 		// Nodes' names resolve nowhere: reach kubelets (logs, exec) by their InternalIP.
 		api.Configure().Set("kubelet-preferred-address-types", "InternalIP")
+		// Pods dial the kubernetes Service's address, the first of the range: the serving certificate names it.
+		certs := filepath.Join(dir, "certs")
+		ips := []net.IP{net.ParseIP(KubernetesServiceIPv4)}
+		if host, _, err := net.SplitHostPort(opts.ListenAddress); err == nil && net.ParseIP(host) != nil {
+			ips = append(ips, net.ParseIP(host))
+		}
+		err := os.Mkdir(certs, 0o700)
+		if err == nil {
+			api.SecureServing.CA, err = writeServingCerts(certs, ips...)
+		}
+		if err != nil {
+			return nil, errors.Join(err, os.RemoveAll(dir))
+		}
+		api.CertDir = certs
 	}
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)
