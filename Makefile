@@ -35,7 +35,7 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane nodes lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end.
+test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end.
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
 	$(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
@@ -60,6 +60,10 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+
+.PHONY: realnodes
+realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines). Not in make test yet.
+	HERALD_REALNODES=1 $(GO) test -count=1 -run TestRealNodes -timeout 20m -v ./e2e/
 
 .PHONY: prometheus-rules
 prometheus-rules: ## Check and unit-test the alerts of config/prometheus with the pinned promtool (built into bin/ the first time).
