@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/controlplane"
 	"github.com/heraldlb/herald/internal/kubenode"
 	"github.com/heraldlb/herald/internal/lab"
@@ -546,11 +547,20 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 	if err := node.KillContainer(rc.ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	taker, _ := rc.announcer(svc, old)
-	rc.waitResponder(addr, rc.hosts[taker].MAC)
-	tookOver := time.Since(killed)
-	// The kubelet restarts the container, which becomes Ready again.
+	// The kubelet restarts the container, which becomes Ready again. Meanwhile the Announcement says who
+	// announces: another node once memberlist declares the killed speaker dead (about 0.5 s), unless the kubelet
+	// restarted it first (its relist runs every second), when the address may never move.
+	announcers := []string{old}
+	var tookOver time.Duration
 	rc.eventually(90*time.Second, "the killed speaker restarted and Ready", func() (bool, string) {
+		var an heraldv1.Announcement
+		if err := rc.c.Get(rc.ctx, client.ObjectKeyFromObject(svc), &an); err == nil && an.Status.Node != "" &&
+			an.Status.Node != announcers[len(announcers)-1] {
+			announcers = append(announcers, an.Status.Node)
+			if tookOver == 0 {
+				tookOver = time.Since(killed)
+			}
+		}
 		p := rc.speakers()[old]
 		if len(p.Status.ContainerStatuses) != 1 {
 			return false, "no container status"
@@ -564,16 +574,20 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 	cancel()
 	wg.Wait()
 
-	// No move back: the taker keeps the address, alone.
-	if now := rc.settled(svc, addr); now != taker {
-		t.Fatalf("%s moved back from %s to %s once the killed speaker was back", addr, taker, now)
+	// No move back: once another node took the address, it keeps it, alone.
+	now := rc.settled(svc, addr)
+	moved := "not moved (the kubelet restarted the speaker before its peers declared it dead)"
+	if len(announcers) > 1 {
+		if now == old || announcers[len(announcers)-1] == old {
+			t.Fatalf("%s moved back to %s once its speaker was back (announcers %v, now %s)", addr, old, announcers, now)
+		}
+		moved = fmt.Sprintf("taken over by %s (Announcement %.0f ms after the kill), no move back", now, ms(tookOver))
 	}
 	gap, ok, total := tcp.longestGap(every)
-	t.Logf("realnodes: speaker container on %s killed (SIGKILL): %s taken over by %s after %.0f ms (Announcement and "+
-		"ARP), longest ARP outage %.0f ms, %d requests answered by two MACs; TCP through kube-proxy: longest "+
-		"unanswered stretch %.0f ms, %d of %d requests answered; container restarted and Ready after %.1f s; "+
-		"no move back", old, addr, taker, ms(tookOver), ms(arp.LongestGap()), arp.Duplicates(), ms(gap), ok, total,
-		restarted.Seconds())
+	t.Logf("realnodes: speaker container on %s killed (SIGKILL): %s %s; longest ARP outage %.0f ms, %d requests "+
+		"answered by two MACs; TCP through kube-proxy: longest unanswered stretch %.0f ms, %d of %d requests "+
+		"answered; container restarted and Ready after %.1f s", old, addr, moved, ms(arp.LongestGap()),
+		arp.Duplicates(), ms(gap), ok, total, restarted.Seconds())
 	if arp.Duplicates() > 0 {
 		t.Errorf("%d ARP requests for %s answered by two MACs", arp.Duplicates(), addr)
 	}
