@@ -138,8 +138,9 @@ func newRealCluster(t *testing.T, nodes int) *realCluster {
 	return &realCluster{cluster: cl, kn: kn}
 }
 
-// needRealNodes skips a real-node test unless HERALD_REALNODES=1 or -run names it: it is not in make test's
-// default run yet (README, "End-to-end lab").
+// needRealNodes skips a real-node test unless HERALD_REALNODES=1 (make test and make realnodes set it) or -run
+// names it: it needs the node tools (make nodes) and Herald's image (make image), which a plain go test does not
+// build.
 func needRealNodes(t *testing.T) {
 	t.Helper()
 	if os.Getenv("HERALD_REALNODES") == "1" {
