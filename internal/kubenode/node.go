@@ -156,8 +156,8 @@ func (n *Node) start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	for _, img := range cfg.Images {
-		if out, err := n.ctr(ctx, "images", "import", "--platform", "linux/amd64", img); err != nil {
-			return fmt.Errorf("importing %s: %w: %s", img, err, out)
+		if err := n.Import(ctx, img); err != nil {
+			return err
 		}
 	}
 	if n.Kubelet, err = n.startAgent(n.Name+"-kubelet", l.Bin("kubelet"),
@@ -210,6 +210,14 @@ func (n *Node) waitContainerd(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Import imports an image tarball into the node's containerd (its k8s.io namespace, the CRI's).
+func (n *Node) Import(ctx context.Context, tarball string) error {
+	if out, err := n.ctr(ctx, "images", "import", "--platform", "linux/amd64", tarball); err != nil {
+		return fmt.Errorf("importing %s into %s: %w: %s", tarball, n.Name, err, out)
+	}
+	return nil
 }
 
 // KillContainer kills the task of a container (its id from the Pod's status, without "containerd://") with
