@@ -35,10 +35,10 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end.
+test: verify controlplane nodes image lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end (real nodes included).
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
-	$(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
+	HERALD_REALNODES=1 $(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
 
 ##@ Development
 
@@ -60,6 +60,10 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+
+.PHONY: realnodes
+realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines); make test runs it too.
+	HERALD_REALNODES=1 $(GO) test -count=1 -run TestRealNodes -timeout 20m -v ./e2e/
 
 .PHONY: prometheus-rules
 prometheus-rules: ## Check and unit-test the alerts of config/prometheus with the pinned promtool (built into bin/ the first time).
@@ -129,12 +133,16 @@ tools: ## Build the pinned generators, promtool and helm into bin/.
 	hack/tools.sh controller-gen promtool helm
 
 .PHONY: lab-deps
-lab-deps: ## Install the lab's system tools (arping, ndisc6, nftables, tcpdump, iproute2) when missing; needs root.
+lab-deps: ## Install the lab's system tools (arping, ndisc6, nftables, tcpdump, iproute2, containerd, runc, CNI plugins) when missing; needs root.
 	hack/lab-deps.sh
 
 .PHONY: controlplane
 controlplane: ## Build the pinned etcd, kube-apiserver and kubectl into bin/ (minutes the first time).
 	hack/tools.sh controlplane
+
+.PHONY: nodes
+nodes: ## Build the real-node lab's pinned kube-controller-manager, kube-scheduler, kubelet, kube-proxy and the image assembler into bin/.
+	hack/tools.sh nodes herald-image
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the cached control plane).

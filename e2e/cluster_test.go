@@ -30,6 +30,7 @@ import (
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 	"github.com/heraldlb/herald/internal/controlplane"
+	"github.com/heraldlb/herald/internal/kubenode"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
 	"github.com/heraldlb/herald/internal/wire"
@@ -51,6 +52,11 @@ func TestMain(m *testing.M) {
 func runMain(m *testing.M) int {
 	if testing.Short() || os.Geteuid() != 0 {
 		return m.Run() // every test skips (or fails under CI=true) on its own
+	}
+	// What a real-node run killed before its cleanup left (pods' processes, mounts, cgroups, sysctls): undone
+	// here as well as by the next real-node run.
+	if err := kubenode.CleanStale(); err != nil {
+		fmt.Fprintln(os.Stderr, "removing what earlier real-node labs left:", err)
 	}
 	root, err := controlplane.RepoRoot()
 	if err != nil {

@@ -3,6 +3,8 @@
 #   etcd            go.etcd.io/etcd/server/v3 (hack/tools/etcd)
 #   kube-apiserver  k8s.io/kubernetes         (hack/tools/kube)
 #   kubectl         k8s.io/kubernetes         (hack/tools/kube)
+#   kube-controller-manager, kube-scheduler, kubelet, kube-proxy
+#                   k8s.io/kubernetes         (hack/tools/kube; the real-node lab: internal/nodelab)
 #   controller-gen  sigs.k8s.io/controller-tools (hack/tools/ctrltools)
 #   promtool        github.com/prometheus/prometheus (hack/tools/promtool; built without the service-discovery
 #                   plugins, tag remove_all_sd: the alert tests need none)
@@ -10,7 +12,9 @@
 #   herald-image    our image assembler      (hack/tools/image; go-containerregistry, no container engine)
 # Each binary carries a stamp of its tool module's go.mod and go.sum (and build tags): a second run with the same
 # pins does nothing.
-# Usage: hack/tools.sh [controlplane|all|NAME...]
+# Groups: controlplane (etcd, kube-apiserver, kubectl); nodes (the real-node lab's kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy); all (every tool).
+# Usage: hack/tools.sh [controlplane|nodes|all|NAME...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -33,6 +37,7 @@ build() { # build NAME: one tool into bin/NAME
 	etcd) dir=etcd pkg=. ;;
 	kube-apiserver) dir=kube pkg=k8s.io/kubernetes/cmd/kube-apiserver ;;
 	kubectl) dir=kube pkg=k8s.io/kubernetes/cmd/kubectl ;;
+	kube-controller-manager | kube-scheduler | kubelet | kube-proxy) dir=kube pkg=k8s.io/kubernetes/cmd/$1 ;;
 	controller-gen) dir=ctrltools pkg=sigs.k8s.io/controller-tools/cmd/controller-gen ;;
 	promtool) dir=promtool pkg=github.com/prometheus/prometheus/cmd/promtool tags=remove_all_sd ;;
 	helm) dir=helm pkg=helm.sh/helm/v4/cmd/helm ;;
@@ -48,7 +53,7 @@ build() { # build NAME: one tool into bin/NAME
 	if [[ -x $out && -f $out.stamp && $(cat "$out.stamp") == "$want" ]]; then
 		return 0
 	fi
-	echo "hack/tools.sh: building $1 (the control-plane binaries and helm take minutes the first time)" >&2
+	echo "hack/tools.sh: building $1 (the Kubernetes binaries and helm take minutes the first time)" >&2
 	# go build -v names each package as it compiles it: a line every 30 s says how far the build is.
 	local start=$SECONDS rc=0 next=30
 	log=$(mktemp "${TMPDIR:-/tmp}/herald-tools-$1.XXXXXX")
@@ -79,7 +84,9 @@ build() { # build NAME: one tool into bin/NAME
 for want in "$@"; do
 	case $want in
 	controlplane) build etcd; build kube-apiserver; build kubectl ;;
-	all) build etcd; build kube-apiserver; build kubectl; build controller-gen; build promtool; build helm; build herald-image ;;
+	nodes) build kube-controller-manager; build kube-scheduler; build kubelet; build kube-proxy ;;
+	all) build etcd; build kube-apiserver; build kubectl; build kube-controller-manager; build kube-scheduler
+		build kubelet; build kube-proxy; build controller-gen; build promtool; build helm; build herald-image ;;
 	*) build "$want" ;;
 	esac
 done

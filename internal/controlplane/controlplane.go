@@ -25,6 +25,8 @@ const (
 	// NodePortRange is the API server's --service-node-port-range: wide enough for 10,000 Local Services.
 	NodePortRange = "20000-59999"
 	ServiceCIDRv6 = "2001:db8:ffff::/108"
+	// KubernetesServiceIPv4 is the kubernetes Service's ClusterIP, the first address of ServiceCIDRv4.
+	KubernetesServiceIPv4 = "198.19.0.1"
 )
 
 // ControlPlane is a running etcd and kube-apiserver.
@@ -52,6 +54,10 @@ type Options struct {
 	// AuditLog is where the API server writes its audit log; default audit.log in the control plane's
 	// temporary directory.
 	AuditLog string
+	// Bare leaves Herald's CRDs out, for a cluster that installs Herald with its chart, and runs the API server
+	// with the ServiceAccount admission plugin (envtest disables it), which mounts pods' ServiceAccount tokens, and
+	// reaching kubelets by InternalIP: for real nodes (internal/kubenode).
+	Bare bool
 }
 
 // AuthorizationMode is the API server's --authorization-mode: a cluster's (kubeadm's), so that the components
@@ -116,6 +122,9 @@ func StartWith(opts Options) (*ControlPlane, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
+	if opts.Bare {
+		env.CRDDirectoryPaths, env.ErrorIfCRDPathMissing = nil, false
+	}
 	api := env.ControlPlane.GetAPIServer()
 	api.Configure().Set("service-cluster-ip-range", ServiceCIDRv4+","+ServiceCIDRv6)
 	api.Configure().Set("authorization-mode", AuthorizationMode)
@@ -126,6 +135,25 @@ func StartWith(opts Options) (*ControlPlane, error) {
 	// LoadBalancer Service takes one for its health check: the default range's 2,768 run out long before a
 	// 10,000-Service benchmark does.
 	api.Configure().Set("service-node-port-range", NodePortRange)
+	if opts.Bare {
+		api.Configure().Disable("disable-admission-plugins")
+		// Nodes' names resolve nowhere: reach kubelets (logs, exec) by their InternalIP.
+		api.Configure().Set("kubelet-preferred-address-types", "InternalIP")
+		// Pods dial the kubernetes Service's address, the first of the range: the serving certificate names it.
+		certs := filepath.Join(dir, "certs")
+		ips := []net.IP{net.ParseIP(KubernetesServiceIPv4)}
+		if host, _, err := net.SplitHostPort(opts.ListenAddress); err == nil && net.ParseIP(host) != nil {
+			ips = append(ips, net.ParseIP(host))
+		}
+		err := os.Mkdir(certs, 0o700)
+		if err == nil {
+			api.SecureServing.CA, err = writeServingCerts(certs, ips...)
+		}
+		if err != nil {
+			return nil, errors.Join(err, os.RemoveAll(dir))
+		}
+		api.CertDir = certs
+	}
 	if opts.ListenAddress != "" {
 		host, port, err := net.SplitHostPort(opts.ListenAddress)
 		if err != nil {

@@ -26,6 +26,7 @@ const (
 	EnvKubeconfig = "HERALD_LAB_KUBECONFIG" // controlplane: where to write the admin kubeconfig
 	EnvRoot       = "HERALD_LAB_ROOT"       // controlplane: the repository root
 	EnvReply      = "HERALD_LAB_REPLY"      // web: what to answer
+	EnvBare       = "HERALD_LAB_BARE"       // controlplane: "1" leaves Herald out (Config.Bare)
 )
 
 // Child runs the lab's child roles when this process was started as one; call it first in TestMain and in main():
@@ -53,7 +54,8 @@ func Child() (handled bool, code int) {
 	var err error
 	switch role {
 	case "controlplane":
-		err = runControlPlane(ctx, os.Getenv(EnvListen), os.Getenv(EnvKubeconfig), os.Getenv(EnvRoot))
+		err = runControlPlane(ctx, os.Getenv(EnvListen), os.Getenv(EnvKubeconfig), os.Getenv(EnvRoot),
+			os.Getenv(EnvBare) == "1")
 	case "web":
 		err = runWeb(ctx, os.Getenv(EnvListen), os.Getenv(EnvReply), func(port int) {
 			fmt.Printf("lab web: listening on port %d\n", port)
@@ -71,24 +73,27 @@ func Child() (handled bool, code int) {
 // runControlPlane starts etcd and kube-apiserver with the API server on listen and its audit log next to
 // kubeconfig (AuditLogName), installs Herald's namespace, ServiceAccounts and RBAC from the repository, writes
 // each component's kubeconfig (controlplane.ComponentKubeconfig) next to kubeconfig and then the admin
-// kubeconfig to kubeconfig (atomically, last: the parent waits for it), and stops them when ctx ends.
-func runControlPlane(ctx context.Context, listen, kubeconfig, root string) error {
+// kubeconfig to kubeconfig (atomically, last: the parent waits for it), and stops them when ctx ends. A bare
+// control plane has no CRDs and installs nothing of Herald's.
+func runControlPlane(ctx context.Context, listen, kubeconfig, root string, bare bool) error {
 	if listen == "" || kubeconfig == "" {
 		return fmt.Errorf("%s and %s must be set", EnvListen, EnvKubeconfig)
 	}
 	dir := filepath.Dir(kubeconfig)
 	cp, err := controlplane.StartWith(controlplane.Options{ListenAddress: listen, Root: root,
-		AuditLog: filepath.Join(dir, AuditLogName)})
+		AuditLog: filepath.Join(dir, AuditLogName), Bare: bare})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("lab controlplane: API server at %s\n", cp.Config.Host)
-	err = cp.InstallRBAC(ctx)
-	if err == nil {
-		err = cp.WriteComponentKubeconfigs(ctx, dir)
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("installing the components' identities: %w", err), cp.Stop())
+	if !bare {
+		err = cp.InstallRBAC(ctx)
+		if err == nil {
+			err = cp.WriteComponentKubeconfigs(ctx, dir)
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("installing the components' identities: %w", err), cp.Stop())
+		}
 	}
 	kc, err := os.ReadFile(cp.Kubeconfig)
 	if err == nil {

@@ -36,6 +36,9 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	listen := net.JoinHostPort(l.CP.IPv4.String(), strconv.Itoa(APIServerPort))
 	env := []string{EnvChild + "=controlplane", EnvListen + "=" + listen, EnvKubeconfig + "=" + kubeconfig,
 		EnvRoot + "=" + l.Root}
+	if l.bare {
+		env = append(env, EnvBare+"=1")
+	}
 	p, err := l.start(l.CP, "controlplane", env, true, exe)
 	if err != nil {
 		return err

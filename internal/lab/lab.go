@@ -59,6 +59,9 @@ type Config struct {
 	Keep bool
 	// ControlPlane starts etcd and kube-apiserver in the cp namespace.
 	ControlPlane bool
+	// Bare leaves Herald out of the control plane (its CRDs, namespace, ServiceAccounts and roles, the
+	// components' kubeconfigs): for a cluster that installs Herald with its chart (internal/kubenode).
+	Bare bool
 	// Others names further hosts on the bridge (a rogue host, a flooder): namespace <prefix>-<name>, host
 	// numbers 201 and up. Names are lower-case letters and digits, at most 8 characters.
 	Others []string
@@ -119,6 +122,7 @@ type Lab struct {
 	switchNS   netns.NsHandle
 	origin     netns.NsHandle // this process's own namespace, to switch the main thread back to
 	rmLogs     bool           // Close removes Logs
+	bare       bool           // Config.Bare
 	namespaces []string       // created, in order
 	hosts      []*Host
 	spawner    *spawner
@@ -166,7 +170,7 @@ func New(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	l := &Lab{Prefix: prefix, Switch: prefix + "-sw", Root: cfg.Root, Logs: cfg.Logs, log: log,
-		switchNS: netns.None(), origin: netns.None()}
+		switchNS: netns.None(), origin: netns.None(), bare: cfg.Bare}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Close())

@@ -86,8 +86,24 @@ func (l *Lab) Start(h *Host, name string, env []string, argv ...string) (*Proc, 
 	return l.start(h, name, env, false, argv...)
 }
 
+// StartNetOnly is Start entering only h's network namespace (nsenter --net), not `ip netns exec`, which also
+// remounts /sys for the namespace: runc, started by a containerd in h, needs the host's cgroup mounts under
+// /sys/fs/cgroup, which that remount hides.
+func (l *Lab) StartNetOnly(h *Host, name string, env []string, argv ...string) (*Proc, error) {
+	return l.startWith(h, name, env, false,
+		append([]string{"nsenter", "--net=" + filepath.Join(netnsDir, h.NS), "--"}, argv...)...)
+}
+
 // start is Start; graceful processes get SIGTERM when this process dies and from Close, instead of SIGKILL.
 func (l *Lab) start(h *Host, name string, env []string, graceful bool, argv ...string) (*Proc, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("starting a process: no command")
+	}
+	return l.startWith(h, name, env, graceful, append([]string{"ip", "netns", "exec", h.NS}, argv...)...)
+}
+
+// startWith starts argv, a command that enters h's namespace and executes the process in place.
+func (l *Lab) startWith(h *Host, name string, env []string, graceful bool, argv ...string) (*Proc, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("starting a process: no command")
 	}
@@ -103,7 +119,7 @@ func (l *Lab) start(h *Host, name string, env []string, graceful bool, argv ...s
 	fmt.Fprintf(f, "=== lab: %s: starting in %s (%s): %s\n", time.Now().Format(time.RFC3339Nano), h.Name, h.NS,
 		strings.Join(argv, " "))
 
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS}, argv...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	deathSig := syscall.SIGKILL
