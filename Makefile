@@ -35,7 +35,7 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane nodes image lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end (real nodes included).
+test: verify controlplane nodes test-image lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end (real nodes included).
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
 	HERALD_REALNODES=1 $(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
@@ -141,6 +141,10 @@ controlplane: ## Build the pinned etcd, kube-apiserver and kubectl into bin/ (mi
 	hack/tools.sh controlplane
 
 .PHONY: nodes
+.PHONY: test-image
+test-image: # the image TestRealNodes runs: linux/amd64 alone (a fresh clone then skips the arm64 build, minutes)
+	$(MAKE) --no-print-directory image PLATFORMS=linux/amd64
+
 nodes: ## Build the real-node lab's pinned kube-controller-manager, kube-scheduler, kubelet, kube-proxy and the image assembler into bin/.
 	hack/tools.sh nodes herald-image
 
