@@ -480,7 +480,7 @@ type watchStats struct {
 	// nodes answering at once.
 	DupRun   int
 	Requests int
-	Took                time.Duration
+	Took     time.Duration
 }
 
 func (s watchStats) String() string {
