@@ -178,22 +178,29 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 	for _, h := range l.Nodes {
 		cl.startSpeaker(h.Name)
 	}
+	cl.openProbers()
+	cl.waitMembers(nodes)
+	return cl
+}
+
+// openProbers opens the client's IPv4 and IPv6 probers on its lab link, closed when the test ends.
+func (c *cluster) openProbers() {
+	c.t.Helper()
+	l := c.lab
 	if err := l.Client.Do(func() error {
 		ifi, err := net.InterfaceByName(l.Client.Link)
 		if err != nil {
 			return err
 		}
-		if cl.p4, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv4); err != nil {
+		if c.p4, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv4); err != nil {
 			return err
 		}
-		cl.p6, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
+		c.p6, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
 		return err
 	}); err != nil {
-		t.Fatalf("opening the client's probers: %v", err)
+		c.t.Fatalf("opening the client's probers: %v", err)
 	}
-	t.Cleanup(func() { cl.p4.Close(); cl.p6.Close() })
-	cl.waitMembers(nodes)
-	return cl
+	c.t.Cleanup(func() { c.p4.Close(); c.p6.Close() })
 }
 
 // startSpeaker starts (or restarts) the speaker of a node.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -28,7 +27,6 @@ import (
 	"github.com/heraldlb/herald/internal/kubenode"
 	"github.com/heraldlb/herald/internal/lab"
 	"github.com/heraldlb/herald/internal/probe"
-	"github.com/heraldlb/herald/internal/wire"
 	"github.com/heraldlb/herald/speaker"
 )
 
@@ -111,20 +109,7 @@ func newRealCluster(t *testing.T, nodes int) *realCluster {
 	for _, h := range l.Nodes {
 		cl.hosts[h.Name] = h
 	}
-	if err := l.Client.Do(func() error {
-		ifi, err := net.InterfaceByName(l.Client.Link)
-		if err != nil {
-			return err
-		}
-		if cl.p4, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv4); err != nil {
-			return err
-		}
-		cl.p6, err = probe.New(wire.InterfaceOf(ifi), l.Client.IPv6)
-		return err
-	}); err != nil {
-		t.Fatalf("opening the client's probers: %v", err)
-	}
-	t.Cleanup(func() { cl.p4.Close(); cl.p6.Close() })
+	cl.openProbers()
 
 	start = time.Now()
 	// The chart as a user installs it; the image is on the nodes already (no registry), so never pulled. One
