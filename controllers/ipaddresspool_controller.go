@@ -3,11 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -36,6 +39,34 @@ type IPAddressPoolReconciler struct {
 	State    *allocations
 	// Changed receives pools whose use changed; the Service reconciler sends on it.
 	Changed chan event.TypedGenericEvent[*heraldv1.IPAddressPool]
+	// Clock times the count writes (countsEvery); the real clock when nil.
+	Clock clock.PassiveClock
+
+	mu      sync.Mutex
+	written map[string]time.Time // when each pool's status was last written
+}
+
+// countsEvery is how often a pool's status is written when nothing but its counts changed. A creation storm
+// allocates from one pool many times a second, and writing each allocation would double the storm's writes;
+// the gauges (herald_pool_*) follow every allocation at once. Exhaustion is written at once.
+const countsEvery = 5 * time.Second
+
+// countsDue says whether a pool status cur, differing from what is stored (old), may be written at now, after the
+// last write at last; when not, after is how long to wait. Anything but the counts changing, a first write, and
+// the pool running out (or no longer out) of addresses are written at once.
+func countsDue(old, cur heraldv1.IPAddressPoolStatus, last, now time.Time) (write bool, after time.Duration) {
+	o, c := old.DeepCopy(), cur.DeepCopy()
+	o.AssignedIPv4, o.AvailableIPv4, o.AssignedIPv6, o.AvailableIPv6 = "", "", "", ""
+	c.AssignedIPv4, c.AvailableIPv4, c.AssignedIPv6, c.AvailableIPv6 = "", "", "", ""
+	switch {
+	case !equality.Semantic.DeepEqual(o, c), last.IsZero(),
+		(old.AvailableIPv4 == "0") != (cur.AvailableIPv4 == "0"), (old.AvailableIPv6 == "0") != (cur.AvailableIPv6 == "0"):
+		return true, 0
+	}
+	if wait := last.Add(countsEvery).Sub(now); wait > 0 {
+		return false, wait
+	}
+	return true, 0
 }
 
 // Reconcile refreshes one pool's status.
@@ -47,6 +78,9 @@ func (r *IPAddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, pool); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.forgetPool(req.Name)
+			r.mu.Lock()
+			delete(r.written, req.Name)
+			r.mu.Unlock()
 			return ctrl.Result{}, r.State.syncPools(ctx, r.Client)
 		}
 		return ctrl.Result{}, err
@@ -71,12 +105,28 @@ func (r *IPAddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if equality.Semantic.DeepEqual(st, pool.Status) {
 		return ctrl.Result{}, nil
 	}
+	clk := r.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	r.mu.Lock()
+	last := r.written[pool.Name]
+	r.mu.Unlock()
+	if ok, after := countsDue(pool.Status, st, last, clk.Now()); !ok {
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
 	wasOverlapping := meta.IsStatusConditionTrue(pool.Status.Conditions, heraldv1.ConditionOverlapping)
 	patch := client.MergeFrom(pool.DeepCopy())
 	pool.Status = st
 	if err := r.Status().Patch(ctx, pool, patch); err != nil {
 		return ctrl.Result{}, fmt.Errorf("writing status of IPAddressPool %s: %w", pool.Name, err)
 	}
+	r.mu.Lock()
+	if r.written == nil {
+		r.written = map[string]time.Time{}
+	}
+	r.written[pool.Name] = clk.Now()
+	r.mu.Unlock()
 	if info != nil && len(info.Overlaps) > 0 && !wasOverlapping {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, EventAddressesOverlap, "Validate", "%s", info.overlapMessage())
 		log.FromContext(ctx).Info("pool overlaps earlier pools", "pool", pool.Name, "overlaps", len(info.Overlaps))

@@ -932,3 +932,50 @@ func TestPoolsFingerprint(t *testing.T) {
 		})
 	}
 }
+
+func TestCountsDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cond := func(reason string) []metav1.Condition {
+		return []metav1.Condition{{Type: heraldv1.ConditionReady, Status: metav1.ConditionTrue, Reason: reason}}
+	}
+	st := func(assigned, available string, c []metav1.Condition) heraldv1.IPAddressPoolStatus {
+		return heraldv1.IPAddressPoolStatus{ObservedGeneration: 1, CapacityIPv4: "8", AssignedIPv4: assigned, AvailableIPv4: available,
+			Conditions: c}
+	}
+	tests := []struct {
+		name      string
+		old, cur  heraldv1.IPAddressPoolStatus
+		last, now time.Time
+		write     bool
+		after     time.Duration
+	}{
+		{name: "first write", old: st("", "", nil), cur: st("1", "7", cond("Valid")), now: t0, write: true},
+		{name: "counts only, written 1 s ago: wait 4 s", old: st("1", "7", cond("Valid")), cur: st("2", "6", cond("Valid")),
+			last: t0, now: t0.Add(time.Second), after: 4 * time.Second},
+		{name: "counts only, written 5 s ago", old: st("1", "7", cond("Valid")), cur: st("2", "6", cond("Valid")),
+			last: t0, now: t0.Add(5 * time.Second), write: true},
+		{name: "a condition changed: at once", old: st("1", "7", cond("Valid")), cur: st("1", "7", cond("Invalid")),
+			last: t0, now: t0.Add(time.Millisecond), write: true},
+		{name: "the capacity changed: at once", old: st("1", "7", cond("Valid")),
+			cur:  heraldv1.IPAddressPoolStatus{ObservedGeneration: 1, CapacityIPv4: "16", AssignedIPv4: "1", AvailableIPv4: "15", Conditions: cond("Valid")},
+			last: t0, now: t0.Add(time.Millisecond), write: true},
+		{name: "a new generation: at once", old: st("1", "7", cond("Valid")),
+			cur:  heraldv1.IPAddressPoolStatus{ObservedGeneration: 2, CapacityIPv4: "8", AssignedIPv4: "1", AvailableIPv4: "7", Conditions: cond("Valid")},
+			last: t0, now: t0.Add(time.Millisecond), write: true},
+		{name: "exhausted: at once", old: st("7", "1", cond("Valid")), cur: st("8", "0", cond("Valid")),
+			last: t0, now: t0.Add(time.Millisecond), write: true},
+		{name: "no longer exhausted: at once", old: st("8", "0", cond("Valid")), cur: st("7", "1", cond("Valid")),
+			last: t0, now: t0.Add(time.Millisecond), write: true},
+		{name: "IPv6 counts only: wait", old: heraldv1.IPAddressPoolStatus{CapacityIPv6: "16", AssignedIPv6: "1", AvailableIPv6: "15"},
+			cur:  heraldv1.IPAddressPoolStatus{CapacityIPv6: "16", AssignedIPv6: "2", AvailableIPv6: "14"},
+			last: t0, now: t0.Add(2 * time.Second), after: 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			write, after := countsDue(tt.old, tt.cur, tt.last, tt.now)
+			if write != tt.write || after != tt.after {
+				t.Errorf("countsDue = %v, %v; want %v, %v", write, after, tt.write, tt.after)
+			}
+		})
+	}
+}

@@ -452,3 +452,55 @@ func TestNarrowedPoolWithdrawsWhatItNoLongerServes(t *testing.T) {
 	waitIngress(t, ns, "a", "2001:db8:50::", "198.51.100.164")
 	waitEvent(t, ns, "a", EventAddressChanged, `198.51.100.160 was withdrawn because IPAddressPool "narrow-a", which holds it, does not serve the Service`)
 }
+
+// TestPoolCountsBatched: allocating 20 Services at once writes the pool's status a few times, not once per
+// allocation (countsEvery), and the last write has the final counts.
+func TestPoolCountsBatched(t *testing.T) {
+	needControlPlane(t)
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: cp.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createPool(t, "batched", heraldv1.IPAddressPoolSpec{Addresses: addresses("198.51.100.160/27")})
+	startController(t)
+	waitPool(t, "batched", func(p *heraldv1.IPAddressPool) string {
+		if p.Status.AvailableIPv4 != "32" {
+			return "available " + p.Status.AvailableIPv4
+		}
+		return ""
+	})
+	w, err := wc.Watch(context.Background(), &heraldv1.IPAddressPoolList{}, client.MatchingFields{"metadata.name": "batched"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ns := newNamespace(t, nil)
+	const n = 20
+	for i := range n {
+		create(t, lbService(ns, fmt.Sprintf("s%02d", i), 80, inPool("batched")))
+	}
+	writes := 0
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*heraldv1.IPAddressPool)
+			if !ok || ev.Type != "MODIFIED" {
+				continue
+			}
+			writes++
+			if p.Status.AssignedIPv4 != fmt.Sprint(n) {
+				continue
+			}
+			// Without batching, each of the 20 allocations is a write. With it, a write per countsEvery (5 s): a
+			// machine slow enough to spread 20 creates over 20 s still stays well below.
+			if writes > n/2 {
+				t.Errorf("%d status writes for %d allocations; want them batched", writes, n)
+			}
+			t.Logf("%d status writes for %d allocations", writes, n)
+			return
+		case <-deadline:
+			t.Fatalf("pool never showed %d assigned (%d writes seen)", n, writes)
+		}
+	}
+}
