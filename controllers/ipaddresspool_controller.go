@@ -48,7 +48,7 @@ type IPAddressPoolReconciler struct {
 
 // countsEvery is how often a pool's status is written when nothing but its counts changed. A creation storm
 // allocates from one pool many times a second, and writing each allocation would double the storm's writes;
-// the gauges (herald_pool_*) follow every allocation at once. Exhaustion is written at once.
+// the gauges (herald_allocator_addresses_*) follow every allocation at once. Exhaustion is written at once.
 const countsEvery = 5 * time.Second
 
 // countsDue says whether a pool status cur, differing from what is stored (old), may be written at now, after the
