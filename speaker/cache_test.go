@@ -1,6 +1,8 @@
 package speaker
 
 import (
+	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,7 +10,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
 )
@@ -61,4 +65,75 @@ func TestTrimForCache(t *testing.T) {
 	if _, err := trimForCache(&corev1.Secret{}); err != nil {
 		t.Errorf("a Secret: %v", err)
 	}
+}
+
+// TestCachedList: from a store, the cached objects themselves (no copy); without one, the client's List.
+func TestCachedList(t *testing.T) {
+	svc := func(name string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
+	}
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	a, b := svc("a"), svc("b")
+	for _, s := range []*corev1.Service{a, b} {
+		if err := store.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := func(l *corev1.ServiceList) []corev1.Service { return l.Items }
+	got, err := cachedList[corev1.Service](context.Background(), nil, store, &corev1.ServiceList{}, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.ContainsFunc(got, func(s *corev1.Service) bool { return s == a }) ||
+		!slices.ContainsFunc(got, func(s *corev1.Service) bool { return s == b }) {
+		t.Errorf("from the store: %v, want the stored objects themselves", got)
+	}
+	c := fake.NewClientBuilder().WithObjects(svc("c")).Build()
+	got, err = cachedList[corev1.Service](context.Background(), c, nil, &corev1.ServiceList{}, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "c" {
+		t.Errorf("through the client: %v, want c", got)
+	}
+}
+
+// TestLoopDecidesFromTheStore: with informer stores, a decision reads its Services and EndpointSlices from them,
+// and keeps no list of them afterwards.
+func TestLoopDecidesFromTheStore(t *testing.T) {
+	nodes := nodeNames(2)
+	h := newLoop(t, nodes[0], nodes, nodes, nil, nil)
+	svcs := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	eps := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "only-in-the-store", UID: "u1"},
+		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: vip1.String()}}}}}
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "only-in-the-store-x",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "only-in-the-store"}},
+		Endpoints: []discoveryv1.Endpoint{{NodeName: ptr.To(nodes[1]), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}
+	if err := svcs.Add(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := eps.Add(es); err != nil {
+		t.Fatal(err)
+	}
+	h.a.stores = cacheStores{services: svcs, endpointSlices: eps}
+	h.start()
+	var found bool
+	h.inLoop(func() { _, found = h.a.plan.Groups[vip1.String()] })
+	if !found {
+		t.Fatalf("no group for %s: the decision did not read the store", vip1)
+	}
+	g := h.group(vip1)
+	if len(g.Services) != 1 || g.Services[0].Name.Name != "only-in-the-store" {
+		t.Fatalf("group of %s: %+v, want the stored Service", vip1, g.Services)
+	}
+	if g.Winner != nodes[1] {
+		t.Errorf("winner %q, want %s, the one node with a Local endpoint (from the stored EndpointSlice)", g.Winner, nodes[1])
+	}
+	h.inLoop(func() {
+		if h.a.in.Services != nil || h.a.in.Endpoints != nil {
+			t.Errorf("the kept inputs still list %d Services and %d EndpointSlices", len(h.a.in.Services), len(h.a.in.Endpoints))
+		}
+	})
 }

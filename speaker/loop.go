@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crrecorder "sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -189,6 +190,38 @@ func (a *agent) loop(ctx context.Context) {
 }
 
 // gather reads the decision's inputs from the informer cache without copying.
+// cacheStores are the informers' stores of the kinds a decision lists in full; nil fields (tests) list through
+// the client.
+type cacheStores struct {
+	services, endpointSlices toolscache.Store
+}
+
+// cachedList lists every object of a kind from the informer cache. From its store when there is one: pointers
+// to the cached objects themselves, never modified. A client List copies each object's struct, megabytes for
+// every decision at 10,000 Services. Without a store it lists through c into list.
+func cachedList[T any, L client.ObjectList](ctx context.Context, c client.Reader, store toolscache.Store, list L,
+	items func(L) []T) ([]*T, error) {
+	if store != nil {
+		objs := store.List()
+		out := make([]*T, 0, len(objs))
+		for _, o := range objs {
+			if t, ok := o.(*T); ok {
+				out = append(out, t)
+			}
+		}
+		return out, nil
+	}
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	its := items(list)
+	out := make([]*T, len(its))
+	for i := range its {
+		out[i] = &its[i]
+	}
+	return out, nil
+}
+
 func (a *agent) gather(ctx context.Context) (*inputs, error) {
 	in := &inputs{Self: a.cfg.NodeName, Class: a.cfg.LoadBalancerClass, Links: a.curLinks, ArpIgnore: readArpIgnore(a.curLinks),
 		ProxyARP: readConf(a.curLinks, "proxy_arp"),
@@ -215,8 +248,9 @@ func (a *agent) gather(ctx context.Context) (*inputs, error) {
 	for i := range advs.Items {
 		in.Advs = append(in.Advs, &advs.Items[i])
 	}
-	var svcs corev1.ServiceList
-	if err := a.client.List(ctx, &svcs, nocopy); err != nil {
+	svcs, err := cachedList[corev1.Service](ctx, a.client, a.stores.services, &corev1.ServiceList{},
+		func(l *corev1.ServiceList) []corev1.Service { return l.Items })
+	if err != nil {
 		return nil, fmt.Errorf("listing Services: %w", err)
 	}
 	local := map[types.NamespacedName]bool{}
@@ -227,9 +261,8 @@ func (a *agent) gather(ctx context.Context) (*inputs, error) {
 	if proxy {
 		in.RouteDev = map[netip.Addr]string{}
 	}
-	for i := range svcs.Items {
-		s := &svcs.Items[i]
-		in.Services = append(in.Services, s)
+	in.Services = svcs
+	for _, s := range svcs {
 		if proxy && service.Served(s, in.Class) {
 			for _, addr := range service.Addresses(s) {
 				if dev := routeDev(addr, a.curLinks); addr.Is4() && dev != "" {
@@ -242,12 +275,12 @@ func (a *agent) gather(ctx context.Context) (*inputs, error) {
 		}
 	}
 	if len(local) > 0 {
-		var eps discoveryv1.EndpointSliceList
-		if err := a.client.List(ctx, &eps, nocopy); err != nil {
+		eps, err := cachedList[discoveryv1.EndpointSlice](ctx, a.client, a.stores.endpointSlices, &discoveryv1.EndpointSliceList{},
+			func(l *discoveryv1.EndpointSliceList) []discoveryv1.EndpointSlice { return l.Items })
+		if err != nil {
 			return nil, fmt.Errorf("listing EndpointSlices: %w", err)
 		}
-		for i := range eps.Items {
-			e := &eps.Items[i]
+		for _, e := range eps {
 			name := types.NamespacedName{Namespace: e.Namespace, Name: e.Labels[discoveryv1.LabelServiceName]}
 			if local[name] {
 				in.Endpoints[name] = append(in.Endpoints[name], e)
@@ -297,6 +330,8 @@ func (a *agent) reconcile(ctx context.Context) {
 		in.Impaired = a.impairedInputs()
 	}
 	pl := decide(in, a.table)
+	// The plan has what later steps read of the Services; the inputs keep no list of them past the decision.
+	in.Services, in.Endpoints = nil, nil
 	a.plan, a.in = pl, in
 	now := a.cfg.Clock.Now()
 	a.metrics.Decide.Observe(now.Sub(start).Seconds())

@@ -292,6 +292,7 @@ type agent struct {
 	peerMACs  map[string]string        // MACs speakers published -> their node, remembered after they leave
 	selfMACs  map[string]bool          // this node's link MACs
 	live      map[string]bool          // live members at the last decision
+	stores    cacheStores              // the informer stores gather lists from (none in tests)
 	liveSince map[string]time.Time     // when each live member was first seen live in a row
 	// settleUntil: after a stall that withdrew addresses, no probe starts before then.
 	settleUntil   time.Time
@@ -430,6 +431,14 @@ func run(ctx context.Context, cfg Config) error {
 			return err
 		}); err != nil {
 			return fmt.Errorf("speaker: informer for %T: %w", obj, err)
+		}
+		if si, ok := inf.(toolscache.SharedIndexInformer); ok {
+			switch obj.(type) {
+			case *corev1.Service:
+				a.stores.services = si.GetStore()
+			case *discoveryv1.EndpointSlice:
+				a.stores.endpointSlices = si.GetStore()
+			}
 		}
 		if i == 0 {
 			// An Announcement whose status changed (another speaker overwrote it, or this one's write landed)
