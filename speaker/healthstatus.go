@@ -100,8 +100,16 @@ var errNoAnnouncement = errors.New("no Announcement yet")
 // writeHealth writes want into name's Announcement; it reports false, and no error, when there is no
 // Announcement to write to.
 func (w *statusWriter) writeHealth(ctx context.Context, name types.NamespacedName, want healthWant) (bool, error) {
+	ok, err := w.writeHealthOnce(ctx, name, want, false)
+	if apierrors.IsConflict(err) {
+		ok, err = w.writeHealthOnce(ctx, name, want, true) // the cache was stale (see write)
+	}
+	return ok, err
+}
+
+func (w *statusWriter) writeHealthOnce(ctx context.Context, name types.NamespacedName, want healthWant, fresh bool) (bool, error) {
 	var an heraldv1.Announcement
-	if err := w.reader.Get(ctx, name, &an); err != nil {
+	if err := w.read(ctx, name, &an, fresh); err != nil {
 		if apierrors.IsNotFound(err) {
 			delete(w.healthWritten, name)
 			return false, nil // nothing to write to; the announcer creates it and the next round writes

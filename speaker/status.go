@@ -251,9 +251,31 @@ func (w *statusWriter) cached(ctx context.Context, name types.NamespacedName, st
 	return c != nil && (c.Status == metav1.ConditionTrue) == st.Announced && c.Reason == st.Reason && c.Message == st.Message
 }
 
+// write writes st into name's Announcement, creating it if need be. It reads the Announcement from the informer
+// cache first, so that a write is one request, not two (a failover rewrites thousands); an update the cache was
+// too stale for fails on its resourceVersion and is tried again once, read from the API server.
 func (w *statusWriter) write(ctx context.Context, name types.NamespacedName, st announcementState) error {
+	err := w.writeOnce(ctx, name, st, false)
+	if apierrors.IsConflict(err) {
+		err = w.writeOnce(ctx, name, st, true)
+	}
+	return err
+}
+
+// read gets name's Announcement: from the informer cache unless fresh, and from the API server when fresh or
+// when the cache does not have it (the cache may lag behind this writer's own creates).
+func (w *statusWriter) read(ctx context.Context, name types.NamespacedName, an *heraldv1.Announcement, fresh bool) error {
+	if !fresh {
+		if err := w.client.Get(ctx, name, an); err == nil {
+			return nil
+		}
+	}
+	return w.reader.Get(ctx, name, an)
+}
+
+func (w *statusWriter) writeOnce(ctx context.Context, name types.NamespacedName, st announcementState, fresh bool) error {
 	var an heraldv1.Announcement
-	err := w.reader.Get(ctx, name, &an)
+	err := w.read(ctx, name, &an, fresh)
 	if apierrors.IsNotFound(err) {
 		an = heraldv1.Announcement{ObjectMeta: metav1.ObjectMeta{
 			Namespace: name.Namespace, Name: name.Name,

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -233,5 +234,84 @@ func TestStatusWriter(t *testing.T) {
 	}
 	if err := k8s.Get(ctx, name, &heraldv1.Announcement{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after deletion: %v, want NotFound", err)
+	}
+}
+
+// staleCache is a client whose reads of the objects in stale return those copies, as an informer cache that
+// lags behind the API server does; everything else goes to the API server.
+type staleCache struct {
+	client.Client
+	stale map[types.NamespacedName]*heraldv1.Announcement
+}
+
+func (c *staleCache) Get(ctx context.Context, key types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	if an, ok := c.stale[key]; ok {
+		an.DeepCopyInto(obj.(*heraldv1.Announcement))
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestStatusWriterStaleCache: the writer reads Announcements from the cache (one request per write); when the
+// cache is behind, the update fails on its resourceVersion and is made again from a fresh read, for both the
+// announcer's status and the watcher's health.
+func TestStatusWriterStaleCache(t *testing.T) {
+	if k8s == nil {
+		t.Skip("needs the control plane; skipped with -short")
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stale-"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := k8s.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	name := types.NamespacedName{Namespace: ns.Name, Name: "web"}
+	cache := &staleCache{Client: k8s, stale: map[types.NamespacedName]*heraldv1.Announcement{}}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC))
+	w := newStatusWriter(cache, k8s, "node1", logr.Discard(), clk, NewMetrics(prometheus.NewRegistry()))
+	get := func() *heraldv1.Announcement {
+		t.Helper()
+		var an heraldv1.Announcement
+		if err := k8s.Get(ctx, name, &an); err != nil {
+			t.Fatalf("reading the Announcement: %v", err)
+		}
+		return &an
+	}
+	st := announcementState{UID: s.UID, Node: "node1", Addresses: []string{"198.51.100.6"}, Interfaces: []string{"eth0"},
+		Announced: true, Reason: "Announcing", Message: "node1 answers"}
+	if err := w.write(ctx, name, st); err != nil {
+		t.Fatal(err)
+	}
+	// The cache keeps this version while another speaker writes a newer one.
+	cache.stale[name] = get()
+	an := get()
+	an.Status.Node = "node9"
+	if err := k8s.Status().Update(ctx, an); err != nil {
+		t.Fatal(err)
+	}
+	st.Message = "node1 answers, again"
+	if err := w.write(ctx, name, st); err != nil {
+		t.Fatalf("writing over a stale cache: %v", err)
+	}
+	if got := get(); got.Status.Node != "node1" || meta.FindStatusCondition(got.Status.Conditions, ConditionAnnounced).Message != st.Message {
+		t.Errorf("after the write: node %s, condition %+v", got.Status.Node, got.Status.Conditions)
+	}
+	// The same for health: the cache is stale again.
+	an = get()
+	an.Status.Node = "node1" // a no-op write that moves the resourceVersion on
+	an.Status.Interfaces = []string{"eth1"}
+	if err := k8s.Status().Update(ctx, an); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := w.writeHealth(ctx, name, healthWant{uid: s.UID, health: heraldv1.AnnouncementHealth{Verdict: heraldv1.HealthHealthy, Watcher: "node2"}})
+	if err != nil || !ok {
+		t.Fatalf("writing health over a stale cache: %v, %v", ok, err)
+	}
+	if got := get(); got.Status.Health == nil || got.Status.Health.Watcher != "node2" || !slices.Equal(got.Status.Interfaces, []string{"eth1"}) {
+		t.Errorf("after the health write: health %+v, interfaces %v", got.Status.Health, got.Status.Interfaces)
 	}
 }
