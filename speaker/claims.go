@@ -56,7 +56,7 @@ func (a *agent) startProbe(ctx context.Context, key string, g *group, gen uint64
 	}
 	var targets []target
 	for _, addr := range g.Addrs {
-		for _, c := range g.Choices[addr] {
+		for _, c := range g.Choices.at(addr) {
 			targets = append(targets, target{l2.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}, addr})
 		}
 	}

@@ -104,7 +104,8 @@ func (a *agent) setHealthTargets() {
 		if !watching && g.Corroborator != a.cfg.NodeName {
 			continue
 		}
-		for addr, l := range g.ProbeFrom {
+		for _, e := range g.ProbeFrom {
+			addr, l := e.Addr, e.V
 			if c := a.corroborating[addr]; !watching && (c == nil || c.key != key) {
 				continue // corroborators probe only what a watcher reports dark
 			}
@@ -559,7 +560,7 @@ func (a *agent) checkCorroborations() {
 			if g == nil || g.Watcher != m.Name || g.Corroborator != a.cfg.NodeName {
 				continue
 			}
-			if _, ok := g.ProbeFrom[d]; ok {
+			if _, ok := g.ProbeFrom.lookup(d); ok {
 				want[d] = key
 			}
 		}

@@ -530,7 +530,7 @@ func winnerText(g *group) string {
 func interfacesText(g *group) string {
 	var names []string
 	for _, a := range g.Addrs {
-		for _, c := range g.Choices[a] {
+		for _, c := range g.Choices.at(a) {
 			if !slices.Contains(names, c.Link.Name) {
 				names = append(names, c.Link.Name)
 			}
@@ -541,7 +541,7 @@ func interfacesText(g *group) string {
 		// no connected subnet when the advertisements name none.
 		var whys []string
 		for _, a := range g.Addrs {
-			for _, r := range g.Refusals[a] {
+			for _, r := range g.Refusals.at(a) {
 				why := string(r.Reason)
 				if r.Name != "" {
 					why = r.Name + ": " + why

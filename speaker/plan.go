@@ -91,8 +91,8 @@ type group struct {
 	// and where the group is announced from as a result; "" when they agree.
 	Conflict string
 	// Choices are, when this node wins, the interfaces each address is answered on and the refusals.
-	Choices  map[netip.Addr][]iface.Choice
-	Refusals map[netip.Addr][]iface.Refusal
+	Choices  addrMap[[]iface.Choice]
+	Refusals addrMap[[]iface.Refusal]
 	// Kernel says, per address, why this node's kernel answers ARP for it too, whoever is elected.
 	Kernel map[netip.Addr]string
 	// PinIgnored is the node the group's Services are pinned to (AnnotationNode) when it may not announce them.
@@ -107,7 +107,44 @@ type group struct {
 	Corroborator string
 	// ProbeFrom is, when this node is the Watcher or the Corroborator, the interface it probes each address from
 	// (the one it would answer on).
-	ProbeFrom map[netip.Addr]iface.Link
+	ProbeFrom addrMap[iface.Link]
+}
+
+// addrMap maps a group's few addresses (usually one) to values. It is a slice because a Go map costs a whole
+// 8-slot group even for one entry: at 10,000 groups, megabytes for every decision.
+type addrMap[V any] []addrEntry[V]
+
+type addrEntry[V any] struct {
+	Addr netip.Addr
+	V    V
+}
+
+// lookup returns a's value and whether it has one.
+func (m addrMap[V]) lookup(a netip.Addr) (V, bool) {
+	for _, e := range m {
+		if e.Addr == a {
+			return e.V, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// at returns a's value, the zero value when it has none.
+func (m addrMap[V]) at(a netip.Addr) V {
+	v, _ := m.lookup(a)
+	return v
+}
+
+// set gives a the value v.
+func (m *addrMap[V]) set(a netip.Addr, v V) {
+	for i := range *m {
+		if (*m)[i].Addr == a {
+			(*m)[i].V = v
+			return
+		}
+	}
+	*m = append(*m, addrEntry[V]{a, v})
 }
 
 // svcRef is a Service of a group and its own addresses.
@@ -509,21 +546,22 @@ func (d *decision) elect(g *group) bool {
 func (d *decision) chooseInterfaces(pl *plan, g *group, allowed []string) {
 	in := d.in
 	if (g.Watcher == in.Self || g.Corroborator == in.Self) && g.Winner != in.Self {
-		g.ProbeFrom = map[netip.Addr]iface.Link{}
+		g.ProbeFrom = make(addrMap[iface.Link], 0, len(g.Addrs))
 		for _, a := range g.Addrs {
 			if ch, _ := iface.Select(a, in.Links, allowed); len(ch) > 0 {
-				g.ProbeFrom[a] = ch[0].Link
+				g.ProbeFrom.set(a, ch[0].Link)
 			}
 		}
 	}
 	if g.Winner != in.Self && g.Elected != in.Self && in.Holders[g.Key] != in.Self {
 		return // neither elected nor answering (a holder answers while it hands the key over)
 	}
-	g.Choices = map[netip.Addr][]iface.Choice{}
-	g.Refusals = map[netip.Addr][]iface.Refusal{}
+	g.Choices = make(addrMap[[]iface.Choice], 0, len(g.Addrs))
+	g.Refusals = make(addrMap[[]iface.Refusal], 0, len(g.Addrs))
 	for _, a := range g.Addrs {
 		ch, ref := iface.Select(a, in.Links, allowed)
-		g.Choices[a], g.Refusals[a] = ch, ref
+		g.Choices.set(a, ch)
+		g.Refusals.set(a, ref)
 		for _, c := range ch {
 			e := pl.Assignment[c.Link.Name]
 			e.Interface = l2.Interface{Index: c.Link.Index, Name: c.Link.Name, MAC: c.Link.MAC}
@@ -621,7 +659,7 @@ func allowedOn(advs []*advInfo, n *corev1.Node) []string {
 func (g *group) interfacesOf(s svcRef) []string {
 	var out []string
 	for _, a := range s.Addrs {
-		for _, c := range g.Choices[a] {
+		for _, c := range g.Choices.at(a) {
 			if !slices.Contains(out, c.Link.Name) {
 				out = append(out, c.Link.Name)
 			}

@@ -412,10 +412,16 @@ func TestDecideEveryViewOneWinner(t *testing.T) {
 // BenchmarkDecide10kServices100Members: one whole decision (grouping, pools, eligibility, election, interface
 // choice) for 10,000 Services with 100 live members, the table warm as in a running speaker; and the same after
 // one member dies.
-func BenchmarkDecide10kServices100Members(b *testing.B) {
+func BenchmarkDecide10kServices100Members(b *testing.B) { benchDecide10k(b, 100) }
+
+// BenchmarkDecide10kServices3Members is the same in a three-node cluster, where this node announces a third of
+// the addresses and watches or corroborates the rest: its plan holds the interfaces of every one of them.
+func BenchmarkDecide10kServices3Members(b *testing.B) { benchDecide10k(b, 3) }
+
+func benchDecide10k(b *testing.B, members int) {
 	var live []string
 	var nodes []*corev1.Node
-	for i := range 100 {
+	for i := range members {
 		n := fmt.Sprintf("node%03d", i)
 		live = append(live, n)
 		nodes = append(nodes, ptNode(n))
@@ -439,7 +445,7 @@ func BenchmarkDecide10kServices100Members(b *testing.B) {
 	b.Run("member-dies", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			in.Live = live[:99]
+			in.Live = live[:members-1]
 			if i%2 == 1 {
 				in.Live = live
 			}
@@ -644,7 +650,7 @@ func TestDecideWatcherAndImpaired(t *testing.T) {
 				g.Corroborator, order[0], order[1], order[2])
 		}
 		wantProbe := self != order[0]
-		if l, ok := g.ProbeFrom[netip.MustParseAddr(ip)]; ok != wantProbe || (ok && l.Name != "eth0") {
+		if l, ok := g.ProbeFrom.lookup(netip.MustParseAddr(ip)); ok != wantProbe || (ok && l.Name != "eth0") {
 			t.Errorf("%s: probes from %+v (%v), want eth0: %v", self, l, ok, wantProbe)
 		}
 	}
@@ -697,7 +703,7 @@ func TestInterfacesText(t *testing.T) {
 		{[]iface.Refusal{{Reason: iface.ReasonNoSubnet}}, "no interface (no connected subnet holds the address and the L2Advertisement names none)"},
 		{[]iface.Refusal{{Name: "eth1", Reason: iface.ReasonNotFound}, {Name: "eth2", Reason: iface.ReasonDown}}, "no interface (eth1: not-found; eth2: down)"},
 	} {
-		g := &group{Addrs: []netip.Addr{a}, Refusals: map[netip.Addr][]iface.Refusal{a: tt.refusals}}
+		g := &group{Addrs: []netip.Addr{a}, Refusals: addrMap[[]iface.Refusal]{{a, tt.refusals}}}
 		if got := interfacesText(g); got != tt.want {
 			t.Errorf("interfacesText = %q, want %q", got, tt.want)
 		}

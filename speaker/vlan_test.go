@@ -63,7 +63,7 @@ func TestDecideVLAN(t *testing.T) {
 			}
 			if tt.refused != nil {
 				a := netip.MustParseAddr(tt.ips[0])
-				if diff := cmp.Diff(tt.refused, pl.Groups[tt.ips[0]].Refusals[a]); diff != "" {
+				if diff := cmp.Diff(tt.refused, pl.Groups[tt.ips[0]].Refusals.at(a)); diff != "" {
 					t.Errorf("refusals (-want +got):\n%s", diff)
 				}
 			}
