@@ -35,6 +35,8 @@ type wire interface {
 	SetInterfaces(ifs []l2.Interface)
 	SetVIPs(vips []netip.Addr)
 	Sightings() <-chan sighting
+	// Dropped is how many sightings were dropped because the loop lagged (the guard's channel was full).
+	Dropped() uint64
 	Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error)
 }
 

@@ -104,6 +104,7 @@ func (a *agent) loop(ctx context.Context) {
 		case d := <-stalls:
 			a.onStall(d)
 		case <-a.stallCheck.listen:
+			a.takeSightings() // the frames already read are evidence: never resolve ahead of them
 			a.resolveStall()
 		case r := <-a.probed:
 			changed := a.onProbed(r)
@@ -121,22 +122,7 @@ func (a *agent) loop(ctx context.Context) {
 			}
 			continue
 		case s := <-a.wire.Sightings():
-			release, changed := a.onSighting(s)
-			for more := true; more; {
-				select {
-				case s := <-a.wire.Sightings():
-					r, c := a.onSighting(s)
-					release, changed = release || r, changed || c
-				default:
-					more = false
-				}
-			}
-			if release {
-				a.apply()
-			} else if changed && a.plan != nil {
-				a.conflictGauges()
-				a.status.update(a.wants(a.in, a.plan))
-			}
+			a.takeSightings(s)
 			continue
 		case r := <-rounds:
 			a.onRound(r)
@@ -190,6 +176,37 @@ func (a *agent) loop(ctx context.Context) {
 }
 
 // gather reads the decision's inputs from the informer cache without copying.
+// takeSightings handles the sightings given and every one waiting, and then what they changed. With no stall
+// pending, it notes how many the guard has dropped so far (dropMark): a stall resolution trusts the wire only if
+// none was dropped since.
+func (a *agent) takeSightings(first ...sighting) {
+	release, changed := false, false
+	for _, s := range first {
+		r, c := a.onSighting(s)
+		release, changed = release || r, changed || c
+	}
+	for more := true; more; {
+		select {
+		case s := <-a.wire.Sightings():
+			r, c := a.onSighting(s)
+			release, changed = release || r, changed || c
+		default:
+			more = false
+		}
+	}
+	// Dropped is read before Fresh: a stall that began before the read makes Fresh false (its clock test fails
+	// until the detector ticks and suspends), so a mark never includes drops of a stall's backlog.
+	if d := a.wire.Dropped(); a.stallCheck.stalled == 0 && (a.stall == nil || a.stall.Fresh()) {
+		a.dropMark = d
+	}
+	if release {
+		a.apply()
+	} else if changed && a.plan != nil {
+		a.conflictGauges()
+		a.status.update(a.wants(a.in, a.plan))
+	}
+}
+
 // cacheStores are the informers' stores of the kinds a decision lists in full; nil fields (tests) list through
 // the client.
 type cacheStores struct {

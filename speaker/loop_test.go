@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +139,7 @@ type fakeWire struct {
 	hold      map[netip.Addr]chan struct{}
 	probes    chan netip.Addr // every probe, as it starts
 	sightings chan sighting
+	dropped   atomic.Uint64
 }
 
 func newFakeWire() *fakeWire {
@@ -147,6 +150,7 @@ func newFakeWire() *fakeWire {
 func (w *fakeWire) SetInterfaces([]l2.Interface) {}
 func (w *fakeWire) SetVIPs([]netip.Addr)         {}
 func (w *fakeWire) Sightings() <-chan sighting   { return w.sightings }
+func (w *fakeWire) Dropped() uint64              { return w.dropped.Load() }
 func (w *fakeWire) Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error) {
 	w.probes <- vip
 	w.mu.Lock()
@@ -807,5 +811,60 @@ func TestFlushProbeLog(t *testing.T) {
 	a.flushProbeLog()
 	if len(lines) != 0 {
 		t.Errorf("an empty batch logged %q", lines)
+	}
+}
+
+// TestLoopStallGuardDropped: after a stall above the bound, the guard dropped sightings it could not hand the
+// lagging loop: one of them may be a peer's probe or claim, so every address is withdrawn and probed again, as
+// after a stall too long to judge. (A 10,000-address run kept addresses a peer had taken this way, and both
+// answered.) Drops before the stall, at a quiet moment, do not count.
+func TestLoopStallGuardDropped(t *testing.T) {
+	l := newStallLab(t)
+	l.wire.dropped.Add(7) // dropped long ago, then a quiet batch
+	l.wire.sightings <- sighting{VIP: l.vips[0], MAC: macOf(l.self), Interface: "lab0", Kind: guard.KindARPReply}
+	l.waitFor("the loop reads the frame", func() bool { return len(l.wire.sightings) == 0 })
+	l.inLoop(func() {})
+	l.st.mu.Lock()
+	l.st.fresh = false // the process stopped; the guard reads the backlog, and drops some, before the stall is reported
+	l.st.mu.Unlock()
+	l.wire.dropped.Add(3)
+	l.wire.sightings <- sighting{VIP: l.vips[1], MAC: macOf(l.self), Interface: "lab0", Kind: guard.KindARPReply}
+	l.waitFor("the loop reads the frame", func() bool { return len(l.wire.sightings) == 0 })
+	l.inLoop(func() {})
+	l.st.stall(700 * time.Millisecond)
+	l.inLoop(func() {})
+	l.step(stallListen)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	got := []netip.Addr{l.nextProbe("a probe after the stall"), l.nextProbe("a probe after the stall")}
+	slices.SortFunc(got, netip.Addr.Compare)
+	if !slices.Equal(got, l.vips) {
+		t.Fatalf("probed %v, want %v", got, l.vips)
+	}
+	l.waitFor(l.self+" answers again", func() bool { return l.ann.answers(l.vips[0]) && l.ann.answers(l.vips[1]) })
+}
+
+// TestLoopStallDrainsSightingsFirst: the listening window ends with sightings still waiting in the guard's
+// channel; the resolution takes them first, so a peer's probe read just in time still counts.
+func TestLoopStallDrainsSightingsFirst(t *testing.T) {
+	l := newStallLab(t)
+	l.wire.answer(l.vips[0], l.peer) // the peer took it: the probe after the stall finds it
+	l.st.stall(700 * time.Millisecond)
+	l.inLoop(func() {})
+	// Both arrive in the same instant: the listen timer and the probe (queued before the loop looks).
+	l.inLoop(func() {
+		l.wire.sightings <- sighting{VIP: l.vips[0], MAC: macOf(l.peer), Interface: "lab0", Kind: guard.KindARPProbe}
+		l.clk.Step(stallListen)
+		// Let the timer fire before the loop's select runs again.
+		for l.a.stallCheck.listen != nil && len(l.a.stallCheck.listen) == 0 {
+			runtime.Gosched()
+		}
+	})
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	if v := l.nextProbe("the probe after the stall"); v != l.vips[0] {
+		t.Fatalf("probed %s, want %s, which %s probed during the stall", v, l.vips[0], l.peer)
+	}
+	l.waitFor("a deferral to "+l.peer, func() bool { return l.claim(l.vips[0]).State == claimDeferred })
+	if l.ann.answers(l.vips[0]) || !l.ann.answers(l.vips[1]) {
+		t.Fatalf("answers %v/%v; want only %s", l.ann.answers(l.vips[0]), l.ann.answers(l.vips[1]), l.vips[1])
 	}
 }

@@ -293,6 +293,7 @@ type agent struct {
 	selfMACs  map[string]bool          // this node's link MACs
 	live      map[string]bool          // live members at the last decision
 	stores    cacheStores              // the informer stores gather lists from (none in tests)
+	dropMark  uint64                   // the guard's dropped sightings at the last quiet batch (takeSightings)
 	liveSince map[string]time.Time     // when each live member was first seen live in a row
 	// settleUntil: after a stall that withdrew addresses, no probe starts before then.
 	settleUntil   time.Time

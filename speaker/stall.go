@@ -129,7 +129,11 @@ func (a *agent) resolveStall() {
 	sc := a.stallCheck
 	a.stallCheck = stallCheck{}
 	bound := a.takeoverBound()
-	trusted := sc.stalled <= stallTrustWire
+	// The guard drops sightings when the loop lags (a busy node, a long backlog after the stall): a dropped probe
+	// or claim may be the one that says a peer took an address, so a drop since the last quiet moment makes the
+	// wire untrustworthy, as a stall longer than stallTrustWire does.
+	dropped := a.wire.Dropped() - a.dropMark
+	trusted := sc.stalled <= stallTrustWire && dropped == 0
 	touched := func(key string) (responder, bool) {
 		if r, ok := sc.claimed[key]; ok {
 			return r, true
@@ -167,6 +171,9 @@ func (a *agent) resolveStall() {
 	case len(withdrawn) == 0:
 		a.log.Info("this process did not run for a while; no other device probed or claimed its addresses meanwhile, answering on",
 			"stalled", stalled, "bound", bound.String(), "listened", listened, "kept", kept, "probedByOthers", len(sc.probed))
+	case !trusted && dropped > 0:
+		a.log.Info("this process did not run for a while, and the guard dropped frames it could not hand over in time; stopped answering and probing every address again",
+			"stalled", stalled, "droppedFrames", dropped, "withdrawn", len(withdrawn))
 	case !trusted:
 		a.log.Info("this process did not run for longer than its wire backlog can be trusted; stopped answering and probing every address again",
 			"stalled", stalled, "trusted", stallTrustWire.String(), "withdrawn", len(withdrawn))

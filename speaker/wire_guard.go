@@ -20,6 +20,8 @@ func (g *guardWire) SetVIPs(vips []netip.Addr) { g.w.SetVIPs(vips) }
 
 func (g *guardWire) Sightings() <-chan sighting { return g.w.Observations() }
 
+func (g *guardWire) Dropped() uint64 { return g.w.Dropped() }
+
 // Probe probes vip on ifi and returns every claimant as a sighting.
 func (g *guardWire) Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) ([]sighting, error) {
 	rs, err := g.w.Probe(ctx, ifi, vip, g.pc)

@@ -81,11 +81,12 @@ type Watcher struct {
 	retryIv time.Duration
 	pacer   pacer
 
-	obs    chan Observation
-	vips   atomic.Pointer[wire.VIPSet]
-	kick   chan struct{} // wakes Run; capacity 1
-	closed chan struct{} // closed by Close
-	once   sync.Once     // closes closed
+	obs     chan Observation
+	dropped atomic.Uint64 // Observations dropped because obs was full
+	vips    atomic.Pointer[wire.VIPSet]
+	kick    chan struct{} // wakes Run; capacity 1
+	closed  chan struct{} // closed by Close
+	once    sync.Once     // closes closed
 
 	// mu guards the fields below. It is never held across a syscall, a
 	// Listen or a wait, and the frame path never takes it.
@@ -186,6 +187,10 @@ func New(cfg Config) *Watcher {
 // it: when the consumer lags and its buffer (ObservationBuffer) is full,
 // frames are dropped and counted as "overflow". It is never closed.
 func (w *Watcher) Observations() <-chan Observation { return w.obs }
+
+// Dropped is how many Observations were dropped because the consumer lagged (the "overflow" frames). A consumer
+// that judges from what it did not hear (nobody claimed an address) must know when it may have missed something.
+func (w *Watcher) Dropped() uint64 { return w.dropped.Load() }
 
 // SetVIPs replaces the set of VIPs Herald manages (cluster-wide, IPv4 and
 // IPv6; IPv4-mapped addresses count as IPv4). Frames claiming other
@@ -503,6 +508,7 @@ func (w *Watcher) deliver(l *link, c claim, outgoing bool) result {
 	select {
 	case w.obs <- o:
 	default:
+		w.dropped.Add(1)
 		return resultOverflow
 	}
 	w.sweepLocked(now)
