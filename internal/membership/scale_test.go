@@ -1,0 +1,291 @@
+package membership
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// The simulations here run many members in one process on the in-memory
+// transport (pumpTransport over memberlist.MockNetwork) with DefaultTimings
+// and the real List: memberlist, its encryption, Herald's metadata and log
+// classification. Only the network is simulated; the cores are real and
+// shared by every member, so a busy machine shows up as false suspicions.
+
+// eventLog counts what memberlist reports through List's log classification
+// (logwriter.go), per member that reported it (self) and per peer named:
+// probe failures (the reporter suspects the peer), suspicion timeouts (the
+// reporter declares the peer dead), refutations (the reporter was suspected
+// or declared dead by the peer and refuted it), and members dropped from a
+// List's view ("member left or failed": what the speaker's election sees).
+type eventLog struct {
+	mu      sync.Mutex
+	trouble map[troubleKind][]pair // in order
+	removed []pair
+}
+
+// pair is a reporting member and the peer its line names.
+type pair struct{ self, peer string }
+
+func newEventLog() *eventLog { return &eventLog{trouble: map[troubleKind][]pair{}} }
+
+// logger returns the logger for member self: it counts, and logs nothing.
+func (e *eventLog) logger(self string) logr.Logger { return logr.New(eventSink{log: e, self: self}) }
+
+func (e *eventLog) snapshot() (trouble map[troubleKind][]pair, removed []pair) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	trouble = map[troubleKind][]pair{}
+	for k, v := range e.trouble {
+		trouble[k] = slices.Clone(v)
+	}
+	return trouble, slices.Clone(e.removed)
+}
+
+// eventSink is a logr.LogSink feeding an eventLog. It enables V(1), where
+// logWriter reports every trouble line (at V(0) only the first of an
+// episode).
+type eventSink struct {
+	log  *eventLog
+	self string
+}
+
+func (s eventSink) Init(logr.RuntimeInfo)  {}
+func (s eventSink) Enabled(level int) bool { return level <= 1 }
+func (s eventSink) Error(error, string, ...any) {
+}
+func (s eventSink) WithValues(...any) logr.LogSink { return s }
+func (s eventSink) WithName(string) logr.LogSink   { return s }
+
+func (s eventSink) Info(_ int, msg string, kv ...any) {
+	val := func(key string) (string, bool) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == key {
+				v, ok := kv[i+1].(string)
+				return v, ok
+			}
+		}
+		return "", false
+	}
+	if msg == "member left or failed" {
+		if m, ok := val("member"); ok {
+			s.log.mu.Lock()
+			s.log.removed = append(s.log.removed, pair{s.self, m})
+			s.log.mu.Unlock()
+		}
+		return
+	}
+	kind, ok := val("trouble")
+	if !ok {
+		return
+	}
+	peer, _ := val("peer")
+	s.log.mu.Lock()
+	s.log.trouble[troubleKind(kind)] = append(s.log.trouble[troubleKind(kind)], pair{s.self, peer})
+	s.log.mu.Unlock()
+}
+
+// simNames returns n member names.
+func simNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%03d", i)
+	}
+	return names
+}
+
+// countedCluster starts n members whose logs go to an eventLog.
+func countedCluster(t testing.TB, n int) (*cluster, []*List, *eventLog) {
+	t.Helper()
+	names := simNames(n)
+	c := newCluster(t, names...)
+	ev := newEventLog()
+	c.mod = func(cfg *Config) { cfg.Logger = ev.logger(cfg.NodeName) }
+	return c, c.startAll(names...), ev
+}
+
+// TestStallIsSuspectedAndRefuted checks the stall model and the counting the
+// stall benchmark relies on: a member of five that stalls for 1.5 s, longer
+// than DefaultTimings' worst-case detection for five members (1.2 s), is
+// suspected and declared dead by the others; once it runs again it refutes
+// and every member sees all five again.
+func TestStallIsSuspectedAndRefuted(t *testing.T) {
+	c, ls, ev := countedCluster(t, 5)
+	victim := "m004"
+	c.tr[victim].stall(1500 * time.Millisecond)
+	c.waitAllSee(ls, simNames(5))
+	trouble, removed := ev.snapshot()
+	count := func(ps []pair, self, peer string) int { // "" matches any
+		n := 0
+		for _, p := range ps {
+			if (self == "" || p.self == self) && (peer == "" || p.peer == peer) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(trouble[troubleProbeFailed], "", victim); n == 0 {
+		t.Errorf("nobody suspected the stalled member: %v", trouble)
+	}
+	if n := count(trouble[troubleDeclaredDead], "", victim); n == 0 {
+		t.Errorf("nobody declared the stalled member dead: %v", trouble)
+	}
+	if n := count(removed, "", victim); n == 0 {
+		t.Errorf("no member dropped the stalled member from its view: %v", removed)
+	}
+	if n := count(trouble[troubleSuspected], victim, ""); n == 0 {
+		t.Errorf("the stalled member did not refute: %v", trouble)
+	}
+	for _, p := range removed {
+		if p.peer != victim {
+			t.Errorf("%s dropped %s, which never stalled", p.self, p.peer)
+		}
+	}
+}
+
+// BenchmarkGossip measures what each member sends in an idle cluster with
+// DefaultTimings: UDP (probes, acks; gossip only while something changes)
+// and TCP (push/pull anti-entropy, every 10 s, scaled by memberlist to every
+// 30 s from 33 members and 60 s from 1,025). The window covers two scaled
+// push/pull intervals. Figures are encrypted memberlist payload, before
+// UDP/TCP/IP headers (28 bytes a packet over IPv4 UDP).
+func BenchmarkGossip(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		window time.Duration
+	}{{5, 20 * time.Second}, {100, 60 * time.Second}} {
+		b.Run(fmt.Sprintf("members=%d", bc.n), func(b *testing.B) {
+			c, _, _ := countedCluster(b, bc.n)
+			names := simNames(bc.n)
+			time.Sleep(2 * time.Second) // the join's gossip dies down
+			var perNode, udpRate, tcpRate, pktRate []float64
+			for range b.N {
+				type sample struct{ pkts, udp, tcp int64 }
+				read := func() map[string]sample {
+					m := map[string]sample{}
+					for _, n := range names {
+						tr := c.tr[n]
+						m[n] = sample{tr.packetsOut.Load(), tr.bytesOut.Load(), tr.streamBytes.Load()}
+					}
+					return m
+				}
+				before, start := read(), time.Now()
+				time.Sleep(bc.window) // the measurement window, not a synchronisation
+				after, secs := read(), time.Since(start).Seconds()
+				for _, n := range names {
+					d := sample{after[n].pkts - before[n].pkts, after[n].udp - before[n].udp, after[n].tcp - before[n].tcp}
+					perNode = append(perNode, float64(d.udp+d.tcp)/secs)
+					udpRate = append(udpRate, float64(d.udp)/secs)
+					tcpRate = append(tcpRate, float64(d.tcp)/secs)
+					pktRate = append(pktRate, float64(d.pkts)/secs)
+				}
+			}
+			mean := func(xs []float64) float64 {
+				s := 0.0
+				for _, x := range xs {
+					s += x
+				}
+				return s / float64(len(xs))
+			}
+			slices.Sort(perNode)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(mean(perNode), "B/s-per-node")
+			b.ReportMetric(perNode[len(perNode)/2], "p50-B/s")
+			b.ReportMetric(perNode[len(perNode)-1], "max-B/s")
+			b.ReportMetric(mean(udpRate), "udp-B/s")
+			b.ReportMetric(mean(tcpRate), "tcp-B/s")
+			b.ReportMetric(mean(pktRate), "udp-pkts/s")
+		})
+	}
+}
+
+// BenchmarkStalls counts false suspicions in a cluster of 100 members where
+// 10 of them, chosen at random, each stall (pumpTransport.stall: no packet
+// in or out for 200 ms, see there for what the model misses) at random
+// moments, one stall a second on average (exponential gaps), for a minute;
+// and, as the baseline the simulation itself causes, the same minute with
+// no stalls. No member crashes, so every suspicion and every death is
+// false. It reports: suspicions raised (a probe of a member failed), of
+// them of a stalled member; deaths declared (a suspicion timed out);
+// refutations; and removals, the times a member dropped a member that
+// never crashed from its view (each moves that member's addresses on the
+// node that dropped it).
+func BenchmarkStalls(b *testing.B) {
+	const (
+		n        = 100
+		stallFor = 200 * time.Millisecond
+		meanGap  = time.Second
+		window   = time.Minute
+	)
+	for _, pct := range []int{0, 10} {
+		b.Run(fmt.Sprintf("members=%d/stalled=%d%%", n, pct), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(14, 5))
+			c, _, ev := countedCluster(b, n)
+			names := simNames(n)
+			time.Sleep(2 * time.Second) // the join's gossip dies down
+			stallers := map[string]bool{}
+			for _, i := range rng.Perm(n)[:n*pct/100] {
+				stallers[names[i]] = true
+			}
+			trouble0, removed0 := ev.snapshot()
+			var stalls atomic.Int64
+			start := time.Now()
+			for range b.N {
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for name := range stallers {
+					seed := rng.Uint64()
+					wg.Go(func() {
+						r := rand.New(rand.NewPCG(seed, 1))
+						for {
+							select {
+							case <-stop:
+								return
+							case <-time.After(time.Duration(r.ExpFloat64() * float64(meanGap))):
+							}
+							c.tr[name].stall(stallFor)
+							stalls.Add(1)
+						}
+					})
+				}
+				time.Sleep(window)
+				close(stop)
+				wg.Wait()
+			}
+			elapsed := time.Since(start)
+			time.Sleep(3 * time.Second) // late reports of the last stalls
+			trouble, removed := ev.snapshot()
+			since := func(ps, before []pair) []pair { return ps[len(before):] }
+			suspicions := since(trouble[troubleProbeFailed], trouble0[troubleProbeFailed])
+			ofStalled := 0
+			for _, p := range suspicions {
+				if stallers[p.peer] {
+					ofStalled++
+				}
+			}
+			removedNow := since(removed, removed0)
+			dropped := map[string]bool{}
+			for _, p := range removedNow {
+				dropped[p.peer] = true
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(elapsed.Seconds(), "seconds")
+			b.ReportMetric(float64(stalls.Load()), "stalls")
+			b.ReportMetric(float64(len(suspicions)), "suspicions")
+			b.ReportMetric(float64(ofStalled), "suspicions-of-stalled")
+			b.ReportMetric(float64(len(since(trouble[troubleDeclaredDead], trouble0[troubleDeclaredDead]))), "deaths")
+			b.ReportMetric(float64(len(since(trouble[troubleSuspected], trouble0[troubleSuspected]))), "refutations")
+			b.ReportMetric(float64(len(removedNow)), "removals")
+			b.ReportMetric(float64(len(dropped)), "members-dropped")
+			if len(dropped) > 0 {
+				b.Logf("members dropped from some view: %v", dropped)
+			}
+		})
+	}
+}
