@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +92,16 @@ func (s eventSink) Info(_ int, msg string, kv ...any) {
 	s.log.mu.Unlock()
 }
 
+// cpuTime is the CPU time this process has used (user and system): the
+// simulation's own cost, to compare with the cores the machine has.
+func cpuTime(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // simNames returns n member names.
 func simNames(n int) []string {
 	names := make([]string, n)
@@ -165,6 +176,7 @@ func BenchmarkGossip(b *testing.B) {
 			names := simNames(bc.n)
 			time.Sleep(2 * time.Second) // the join's gossip dies down
 			var perNode, udpRate, tcpRate, pktRate []float64
+			cpu0, wall0 := cpuTime(b), time.Now()
 			for range b.N {
 				type sample struct{ pkts, udp, tcp int64 }
 				read := func() map[string]sample {
@@ -201,6 +213,7 @@ func BenchmarkGossip(b *testing.B) {
 			b.ReportMetric(mean(udpRate), "udp-B/s")
 			b.ReportMetric(mean(tcpRate), "tcp-B/s")
 			b.ReportMetric(mean(pktRate), "udp-pkts/s")
+			b.ReportMetric(100*float64(cpuTime(b)-cpu0)/float64(time.Since(wall0)), "sim-cpu-%")
 		})
 	}
 }
@@ -235,7 +248,7 @@ func BenchmarkStalls(b *testing.B) {
 			}
 			trouble0, removed0 := ev.snapshot()
 			var stalls atomic.Int64
-			start := time.Now()
+			cpu0, start := cpuTime(b), time.Now()
 			for range b.N {
 				stop := make(chan struct{})
 				var wg sync.WaitGroup
@@ -259,6 +272,7 @@ func BenchmarkStalls(b *testing.B) {
 				wg.Wait()
 			}
 			elapsed := time.Since(start)
+			cpu := 100 * float64(cpuTime(b)-cpu0) / float64(elapsed)
 			time.Sleep(3 * time.Second) // late reports of the last stalls
 			trouble, removed := ev.snapshot()
 			since := func(ps, before []pair) []pair { return ps[len(before):] }
@@ -275,7 +289,6 @@ func BenchmarkStalls(b *testing.B) {
 				dropped[p.peer] = true
 			}
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(elapsed.Seconds(), "seconds")
 			b.ReportMetric(float64(stalls.Load()), "stalls")
 			b.ReportMetric(float64(len(suspicions)), "suspicions")
 			b.ReportMetric(float64(ofStalled), "suspicions-of-stalled")
@@ -283,6 +296,7 @@ func BenchmarkStalls(b *testing.B) {
 			b.ReportMetric(float64(len(since(trouble[troubleSuspected], trouble0[troubleSuspected]))), "refutations")
 			b.ReportMetric(float64(len(removedNow)), "removals")
 			b.ReportMetric(float64(len(dropped)), "members-dropped")
+			b.ReportMetric(cpu, "sim-cpu-%")
 			if len(dropped) > 0 {
 				b.Logf("members dropped from some view: %v", dropped)
 			}
