@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	goruntime "runtime"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	heraldv1 "github.com/heraldlb/herald/api/v1alpha1"
+	"github.com/heraldlb/herald/internal/election"
 	"github.com/heraldlb/herald/internal/iface"
 	"github.com/heraldlb/herald/internal/membership"
 )
@@ -191,5 +193,58 @@ func checkWins(b *testing.B, a *agent, node string, want bool) {
 	}
 	if (n > 0) != want {
 		b.Fatalf("%s wins %d of %d addresses after the event", node, n, len(a.plan.Groups))
+	}
+}
+
+// BenchmarkDecide10kServicesByNodes: the decision at 100 and at 1,000 Nodes, all live members, for the write-up
+// of how the defaults scale (docs/concepts.md). cold is the first decision, which hashes every (address, node)
+// pair into the election table; it reports the heap the table then holds. warm is every later decision with
+// nothing changed.
+func BenchmarkDecide10kServicesByNodes(b *testing.B) {
+	const svcs = 10000
+	heap := func() uint64 {
+		goruntime.GC()
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, nodes := range []int{100, 1000} {
+		var live []string
+		var ns []*corev1.Node
+		for i := range nodes {
+			n := fmt.Sprintf("node%04d", i)
+			live = append(live, n)
+			ns = append(ns, ptNode(n))
+		}
+		in := ptInputs(live[0], live, ns)
+		in.Links = []iface.Link{{Index: 2, Name: "eth0", Up: true, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/15")}}}
+		in.Pools = []*heraldv1.IPAddressPool{ptPool("p", 1, "198.18.0.0/15")}
+		in.Advs = []*heraldv1.L2Advertisement{ptAdv("all")}
+		for i := range svcs {
+			in.Services = append(in.Services, ptSvc(fmt.Sprintf("s%05d", i), fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)))
+		}
+		b.Run(fmt.Sprintf("nodes=%d/cold", nodes), func(b *testing.B) {
+			var held uint64
+			for range b.N {
+				before := heap()
+				table := election.NewTable()
+				decide(in, table)
+				b.StopTimer()
+				held = heap() - before
+				goruntime.KeepAlive(table)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(held)/(1<<20), "table-MiB")
+		})
+		b.Run(fmt.Sprintf("nodes=%d/warm", nodes), func(b *testing.B) {
+			table := election.NewTable()
+			decide(in, table)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				decide(in, table)
+			}
+		})
 	}
 }
