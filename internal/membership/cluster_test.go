@@ -336,8 +336,9 @@ func (c *cluster) waitAllSee(ls []*List, names []string) {
 	c.t.Helper()
 	// Generous: a member that misses the join gossip under heavy CPU
 	// contention learns the rest at its next push/pull (10s, 30s from 33
-	// members on).
-	deadline := time.Now().Add(45 * time.Second)
+	// members on; five times that in the slow-motion runs), and a hundred
+	// members joining at once take a minute to settle on two cores.
+	deadline := time.Now().Add(3 * time.Minute)
 	for _, l := range ls {
 		for l.NumMembers() != len(names) && time.Now().Before(deadline) {
 			time.Sleep(2 * time.Millisecond)

@@ -92,6 +92,54 @@ func (s eventSink) Info(_ int, msg string, kv ...any) {
 	s.log.mu.Unlock()
 }
 
+// dilated returns DefaultTimings with every interval and timeout k times
+// longer: the same protocol in slow motion. Every delay memberlist derives
+// (probe deadlines, suspicion timeouts, gossip and push/pull rounds) is a
+// multiple of these, so a time measured in a dilated run, divided by k, is
+// the time with DefaultTimings, and a rate multiplied by k is the rate with
+// DefaultTimings, provided the simulation's own delays (scheduling on a
+// shared machine) stay small next to the dilated intervals. That is why the
+// 100-member runs use k = 5: at k = 1 the hundred members in one process
+// need more than two cores while they join, fall behind their 50 ms probe
+// timeouts, declare each other dead and never settle (seen on this machine,
+// idle apart from the simulation); at k = 5 they settle within a minute and
+// then run without a false suspicion on a tenth of a core.
+func dilated(k int) Timings {
+	t := DefaultTimings()
+	d := time.Duration(k)
+	t.ProbeInterval *= d
+	t.ProbeTimeout *= d
+	t.GossipInterval *= d
+	t.PushPullInterval *= d
+	t.TCPTimeout *= d
+	return t
+}
+
+// waitQuiet waits until every one of ls has seen all of them, without a
+// change, for 2k seconds: the join's false suspicions are over.
+func waitQuiet(t testing.TB, c *cluster, ls []*List, k int) {
+	t.Helper()
+	quiet := time.Duration(2*k) * time.Second
+	deadline := time.Now().Add(3 * time.Minute)
+	var since time.Time
+	for time.Now().Before(deadline) {
+		all := true
+		for _, l := range ls {
+			all = all && l.NumMembers() == len(ls)
+		}
+		switch {
+		case !all:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= quiet:
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the %d members did not see each other, unchanged, for %v within 3 minutes", len(ls), quiet)
+}
+
 // cpuTime is the CPU time this process has used (user and system): the
 // simulation's own cost, to compare with the cores the machine has.
 func cpuTime(t testing.TB) time.Duration {
@@ -111,14 +159,17 @@ func simNames(n int) []string {
 	return names
 }
 
-// countedCluster starts n members whose logs go to an eventLog.
-func countedCluster(t testing.TB, n int) (*cluster, []*List, *eventLog) {
+// countedCluster starts n members with DefaultTimings dilated k times,
+// whose logs go to an eventLog, and waits until they are quiet.
+func countedCluster(t testing.TB, n, k int) (*cluster, []*List, *eventLog) {
 	t.Helper()
 	names := simNames(n)
 	c := newCluster(t, names...)
 	ev := newEventLog()
-	c.mod = func(cfg *Config) { cfg.Logger = ev.logger(cfg.NodeName) }
-	return c, c.startAll(names...), ev
+	c.mod = func(cfg *Config) { cfg.Logger = ev.logger(cfg.NodeName); cfg.Timings = dilated(k) }
+	ls := c.startAll(names...)
+	waitQuiet(t, c, ls, k)
+	return c, ls, ev
 }
 
 // TestStallIsSuspectedAndRefuted checks the stall model and the counting the
@@ -127,7 +178,7 @@ func countedCluster(t testing.TB, n int) (*cluster, []*List, *eventLog) {
 // suspected and declared dead by the others; once it runs again it refutes
 // and every member sees all five again.
 func TestStallIsSuspectedAndRefuted(t *testing.T) {
-	c, ls, ev := countedCluster(t, 5)
+	c, ls, ev := countedCluster(t, 5, 1)
 	victim := "m004"
 	c.tr[victim].stall(1500 * time.Millisecond)
 	c.waitAllSee(ls, simNames(5))
@@ -164,17 +215,20 @@ func TestStallIsSuspectedAndRefuted(t *testing.T) {
 // DefaultTimings: UDP (probes, acks; gossip only while something changes)
 // and TCP (push/pull anti-entropy, every 10 s, scaled by memberlist to every
 // 30 s from 33 members and 60 s from 1,025). The window covers two scaled
-// push/pull intervals. Figures are encrypted memberlist payload, before
-// UDP/TCP/IP headers (28 bytes a packet over IPv4 UDP).
+// push/pull intervals at 5 members; at 100, which run in slow motion (k = 5,
+// see dilated) and whose rates are multiplied by 5, it covers two thirds of
+// one (memberlist staggers each member's push/pull at random, so the mean
+// over members is still the rate; a single member's is not). Figures are
+// encrypted memberlist payload, before UDP/TCP/IP headers (28 bytes a packet
+// over IPv4 UDP).
 func BenchmarkGossip(b *testing.B) {
 	for _, bc := range []struct {
-		n      int
-		window time.Duration
-	}{{5, 20 * time.Second}, {100, 60 * time.Second}} {
-		b.Run(fmt.Sprintf("members=%d", bc.n), func(b *testing.B) {
-			c, _, _ := countedCluster(b, bc.n)
+		n, k   int
+		window time.Duration // in the dilated time
+	}{{5, 1, 20 * time.Second}, {100, 5, 100 * time.Second}} {
+		b.Run(fmt.Sprintf("members=%d/time=%dx", bc.n, bc.k), func(b *testing.B) {
+			c, _, _ := countedCluster(b, bc.n, bc.k)
 			names := simNames(bc.n)
-			time.Sleep(2 * time.Second) // the join's gossip dies down
 			var perNode, udpRate, tcpRate, pktRate []float64
 			cpu0, wall0 := cpuTime(b), time.Now()
 			for range b.N {
@@ -189,7 +243,7 @@ func BenchmarkGossip(b *testing.B) {
 				}
 				before, start := read(), time.Now()
 				time.Sleep(bc.window) // the measurement window, not a synchronisation
-				after, secs := read(), time.Since(start).Seconds()
+				after, secs := read(), time.Since(start).Seconds()/float64(bc.k)
 				for _, n := range names {
 					d := sample{after[n].pkts - before[n].pkts, after[n].udp - before[n].udp, after[n].tcp - before[n].tcp}
 					perNode = append(perNode, float64(d.udp+d.tcp)/secs)
@@ -213,7 +267,7 @@ func BenchmarkGossip(b *testing.B) {
 			b.ReportMetric(mean(udpRate), "udp-B/s")
 			b.ReportMetric(mean(tcpRate), "tcp-B/s")
 			b.ReportMetric(mean(pktRate), "udp-pkts/s")
-			b.ReportMetric(100*float64(cpuTime(b)-cpu0)/float64(time.Since(wall0)), "sim-cpu-%")
+			b.ReportMetric(100*float64(cpuTime(b)-cpu0)/float64(time.Since(wall0)), "sim-cpu-%") // in real time
 		})
 	}
 }
@@ -221,9 +275,10 @@ func BenchmarkGossip(b *testing.B) {
 // BenchmarkStalls counts false suspicions in a cluster of 100 members where
 // 10 of them, chosen at random, each stall (pumpTransport.stall: no packet
 // in or out for 200 ms, see there for what the model misses) at random
-// moments, one stall a second on average (exponential gaps), for a minute;
-// and, as the baseline the simulation itself causes, the same minute with
-// no stalls. No member crashes, so every suspicion and every death is
+// moments, one stall a second on average (exponential gaps), for 24 s; and,
+// as the baseline the simulation itself causes, the same 24 s with no
+// stalls. It runs in slow motion (k = 5, see dilated): the stalls last 1 s,
+// 5 s apart on average, for 2 minutes of real time. No member crashes, so every suspicion and every death is
 // false. It reports: suspicions raised (a probe of a member failed), of
 // them of a stalled member; deaths declared (a suspicion timed out);
 // refutations; and removals, the times a member dropped a member that
@@ -232,16 +287,16 @@ func BenchmarkGossip(b *testing.B) {
 func BenchmarkStalls(b *testing.B) {
 	const (
 		n        = 100
-		stallFor = 200 * time.Millisecond
-		meanGap  = time.Second
-		window   = time.Minute
+		k        = 5
+		stallFor = k * 200 * time.Millisecond
+		meanGap  = k * time.Second
+		window   = k * 24 * time.Second
 	)
 	for _, pct := range []int{0, 10} {
-		b.Run(fmt.Sprintf("members=%d/stalled=%d%%", n, pct), func(b *testing.B) {
+		b.Run(fmt.Sprintf("members=%d/time=%dx/stalled=%d%%", n, k, pct), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(14, 5))
-			c, _, ev := countedCluster(b, n)
+			c, _, ev := countedCluster(b, n, k)
 			names := simNames(n)
-			time.Sleep(2 * time.Second) // the join's gossip dies down
 			stallers := map[string]bool{}
 			for _, i := range rng.Perm(n)[:n*pct/100] {
 				stallers[names[i]] = true
@@ -273,7 +328,7 @@ func BenchmarkStalls(b *testing.B) {
 			}
 			elapsed := time.Since(start)
 			cpu := 100 * float64(cpuTime(b)-cpu0) / float64(elapsed)
-			time.Sleep(3 * time.Second) // late reports of the last stalls
+			time.Sleep(k * 3 * time.Second) // late reports of the last stalls
 			trouble, removed := ev.snapshot()
 			since := func(ps, before []pair) []pair { return ps[len(before):] }
 			suspicions := since(trouble[troubleProbeFailed], trouble0[troubleProbeFailed])
