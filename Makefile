@@ -53,7 +53,7 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3 hours; the lab ones need root).
+bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3.5 hours; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
