@@ -53,12 +53,13 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3 hours; the lab ones need root).
+bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3.5 hours; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
-	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
+	$(GO) test -run '^$$' -bench Detection -benchtime 20x -count 1 -timeout 30m ./internal/membership/ # 5 and 100 members, 20 removals each, about 15 minutes
+	$(GO) test -run '^$$' -bench 'Gossip|Stalls' -benchtime 1x -count 1 -timeout 30m ./internal/membership/ # 100 members simulated in slow motion, about 10 minutes
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
 
 .PHONY: realnodes

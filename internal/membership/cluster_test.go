@@ -55,7 +55,8 @@ func macFor(name string) net.HardwareAddr {
 // goroutine that reads packets, so two members pinging each other at the
 // same moment block each other forever; a real UDP socket has a buffer and
 // drops when it is full, and so does this. A dead pumpTransport (a crashed
-// host) drops packets and closes incoming streams.
+// host) drops packets and closes incoming streams. A stalled one (stall)
+// holds what arrives and what its member sends until the stall ends.
 type pumpTransport struct {
 	*memberlist.MockTransport
 	packets   chan *memberlist.Packet
@@ -63,6 +64,15 @@ type pumpTransport struct {
 	dead      atomic.Bool
 	packetsIn atomic.Int64 // packets delivered to memberlist
 	bytesIn   atomic.Int64 // their bytes
+	// What the member sent: packets (UDP) and their bytes, and the bytes it
+	// wrote on streams (TCP: joins, push/pull, fallback pings), whichever
+	// side opened them. All encrypted memberlist payload, before headers.
+	packetsOut  atomic.Int64
+	bytesOut    atomic.Int64
+	streamBytes atomic.Int64
+
+	stalled atomic.Bool   // see stall
+	resume  chan struct{} // capacity 1: a stall ended, deliver what was held
 
 	gateMu sync.Mutex    // guards gate
 	gate   chan struct{} // when not nil, sends wait until it is closed
@@ -99,53 +109,132 @@ func (t *pumpTransport) waitGate() {
 	}
 }
 
+// stall models the member's process not running for d: from outside, a
+// SIGSTOP, a long GC pause or a CPU quota exhausted. Packets that arrive
+// meanwhile are held, as a socket buffer holds them, up to the channel's
+// capacity, and delivered when it ends; so are incoming streams (the
+// kernel completes TCP handshakes for a stopped process). Everything the
+// member sends waits (blockSends), so its probes, acks, gossip and
+// push/pull stall in their sends. What this does not stop: memberlist's
+// timers keep firing in the stalled member (a suspicion timer may expire,
+// a probe's ack timeout passes), work that sends nothing still runs, and
+// the whole simulation shares one machine's cores, so healthy members also
+// run late when it is busy. stall returns when the stall has ended.
+func (t *pumpTransport) stall(d time.Duration) {
+	t.blockSends()
+	t.stalled.Store(true)
+	time.Sleep(d)
+	t.stalled.Store(false)
+	t.unblockSends()
+	select {
+	case t.resume <- struct{}{}:
+	default:
+	}
+}
+
 func (t *pumpTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	t.waitGate()
+	t.packetsOut.Add(1)
+	t.bytesOut.Add(int64(len(b)))
 	return t.MockTransport.WriteTo(b, addr)
 }
 
 func (t *pumpTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	t.waitGate()
+	t.packetsOut.Add(1)
+	t.bytesOut.Add(int64(len(b)))
 	return t.MockTransport.WriteToAddress(b, a)
 }
 
 func (t *pumpTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	t.waitGate()
-	return t.MockTransport.DialTimeout(addr, timeout)
+	return t.counted(t.MockTransport.DialTimeout(addr, timeout))
 }
 
 func (t *pumpTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	t.waitGate()
-	return t.MockTransport.DialAddressTimeout(a, timeout)
+	return t.counted(t.MockTransport.DialAddressTimeout(a, timeout))
+}
+
+func (t *pumpTransport) counted(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, n: &t.streamBytes}, nil
+}
+
+// countingConn adds the bytes written on a stream to n.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func (t *pumpTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 func (t *pumpTransport) StreamCh() <-chan net.Conn           { return t.streams }
 
 func (t *pumpTransport) pump(stop <-chan struct{}) {
+	var heldPackets []*memberlist.Packet // arrived during a stall
+	var heldConns []net.Conn
+	deliver := func(p *memberlist.Packet) {
+		select {
+		case t.packets <- p:
+			t.packetsIn.Add(1)
+			t.bytesIn.Add(int64(len(p.Buf)))
+		default: // buffer full: dropped, as UDP would be
+		}
+	}
+	accept := func(conn net.Conn) {
+		select {
+		case t.streams <- countingConn{Conn: conn, n: &t.streamBytes}:
+		default:
+			conn.Close()
+		}
+	}
 	for {
+		// Until the pump has handed over what a stall held, newer arrivals
+		// queue behind it.
+		holding := t.stalled.Load() || len(heldPackets) > 0 || len(heldConns) > 0
 		select {
 		case <-stop:
+			for _, c := range heldConns {
+				c.Close()
+			}
 			return
-		case p := <-t.MockTransport.PacketCh():
-			if t.dead.Load() {
+		case <-t.resume:
+			if t.stalled.Load() {
 				continue
 			}
-			select {
-			case t.packets <- p:
-				t.packetsIn.Add(1)
-				t.bytesIn.Add(int64(len(p.Buf)))
-			default: // buffer full: dropped, as UDP would be
+			for _, p := range heldPackets {
+				deliver(p)
+			}
+			for _, c := range heldConns {
+				accept(c)
+			}
+			heldPackets, heldConns = nil, nil
+		case p := <-t.MockTransport.PacketCh():
+			switch {
+			case t.dead.Load():
+			case holding:
+				if len(heldPackets) < cap(t.packets) { // beyond: the socket buffer is full
+					heldPackets = append(heldPackets, p)
+				}
+			default:
+				deliver(p)
 			}
 		case conn := <-t.MockTransport.StreamCh():
-			if t.dead.Load() {
+			switch {
+			case t.dead.Load():
 				conn.Close()
-				continue
-			}
-			select {
-			case t.streams <- conn:
+			case holding:
+				heldConns = append(heldConns, conn)
 			default:
-				conn.Close()
+				accept(conn)
 			}
 		}
 	}
@@ -182,6 +271,7 @@ func newCluster(t testing.TB, names ...string) *cluster {
 			MockTransport: c.net.NewTransport(n),
 			packets:       make(chan *memberlist.Packet, 1024),
 			streams:       make(chan net.Conn, 64),
+			resume:        make(chan struct{}, 1),
 		}
 		c.tr[n] = tr
 		c.wg.Go(func() { tr.pump(c.stop) })
@@ -235,15 +325,31 @@ func (c *cluster) startAll(names ...string) []*List {
 			c.t.Fatalf("Join: %d, %v", n, err)
 		}
 	}
-	want := c.members(names...)
-	for i, l := range ls {
-		// Generous: a member that misses the join gossip under heavy CPU
-		// contention learns the rest at its next push/pull (10s).
-		eventually(c.t, 25*time.Second, func() string {
-			return cmp.Diff(want, l.Members(), cmpAddr)
-		}, "%s sees all members", names[i])
-	}
+	c.waitAllSee(ls, names)
 	return ls
+}
+
+// waitAllSee waits until each of ls sees exactly the named members, with
+// their addresses and MACs. It first waits for the counts, which is cheap
+// with a hundred members, then compares.
+func (c *cluster) waitAllSee(ls []*List, names []string) {
+	c.t.Helper()
+	// Generous: a member that misses the join gossip under heavy CPU
+	// contention learns the rest at its next push/pull (10s, 30s from 33
+	// members on; five times that in the slow-motion runs), and a hundred
+	// members joining at once take a minute to settle on two cores.
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, l := range ls {
+		for l.NumMembers() != len(names) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	want := c.members(names...)
+	for _, l := range ls {
+		eventually(c.t, time.Until(deadline)+time.Second, func() string {
+			return cmp.Diff(want, l.Members(), cmpAddr)
+		}, "%s sees all members", l.LocalMember().Name)
+	}
 }
 
 // addr returns the "host:port" of member name on the mock network.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,36 +253,45 @@ func TestChanged(t *testing.T) {
 	}
 }
 
-// measureRemoval stops member victim (by stop) and returns how long until
-// no other member lists it any more. It then checks that the survivors
-// agree on the rest: under heavy CPU contention (the race detector on a
-// shared machine) a survivor may be falsely suspected for a while, the
-// trade-off the package documentation describes, so that check waits.
+// measureRemoval starts a cluster of the named members, stops the last one
+// (by stop) and returns how long until no other member lists it any more.
+// It then checks that the survivors agree on the rest: under heavy CPU
+// contention (the race detector on a shared machine) a survivor may be
+// falsely suspected for a while, the trade-off the package documentation
+// describes, so that check waits.
 func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim string)) time.Duration {
 	c := newCluster(t, names...)
 	ls := c.startAll(names...)
 	defer c.close()
 	victim := names[len(names)-1]
 	survivors := ls[:len(ls)-1]
+	_, last := removal(t, c, survivors, victim, stop)
 	want := c.members(names[:len(names)-1]...)
-	lists := func(l *List, name string) bool {
-		for _, m := range l.Members() {
-			if m.Name == name {
-				return true
-			}
-		}
-		return false
+	for i, l := range survivors {
+		eventually(t, 20*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "%s sees the survivors", names[i])
 	}
+	return last
+}
 
+// removal stops member victim of a running cluster (by stop) and returns
+// how long until the first and the last of survivors no longer list it.
+func removal(t testing.TB, c *cluster, survivors []*List, victim string, stop func(c *cluster, victim string)) (first, last time.Duration) {
+	t.Helper()
+	lists := func(l *List) bool { // cheaper than Members, which copies and sorts them all
+		l.viewMu.Lock()
+		defer l.viewMu.Unlock()
+		_, ok := l.view[victim]
+		return ok
+	}
 	start := time.Now()
 	stop(c, victim)
 	seen := make([]time.Duration, len(survivors))
-	deadline := start.Add(10 * time.Second)
+	deadline := start.Add(30 * time.Second) // generous: the slow-motion runs take five times longer
 	for {
 		done := true
 		for i, l := range survivors {
 			if seen[i] == 0 {
-				if !lists(l, victim) {
+				if !lists(l) {
 					seen[i] = time.Since(start)
 				} else {
 					done = false
@@ -291,35 +302,21 @@ func measureRemoval(t testing.TB, names []string, stop func(c *cluster, victim s
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s, survivors still see %v", func() []string {
-				var s []string
-				for _, l := range survivors {
-					s = append(s, memberNames(l.Members()))
+			var still []string
+			for i, l := range survivors {
+				if seen[i] == 0 {
+					still = append(still, l.LocalMember().Name)
 				}
-				return s
-			}())
+			}
+			t.Fatalf("after 30s, %d survivors still list %s: %v", len(still), victim, still)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	for i, l := range survivors {
-		eventually(t, 20*time.Second, func() string { return cmp.Diff(want, l.Members(), cmpAddr) }, "%s sees the survivors", names[i])
+	first, last = slices.Min(seen), slices.Max(seen)
+	if len(survivors) <= 10 {
+		t.Logf("%s removed; first survivor noticed after %v, last after %v (each: %v)", victim, first, last, seen)
 	}
-	var last time.Duration
-	for _, d := range seen {
-		last = max(last, d)
-	}
-	t.Logf("%s removed; first survivor noticed after %v, last after %v (each: %v)", victim, minDuration(seen...), last, seen)
-	return last
-}
-
-func minDuration(ds ...time.Duration) time.Duration {
-	m := ds[0]
-	for _, d := range ds[1:] {
-		if d < m {
-			m = d
-		}
-	}
-	return m
+	return first, last
 }
 
 func crashMember(c *cluster, victim string) { c.crash(victim) }
@@ -391,29 +388,91 @@ func TestGracefulLeave(t *testing.T) {
 	t.Logf("graceful leave with DefaultTimings, 5 members: %v", d)
 }
 
-// BenchmarkDetection reports crash and leave detection in a 5-member
-// cluster with DefaultTimings. Run with -benchtime=Nx; each iteration takes
-// about a second.
+// BenchmarkDetection reports how long after a member crashes (or leaves)
+// every other member has dropped it, with DefaultTimings, in clusters of 5
+// and 100 members on the in-memory transport. Each iteration removes one
+// member of the same running cluster, then starts a new member in its place
+// and waits until everyone sees it, so every removal happens at the stated
+// size. The 100-member cluster runs in slow motion (dilated: every interval
+// and timeout of DefaultTimings five times longer) and its times are
+// divided by five, because 100 members at full speed need more than this
+// machine's two cores (see dilated). Run with -benchtime=Nx: N removals per
+// case (with 20x, p99 is the worst of the 20).
 func BenchmarkDetection(b *testing.B) {
 	for _, bc := range []struct {
+		n, k int // members, time dilation
 		name string
 		stop func(*cluster, string)
 	}{
-		{"crash", crashMember},
-		{"leave", leaveMember},
+		{5, 1, "crash", crashMember},
+		{5, 1, "leave", leaveMember},
+		{100, 5, "crash", crashMember},
+		{100, 5, "leave", leaveMember},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			var total, worst time.Duration
-			for range b.N {
-				d := measureRemoval(b, five, bc.stop)
+		b.Run(fmt.Sprintf("members=%d/time=%dx/%s", bc.n, bc.k, bc.name), func(b *testing.B) {
+			first, last := removals(b, bc.n, b.N, bc.k, bc.stop)
+			var total time.Duration
+			for _, d := range last {
 				total += d
-				worst = max(worst, d)
 			}
-			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/detection")
-			b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
+			b.ReportMetric(0, "ns/op") // wall time per iteration includes the replacement: meaningless
+			b.ReportMetric(float64(total.Milliseconds())/float64(len(last)), "ms/detection")
+			b.ReportMetric(millis(percentile(last, 50)), "p50-ms")
+			b.ReportMetric(millis(percentile(last, 99)), "p99-ms")
+			b.ReportMetric(millis(slices.Max(last)), "worst-ms")
+			b.ReportMetric(millis(percentile(first, 50)), "first-p50-ms")
+			if bc.name == "crash" {
+				typical, upper := DefaultTimings().DetectionTime(bc.n)
+				b.Logf("%d members, %d crashes: last survivor %v; estimate typical %v, upper %v", bc.n, len(last), last, typical, upper)
+			}
 		})
 	}
 }
+
+// removals starts a cluster of n members with DefaultTimings dilated k
+// times and removes runs of them one after the other (by stop), each time
+// starting a new member in the removed one's place, and returns, per
+// removal, how long until the first and until the last survivor dropped
+// it, divided by k.
+func removals(t testing.TB, n, runs, k int, stop func(*cluster, string)) (first, last []time.Duration) {
+	names := simNames(n + runs)
+	c := newCluster(t, names...)
+	defer c.close()
+	c.mod = func(cfg *Config) { cfg.Timings = dilated(k) }
+	live := c.startAll(names[:n]...)
+	liveNames := slices.Clone(names[:n])
+	if k > 1 {
+		waitQuiet(t, c, live, k)
+	}
+	for i := range runs {
+		victim, survivors := liveNames[0], live[1:]
+		f, l := removal(t, c, survivors, victim, stop)
+		first, last = append(first, f/time.Duration(k)), append(last, l/time.Duration(k))
+
+		spare := names[n+i]
+		nl := c.start(c.config(spare))
+		if j, err := nl.Join([]string{c.addr(liveNames[1])}); err != nil || j != 1 {
+			t.Fatalf("%s joining: %d, %v", spare, j, err)
+		}
+		live = append(slices.Clone(survivors), nl)
+		liveNames = append(liveNames[1:], spare)
+		c.waitAllSee(live, liveNames)
+		// Let the join's gossip die down: the next removal starts from a
+		// quiet cluster, as a crash in the field does.
+		time.Sleep(time.Duration(k) * time.Second)
+	}
+	return first, last
+}
+
+// percentile returns the p-th percentile of ds by the nearest-rank method
+// (of 20 samples, p99 is the largest).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func TestLeaveAndClose(t *testing.T) {
 	c := newCluster(t, "a", "b", "c")
