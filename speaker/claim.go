@@ -104,6 +104,13 @@ type holderView struct {
 // speaker sent before it stopped to drain, short beside a failover (memberlist's detection is about 0.5 s).
 const recheckDelay = 100 * time.Millisecond
 
+// partitionRetry caps the backoff of a claim deferred to a speaker that still answers but is not a live member
+// (a partition hides it from memberlist). Nothing but a probe can tell when such a holder stops answering (it
+// dies, or its link goes): its membership cannot change any more, so no event cuts the wait, and an exponential
+// backoff left its addresses dark for seconds, up to --conflict-retry-max, after it died (found by the soak).
+// The cost is one probe a second per address held across a partition.
+const partitionRetry = time.Second
+
 // guardPolicy are the guard's settings.
 type guardPolicy struct {
 	// Defend announces over a foreign device that owns an address (and re-announces when it claims it again);
@@ -242,6 +249,9 @@ func (c claim) probed(gen uint64, found []responder, holder func(node string) ho
 			c.RetryAt = now.Add(recheckDelay)
 		default:
 			c.retry(now, p)
+			if c.Backoff > partitionRetry {
+				c.Backoff, c.RetryAt = partitionRetry, now.Add(partitionRetry)
+			}
 		}
 		if same {
 			return c, outNone, reportNone
