@@ -169,11 +169,8 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 			t.Fatalf("setting Node %s addresses: %v", h.Name, err)
 		}
 	}
-	cl.ctrl, err = l.StartConfined(l.CP, "controller", nil, lab.ControllerConfinement, heraldBin, "controller",
-		"--kubeconfig", l.ComponentKubeconfig(controlplane.Controller),
-		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	if err != nil {
-		t.Fatalf("starting the controller: %v", err)
+	if err := cl.startController(); err != nil {
+		t.Fatal(err)
 	}
 	for _, h := range l.Nodes {
 		cl.startSpeaker(h.Name)
@@ -203,9 +200,29 @@ func (c *cluster) openProbers() {
 	c.t.Cleanup(func() { c.p4.Close(); c.p6.Close() })
 }
 
+// startController starts (or restarts) the controller.
+func (c *cluster) startController() error {
+	l := c.lab
+	p, err := l.StartConfined(l.CP, "controller-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil, lab.ControllerConfinement,
+		heraldBin, "controller", "--kubeconfig", l.ComponentKubeconfig(controlplane.Controller),
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	if err != nil {
+		return fmt.Errorf("starting the controller: %w", err)
+	}
+	c.ctrl = p
+	return nil
+}
+
 // startSpeaker starts (or restarts) the speaker of a node.
 func (c *cluster) startSpeaker(node string) {
 	c.t.Helper()
+	if err := c.startSpeakerErr(node); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// startSpeakerErr is startSpeaker, for goroutines other than the test's.
+func (c *cluster) startSpeakerErr(node string) error {
 	h := c.hosts[node]
 	args := append([]string{"speaker", "--kubeconfig", c.lab.ComponentKubeconfig(controlplane.Speaker), "--node-name", node,
 		"--bind-address", h.IPv4.String(), "--metrics-bind-address", net.JoinHostPort(h.IPv4.String(), "9122"),
@@ -216,9 +233,10 @@ func (c *cluster) startSpeaker(node string) {
 	p, err := c.lab.StartConfined(h, "speaker-"+node+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil,
 		lab.SpeakerConfinement, append([]string{heraldBin}, args...)...)
 	if err != nil {
-		c.t.Fatalf("starting the speaker of %s: %v", node, err)
+		return fmt.Errorf("starting the speaker of %s: %w", node, err)
 	}
 	c.speaker[node] = p
+	return nil
 }
 
 // metric reads one unlabelled metric from a node's speaker.
@@ -327,14 +345,7 @@ func (c *cluster) service(ns, name, pool string, mut ...func(*corev1.Service)) (
 	if err := c.c.Get(c.ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
 		c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
-	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-		Annotations: map[string]string{"herald.dev/ip-pool": pool}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
-			Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolTCP},
-				{Name: "udp", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolUDP}}}}
-	for _, m := range mut {
-		m(s)
-	}
+	s := serviceObject(ns, name, pool, mut...)
 	c.create(s)
 	var addrs []netip.Addr
 	c.eventually(30*time.Second, "addresses for "+ns+"/"+name, func() (bool, string) {
@@ -348,6 +359,19 @@ func (c *cluster) service(ns, name, pool string, mut ...func(*corev1.Service)) (
 		return len(addrs) > 0, "no address yet"
 	})
 	return s, addrs
+}
+
+// serviceObject is the LoadBalancer Service c.service creates, with TCP and UDP port 80.
+func serviceObject(ns, name, pool string, mut ...func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Annotations: map[string]string{"herald.dev/ip-pool": pool}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolTCP},
+				{Name: "udp", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolUDP}}}}
+	for _, m := range mut {
+		m(s)
+	}
+	return s
 }
 
 // announcer waits for the Service's Announcement to name an announcing node (other than not, when given) and
