@@ -19,6 +19,10 @@ LDFLAGS := -s -w -X github.com/heraldlb/herald/internal/version.Version=$(VERSIO
 IMAGE_REPOSITORY ?= ghcr.io/heraldlb/herald
 IMAGE_TAG ?= $(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
+# make soak: the seed (default: drawn now, printed by the run) and how long faults are injected.
+SEED ?= $(shell date +%s)
+DURATION ?= 30m
+SOAK_TIMEOUT ?= 3h
 
 ##@ General
 
@@ -60,6 +64,10 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+
+.PHONY: soak
+soak: controlplane lab-deps ## Run the randomized chaos soak (e2e/TestSoak), as root: SEED (default: drawn now) replays a run, DURATION (default 30m); "soak:" lines are its figures. make test runs 3 minutes of seed 16.
+	HERALD_SOAK_SEED=$(SEED) HERALD_SOAK_DURATION=$(DURATION) $(GO) test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./e2e/
 
 .PHONY: realnodes
 realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines); make test runs it too.
