@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
@@ -339,37 +338,19 @@ func (s *soak) inject(ctx context.Context, f plannedFault, r *faultRun) error {
 			errs = append(errs, h())
 		}
 		return errors.Join(errs...)
-	case fNetem:
+	case fLoss:
+		// tc netem would add delay and reordering, but this kernel has no sch_netem (nor fq, for timed departures):
+		// frames are dropped at random, both ways, by nftables on the node's interface.
 		h := c.hosts[f.Nodes[0]]
-		args := []string{"netem", "loss", fmt.Sprintf("%d%%", f.Loss)}
-		if f.Delay > 0 {
-			args = append(args, "delay", fmt.Sprintf("%dms", f.Delay.Milliseconds()), fmt.Sprintf("%dms", f.Jitter.Milliseconds()),
-				"reorder", fmt.Sprintf("%d%%", f.Reorder))
-		}
-		// Both ends: the node's sending side (its eth0) and its receiving side (its switch port's egress).
-		ends := []func(...string) ([]byte, error){
-			func(a ...string) ([]byte, error) { return h.Run(c.ctx, "tc", a...) },
-			func(a ...string) ([]byte, error) {
-				return exec.CommandContext(c.ctx, "ip", append([]string{"netns", "exec", c.lab.Switch, "tc"}, a...)...).CombinedOutput()
-			},
-		}
-		devs := []string{h.Link, h.Port()}
-		var errs []error
-		var added []int
-		for i, run := range ends {
-			if out, err := run(append([]string{"qdisc", "add", "dev", devs[i], "root"}, args...)...); err != nil {
-				errs = append(errs, fmt.Errorf("tc on %s: %v: %s", devs[i], err, out))
-				continue
-			}
-			added = append(added, i)
+		rules := fmt.Sprintf("table netdev herald_soak_loss {\n"+
+			" chain in { type filter hook ingress device %q priority 0; numgen random mod 100 < %d drop; }\n"+
+			" chain out { type filter hook egress device %q priority 0; numgen random mod 100 < %d drop; }\n}\n",
+			h.Link, f.Loss, h.Link, f.Loss)
+		if out, err := h.RunInput(c.ctx, rules, "nft", "-f", "-"); err != nil {
+			return fmt.Errorf("loss on %s: %v: %s", h.Name, err, out)
 		}
 		sleep(f.Hold)
-		for _, i := range added {
-			if out, err := ends[i]("qdisc", "del", "dev", devs[i], "root"); err != nil {
-				errs = append(errs, fmt.Errorf("removing netem from %s: %v: %s", devs[i], err, out))
-			}
-		}
-		return errors.Join(errs...)
+		return nft(c, h.Name, "delete", "table", "netdev", "herald_soak_loss")
 	case fFlap:
 		h := c.hosts[f.Nodes[0]]
 		var err error

@@ -180,7 +180,7 @@ func (s *soak) kindsAt(t time.Time) []string {
 	return out
 }
 
-// explained tells whether a move away from node at t follows a fault on it: kill, stop, link cut, netem or a
+// explained tells whether a move away from node at t follows a fault on it: kill, stop, link cut, loss or a
 // partition it was on either side of, under way in the 15 s before.
 func (s *soak) explained(node string, t time.Time) bool {
 	for _, r := range s.runs {
@@ -190,7 +190,7 @@ func (s *soak) explained(node string, t time.Time) bool {
 		switch r.f.Kind {
 		case fPartition:
 			return true
-		case fKill, fStop, fFlap, fNetem:
+		case fKill, fStop, fFlap, fLoss:
 			if r.f.Nodes[0] == node {
 				return true
 			}

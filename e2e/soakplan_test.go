@@ -18,7 +18,7 @@ const (
 	fKill       faultKind = iota // kill -9 a speaker, restart it after Hold
 	fStop                        // SIGSTOP a speaker for Hold
 	fPartition                   // drop gossip between Nodes and the rest (only into Nodes when OneWay) for Hold
-	fNetem                       // tc netem on both ends of a node's link for Hold
+	fLoss                        // random loss of Loss % of the frames both ways on a node's link for Hold
 	fFlap                        // a node's link down for Hold, up for flapUp, Flaps times
 	fAPIServer                   // kube-apiserver: SIGSTOP for Hold (Pause), or kill -9 and restart after Hold
 	fEtcd                        // etcd: the same
@@ -28,7 +28,7 @@ const (
 	numFaultKinds
 )
 
-var faultNames = [numFaultKinds]string{"kill-9", "sigstop", "partition", "netem", "link-flap", "apiserver", "etcd",
+var faultNames = [numFaultKinds]string{"kill-9", "sigstop", "partition", "loss", "link-flap", "apiserver", "etcd",
 	"controller", "rogue", "recreate"}
 
 // faultWeights are how often each kind is drawn after the first round (which has one of each).
@@ -45,14 +45,12 @@ type plannedFault struct {
 	At     time.Duration // from the start of the run
 	Hold   time.Duration
 	Kind   faultKind
-	Nodes  []string // kill, stop, netem, flap: one node; partition: the side cut off from the others
+	Nodes  []string // kill, stop, loss, flap: one node; partition: the side cut off from the others
 	OneWay bool     // partition: only traffic into Nodes is dropped
 	Pause  bool     // apiserver, etcd: SIGSTOP and SIGCONT instead of kill -9 and restart
-	// netem: loss and reordering in percent, delay and its jitter
-	Loss, Reorder int
-	Delay, Jitter time.Duration
-	Flaps         int // link-flap: how many cuts
-	Svc           int // rogue, recreate: the Service's index
+	Loss   int      // loss: percent of frames dropped
+	Flaps  int      // link-flap: how many cuts
+	Svc    int      // rogue, recreate: the Service's index
 }
 
 func (f plannedFault) String() string {
@@ -62,8 +60,8 @@ func (f plannedFault) String() string {
 		b += " node=" + f.Nodes[0]
 	case fPartition:
 		b += fmt.Sprintf(" side=%v one_way=%v", f.Nodes, f.OneWay)
-	case fNetem:
-		b += fmt.Sprintf(" node=%s loss=%d%% delay=%v jitter=%v reorder=%d%%", f.Nodes[0], f.Loss, f.Delay, f.Jitter, f.Reorder)
+	case fLoss:
+		b += fmt.Sprintf(" node=%s loss=%d%%", f.Nodes[0], f.Loss)
 	case fFlap:
 		b += fmt.Sprintf(" node=%s cuts=%d", f.Nodes[0], f.Flaps)
 	case fAPIServer, fEtcd:
@@ -111,7 +109,7 @@ func (f plannedFault) resources() []string {
 		return []string{"proc:" + f.Nodes[0], "out:" + f.Nodes[0]}
 	case fFlap:
 		return []string{"link:" + f.Nodes[0], "out:" + f.Nodes[0]}
-	case fNetem:
+	case fLoss:
 		return []string{"link:" + f.Nodes[0]}
 	case fPartition:
 		return []string{"partition"}
@@ -193,14 +191,8 @@ func drawFault(rng *rand.Rand, kind faultKind, nodes []string, services int) pla
 		}
 		slices.Sort(f.Nodes)
 		f.OneWay, f.Hold = rng.IntN(2) == 0, between(2*time.Second, 30*time.Second)
-	case fNetem:
-		f.Nodes, f.Hold = []string{node()}, between(5*time.Second, 30*time.Second)
-		f.Loss = 1 + rng.IntN(20)
-		f.Delay = time.Duration(rng.IntN(41)) * time.Millisecond
-		if f.Delay > 0 {
-			f.Jitter = time.Duration(rng.IntN(int(min(f.Delay, 10*time.Millisecond)/time.Millisecond)+1)) * time.Millisecond
-			f.Reorder = rng.IntN(26)
-		}
+	case fLoss:
+		f.Nodes, f.Hold, f.Loss = []string{node()}, between(5*time.Second, 30*time.Second), 1+rng.IntN(20)
 	case fFlap:
 		f.Nodes, f.Hold, f.Flaps = []string{node()}, between(200*time.Millisecond, 5*time.Second), 1+rng.IntN(3)
 	case fAPIServer, fEtcd:
