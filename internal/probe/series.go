@@ -3,6 +3,7 @@ package probe
 import (
 	"net"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -222,15 +223,16 @@ type Entry struct {
 	MACs []net.HardwareAddr
 }
 
-// Entries are the requests sent from from until until, in order.
+// Entries are the requests sent from from until until, in order. Requests are recorded in the order sent (Watch
+// sends one at a time), so the window is found by binary search.
 func (s *Series) Entries(from, until time.Time) []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	i := sort.Search(len(s.reqs), func(i int) bool { return !s.reqs[i].sent.Before(from) })
 	var out []Entry
-	for _, r := range s.reqs {
-		if !r.sent.Before(from) && r.sent.Before(until) {
-			out = append(out, Entry{Seq: r.seq, Sent: r.sent, MACs: slices.Clone(r.macs)})
-		}
+	for ; i < len(s.reqs) && s.reqs[i].sent.Before(until); i++ {
+		r := s.reqs[i]
+		out = append(out, Entry{Seq: r.seq, Sent: r.sent, MACs: slices.Clone(r.macs)})
 	}
 	return out
 }
