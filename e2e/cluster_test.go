@@ -292,6 +292,20 @@ func (c *cluster) waitMembers(n int) {
 	})
 }
 
+// ticks calls fn every d until ctx ends.
+func ticks(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
+}
+
 // eventually polls cond every 100 ms until it holds or the timeout passes.
 func (c *cluster) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	c.t.Helper()

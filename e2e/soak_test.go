@@ -279,11 +279,8 @@ func (s *soak) inject(ctx context.Context, f plannedFault, r *faultRun) error {
 	switch f.Kind {
 	case fKill:
 		node := f.Nodes[0]
-		s.mu.Lock()
-		p := c.speaker[node]
-		s.inFault[node] = true
-		s.mu.Unlock()
-		defer func() { s.mu.Lock(); s.inFault[node] = false; s.mu.Unlock() }()
+		p, release := s.holdSpeaker(node)
+		defer release()
 		if err := p.Signal(syscall.SIGKILL); err != nil {
 			return err
 		}
@@ -304,11 +301,8 @@ func (s *soak) inject(ctx context.Context, f plannedFault, r *faultRun) error {
 		return err
 	case fStop:
 		node := f.Nodes[0]
-		s.mu.Lock()
-		p := c.speaker[node]
-		s.inFault[node] = true
-		s.mu.Unlock()
-		defer func() { s.mu.Lock(); s.inFault[node] = false; s.mu.Unlock() }()
+		p, release := s.holdSpeaker(node)
+		defer release()
 		if err := p.Signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
@@ -412,6 +406,14 @@ func (s *soak) inject(ctx context.Context, f plannedFault, r *faultRun) error {
 		return s.recreate(ctx, f, r)
 	}
 	return fmt.Errorf("unknown fault kind %d", f.Kind)
+}
+
+// holdSpeaker returns a node's speaker and keeps the resource sampler off it until release.
+func (s *soak) holdSpeaker(node string) (p *lab.Proc, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFault[node] = true
+	return s.c.speaker[node], func() { s.mu.Lock(); s.inFault[node] = false; s.mu.Unlock() }
 }
 
 // markDown records a node out of service.
@@ -549,20 +551,13 @@ func (s *soak) recreate(ctx context.Context, f plannedFault, r *faultRun) error 
 
 // sampleAllocations checks every 2 s that each Service has the address it requested, or none yet.
 func (s *soak) sampleAllocations(ctx context.Context) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	ticks(ctx, 2*time.Second, func() {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		var list corev1.ServiceList
 		err := s.c.c.List(rctx, &list, client.InNamespace(soakNS))
 		cancel()
 		if err != nil {
-			continue // the API server or etcd is down
+			return // the API server or etcd is down
 		}
 		now := time.Now()
 		s.mu.Lock()
@@ -580,19 +575,12 @@ func (s *soak) sampleAllocations(ctx context.Context) {
 			}
 		}
 		s.mu.Unlock()
-	}
+	})
 }
 
 // sampleResources samples each running speaker's RSS (/proc) and goroutines (its metrics) every 5 s.
 func (s *soak) sampleResources(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	ticks(ctx, 5*time.Second, func() {
 		for _, h := range s.c.lab.Nodes {
 			s.mu.Lock()
 			p, busy := s.c.speaker[h.Name], s.inFault[h.Name]
@@ -612,5 +600,5 @@ func (s *soak) sampleResources(ctx context.Context) {
 			s.samples = append(s.samples, resSample{node: h.Name, pid: p.Pid(), at: time.Now(), rss: rss, goroutines: g})
 			s.mu.Unlock()
 		}
-	}
+	})
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -102,12 +103,7 @@ func (s *soak) judge() {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, perKind[k]))
 	}
 	t.Logf("soak: seed=%d duration=%v faults=%d (%s) failed_to_inject=%d", s.seed, s.d, len(s.runs), strings.Join(kinds, " "), failed)
-	var names []string
-	for k := range outages {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(outages)) {
 		o := outages[k]
 		t.Logf("soak: outages during %s: n=%d p50=%v p99=%v max=%v", k, len(o), percentile(o, .5).Round(time.Millisecond),
 			percentile(o, .99).Round(time.Millisecond), slices.Max(o).Round(time.Millisecond))
@@ -285,12 +281,7 @@ func (s *soak) checkResources() {
 	for _, x := range s.samples {
 		byPid[x.pid] = append(byPid[x.pid], x)
 	}
-	var pids []int
-	for p := range byPid {
-		pids = append(pids, p)
-	}
-	slices.Sort(pids)
-	for _, p := range pids {
+	for _, p := range slices.Sorted(maps.Keys(byPid)) {
 		xs := byPid[p]
 		if len(xs) < 9 || xs[len(xs)-1].at.Sub(xs[0].at) < s.d/2 {
 			continue
