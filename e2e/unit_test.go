@@ -83,3 +83,25 @@ func TestPlanSoak(t *testing.T) {
 		t.Logf("seed %d, %v: %d faults %v", tc.seed, tc.d, len(plan), kinds)
 	}
 }
+
+// TestNoneEligibleSpans: the stretches when every eligible node is out are the intersection of each node's merged
+// outages.
+func TestNoneEligibleSpans(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	a := mergeSpans([]span{{at(5), at(8)}, {at(0), at(2)}, {at(1), at(3)}}) // 0-3, 5-8
+	if want := []span{{at(0), at(3)}, {at(5), at(8)}}; !reflect.DeepEqual(a, want) {
+		t.Errorf("merged %v, want %v", a, want)
+	}
+	b := mergeSpans([]span{{at(2), at(6)}, {at(7), at(9)}})
+	want := []span{{at(2), at(3)}, {at(5), at(6)}, {at(7), at(8)}}
+	if got := intersectSpans(a, b); !reflect.DeepEqual(got, want) {
+		t.Errorf("intersection %v, want %v", got, want)
+	}
+	if got := intersectSpans(a, nil); len(got) != 0 {
+		t.Errorf("intersection with a node never out: %v", got)
+	}
+	if !overlapsAny([]span{{at(0), at(1)}}, at(2), at(3), 1500*time.Millisecond) || overlapsAny([]span{{at(0), at(1)}}, at(3), at(4), time.Second+1) {
+		t.Error("overlapsAny: the slack widens a span's end, and only its end")
+	}
+}
