@@ -225,6 +225,7 @@ func (s *soak) run() {
 	defer cancel()
 	s.w = c.watchEach(s.vips, func(a netip.Addr) time.Duration { return s.every[a] })
 	s.start = s.w.start
+	s.t.Logf("soak: +0 is %s", s.start.Format("15:04:05.000"))
 	var samplers sync.WaitGroup
 	samplers.Go(func() { s.sampleAllocations(ctx) })
 	samplers.Go(func() { s.sampleResources(ctx) })
