@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -48,7 +50,8 @@ const (
 	authzWarmup = 30 * time.Second
 )
 
-// soakParams reads HERALD_SOAK_SEED and HERALD_SOAK_DURATION (make soak's SEED and DURATION).
+// soakParams reads HERALD_SOAK_SEED and HERALD_SOAK_DURATION (make soak's SEED and DURATION). HERALD_SOAK_LOGS, a
+// directory, keeps a copy of the lab's logs there.
 func soakParams() (seed uint64, d time.Duration, err error) {
 	seed, d = soakDefaultSeed, soakDefaultDuration
 	if s := os.Getenv("HERALD_SOAK_SEED"); s != "" {
@@ -89,6 +92,18 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newClusterWith(t, soakNodes, []string{"rogue"})
+	if dir := os.Getenv("HERALD_SOAK_LOGS"); dir != "" {
+		// Registered after the lab's cleanup, so run before it: the logs of every process, the audit log and the
+		// kubeconfigs, kept where the next lab's CleanStale does not remove them.
+		t.Cleanup(func() {
+			dst := filepath.Join(dir, fmt.Sprintf("soak-%d-%s", seed, time.Now().Format("20060102-150405")))
+			if out, err := exec.Command("cp", "-a", c.lab.Logs, dst).CombinedOutput(); err != nil {
+				t.Errorf("keeping the lab's logs: %v: %s", err, out)
+				return
+			}
+			t.Logf("soak: the lab's logs are kept in %s", dst)
+		})
+	}
 	s := newSoak(t, c, seed, d)
 	t.Logf("soak: seed=%d duration=%v faults_planned=%d (replay: make soak SEED=%d DURATION=%v)", seed, d, len(s.plan), seed, d)
 	s.run()
