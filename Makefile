@@ -23,6 +23,8 @@ PLATFORMS ?= linux/amd64 linux/arm64
 SEED ?= $(shell date +%s)
 DURATION ?= 30m
 SOAK_TIMEOUT ?= 3h
+# make soak: a directory to keep a copy of the lab's logs in (none by default).
+SOAK_LOGS ?=
 
 ##@ General
 
@@ -66,8 +68,8 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
 
 .PHONY: soak
-soak: controlplane lab-deps ## Run the randomized chaos soak (e2e/TestSoak), as root: SEED (default: drawn now) replays a run, DURATION (default 30m); "soak:" lines are its figures. make test runs 3 minutes of seed 16.
-	HERALD_SOAK_SEED=$(SEED) HERALD_SOAK_DURATION=$(DURATION) $(GO) test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./e2e/
+soak: controlplane lab-deps ## Run the randomized chaos soak (e2e/TestSoak), as root: SEED (default: drawn now) replays a run, DURATION (default 30m), SOAK_LOGS=dir keeps its logs; "soak:" lines are its figures. make test runs 3 minutes of seed 16.
+	HERALD_SOAK_SEED=$(SEED) HERALD_SOAK_DURATION=$(DURATION) HERALD_SOAK_LOGS=$(SOAK_LOGS) $(GO) test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./e2e/
 
 .PHONY: realnodes
 realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines); make test runs it too.
