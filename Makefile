@@ -19,6 +19,12 @@ LDFLAGS := -s -w -X github.com/heraldlb/herald/internal/version.Version=$(VERSIO
 IMAGE_REPOSITORY ?= ghcr.io/heraldlb/herald
 IMAGE_TAG ?= $(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
+# make soak: the seed (default: drawn now, printed by the run) and how long faults are injected.
+SEED ?= $(shell date +%s)
+DURATION ?= 30m
+SOAK_TIMEOUT ?= 3h
+# make soak: a directory to keep a copy of the lab's logs in (none by default).
+SOAK_LOGS ?=
 
 ##@ General
 
@@ -61,6 +67,10 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run '^$$' -bench Detection -benchtime 20x -count 1 -timeout 30m ./internal/membership/ # 5 and 100 members, 20 removals each, about 15 minutes
 	$(GO) test -run '^$$' -bench 'Gossip|Stalls' -benchtime 1x -count 1 -timeout 30m ./internal/membership/ # 100 members simulated in slow motion, about 10 minutes
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+
+.PHONY: soak
+soak: controlplane lab-deps ## Run the randomized chaos soak (e2e/TestSoak), as root: SEED (default: drawn now) replays a run, DURATION (default 30m), SOAK_LOGS=dir keeps its logs; "soak:" lines are its figures. make test runs 3 minutes of seed 16.
+	HERALD_SOAK_SEED=$(SEED) HERALD_SOAK_DURATION=$(DURATION) HERALD_SOAK_LOGS=$(SOAK_LOGS) $(GO) test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./e2e/
 
 .PHONY: realnodes
 realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines); make test runs it too.

@@ -284,9 +284,18 @@ func procCPU(b testing.TB, pid int) time.Duration {
 
 // procMem returns VmRSS and VmHWM in KiB.
 func procMem(b *testing.B, pid int) (rss, hwm float64) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rss, hwm, err := procMemErr(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return rss, hwm
+}
+
+// procMemErr is procMem, for goroutines other than the test's.
+func procMemErr(pid int) (rss, hwm float64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
@@ -300,7 +309,7 @@ func procMem(b *testing.B, pid int) (rss, hwm float64) {
 			}
 		}
 	}
-	return rss, hwm
+	return rss, hwm, nil
 }
 
 // labelled reads one labelled series (its exact text before the value, e.g. `x{verdict="Healthy"}`) from a

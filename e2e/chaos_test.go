@@ -90,9 +90,15 @@ func (c *cluster) watch(vips []netip.Addr) *watch { return c.watchEvery(vips, 10
 
 // watchEvery probes addresses from the client every interval until stop.
 func (c *cluster) watchEvery(vips []netip.Addr, every time.Duration) *watch {
+	return c.watchEach(vips, func(netip.Addr) time.Duration { return every })
+}
+
+// watchEach probes each address from the client at its own interval until stop.
+func (c *cluster) watchEach(vips []netip.Addr, interval func(netip.Addr) time.Duration) *watch {
 	ctx, cancel := context.WithCancel(c.ctx)
 	w := &watch{c: c, series: map[netip.Addr]*probe.Series{}, cancel: cancel, start: time.Now()}
 	for _, v := range vips {
+		every := interval(v)
 		s := &probe.Series{Every: every}
 		w.series[v] = s
 		p := c.p4
@@ -193,11 +199,17 @@ func (w *watch) verdict(t *testing.T, scenario string, maxMoves map[netip.Addr]i
 // final asserts one responder per address, the node its Announcement names.
 func (c *cluster) final(t *testing.T, vips []netip.Addr) map[netip.Addr]string {
 	t.Helper()
+	return c.finalIn(t, "chaos", vips)
+}
+
+// finalIn is final for the Announcements of namespace ns.
+func (c *cluster) finalIn(t *testing.T, ns string, vips []netip.Addr) map[netip.Addr]string {
+	t.Helper()
 	var h map[netip.Addr]string
 	c.eventually(30*time.Second, "one responder per address, the one its Announcement names", func() (bool, string) {
 		h = c.holders(vips)
 		var anns heraldv1.AnnouncementList
-		if err := c.c.List(c.ctx, &anns, client.InNamespace("chaos")); err != nil {
+		if err := c.c.List(c.ctx, &anns, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
 		}
 		byAddr := map[string]string{}
@@ -426,36 +438,65 @@ func (c *cluster) probeCounts() map[string]float64 {
 
 func (c *cluster) apiserverPid() int {
 	c.t.Helper()
-	out, err := exec.CommandContext(c.ctx, "ip", "netns", "pids", c.lab.CP.NS).Output()
+	pid, err := c.cpPid("kube-apiserver")
 	if err != nil {
-		c.t.Fatalf("listing the control plane's processes: %v", err)
+		c.t.Fatal(err)
 	}
-	for _, f := range strings.Fields(string(out)) {
-		if comm, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "kube-apiserver" {
-			pid, _ := strconv.Atoi(f)
-			return pid
-		}
-	}
-	c.t.Fatalf("no kube-apiserver among the control plane's processes %q", out)
-	return 0
+	return pid
 }
 
-// rogueOwn puts addr on the rogue host and announces it with gratuitous ARP; the returned func removes it.
-func (c *cluster) rogueOwn(addr netip.Addr) func() {
-	c.t.Helper()
-	r := c.lab.Others[0]
-	if out, err := r.Run(c.ctx, "ip", "addr", "add", addr.String()+"/24", "dev", r.Link); err != nil {
-		c.t.Fatalf("adding %s on the rogue host: %v: %s", addr, err, out)
+// cpPid is the pid of the process named comm (etcd, kube-apiserver) in the control plane's namespace.
+func (c *cluster) cpPid(comm string) (int, error) {
+	out, err := exec.CommandContext(c.ctx, "ip", "netns", "pids", c.lab.CP.NS).Output()
+	if err != nil {
+		return 0, fmt.Errorf("listing the control plane's processes: %w", err)
 	}
-	removed := false
-	return func() {
-		if !removed {
-			removed = true
-			if out, err := r.Run(c.ctx, "ip", "addr", "del", addr.String()+"/24", "dev", r.Link); err != nil {
-				c.t.Errorf("removing %s from the rogue host: %v: %s", addr, err, out)
-			}
+	for _, f := range strings.Fields(string(out)) {
+		if b, err := os.ReadFile("/proc/" + f + "/comm"); err == nil && strings.TrimSpace(string(b)) == comm {
+			pid, _ := strconv.Atoi(f)
+			return pid, nil
 		}
 	}
+	return 0, fmt.Errorf("no %s among the control plane's processes %q", comm, out)
+}
+
+// rogueOwn puts addr on the rogue host, whose kernel then answers for it; the returned func removes it.
+func (c *cluster) rogueOwn(addr netip.Addr) func() {
+	c.t.Helper()
+	remove, err := c.rogueClaim(addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return func() {
+		if err := remove(); err != nil {
+			c.t.Error(err)
+		}
+	}
+}
+
+// rogueClaim is rogueOwn for goroutines other than the test's; an IPv6 address skips duplicate address
+// detection (which would find the speaker answering and leave it unused). The remove func may be called more
+// than once.
+func (c *cluster) rogueClaim(addr netip.Addr) (remove func() error, err error) {
+	r := c.lab.Others[0]
+	pfx, opts := addr.String()+"/24", []string(nil)
+	if addr.Is6() {
+		pfx, opts = addr.String()+"/64", []string{"nodad"}
+	}
+	if out, err := r.Run(c.ctx, "ip", append([]string{"addr", "add", pfx, "dev", r.Link}, opts...)...); err != nil {
+		return nil, fmt.Errorf("adding %s on the rogue host: %v: %s", addr, err, out)
+	}
+	removed := false
+	return func() error {
+		if removed {
+			return nil
+		}
+		removed = true
+		if out, err := r.Run(c.ctx, "ip", "addr", "del", pfx, "dev", r.Link); err != nil {
+			return fmt.Errorf("removing %s from the rogue host: %v: %s", addr, err, out)
+		}
+		return nil
+	}, nil
 }
 
 // events lists the notes of a Service's Events with reason.

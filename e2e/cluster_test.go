@@ -120,6 +120,9 @@ type cluster struct {
 	hosts   map[string]*lab.Host // by node name
 	p4, p6  *probe.Prober        // on the client
 	extra   []string             // extra speaker flags
+	// authzWarmups are the stretches after a restart of kube-apiserver (TestSoak) when it refuses requests its
+	// roles allow, until its RBAC authorizer's caches fill: checkAccess counts those 403s apart.
+	authzWarmups []span
 }
 
 func newCluster(t testing.TB, nodes int, speakerFlags ...string) *cluster {
@@ -155,11 +158,11 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Runs before the lab closes: the audit log is in its logs.
-	t.Cleanup(func() { checkAccess(t, l.AuditLog) })
 	// herald-system, the components' ServiceAccounts and their RBAC are the lab's (config/, installed by
 	// lab.New); the test acts as an admin.
 	cl := &cluster{t: t, ctx: ctx, lab: l, c: c, speaker: map[string]*lab.Proc{}, hosts: map[string]*lab.Host{}, extra: speakerFlags}
+	// Runs before the lab closes: the audit log is in its logs.
+	t.Cleanup(func() { checkAccess(t, l.AuditLog, cl.authzWarmups) })
 	for _, h := range l.Nodes {
 		cl.hosts[h.Name] = h
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: map[string]string{"kubernetes.io/hostname": h.Name}}}
@@ -169,11 +172,8 @@ func newClusterWith(t testing.TB, nodes int, others []string, speakerFlags ...st
 			t.Fatalf("setting Node %s addresses: %v", h.Name, err)
 		}
 	}
-	cl.ctrl, err = l.StartConfined(l.CP, "controller", nil, lab.ControllerConfinement, heraldBin, "controller",
-		"--kubeconfig", l.ComponentKubeconfig(controlplane.Controller),
-		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	if err != nil {
-		t.Fatalf("starting the controller: %v", err)
+	if err := cl.startController(); err != nil {
+		t.Fatal(err)
 	}
 	for _, h := range l.Nodes {
 		cl.startSpeaker(h.Name)
@@ -203,9 +203,29 @@ func (c *cluster) openProbers() {
 	c.t.Cleanup(func() { c.p4.Close(); c.p6.Close() })
 }
 
+// startController starts (or restarts) the controller.
+func (c *cluster) startController() error {
+	l := c.lab
+	p, err := l.StartConfined(l.CP, "controller-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil, lab.ControllerConfinement,
+		heraldBin, "controller", "--kubeconfig", l.ComponentKubeconfig(controlplane.Controller),
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	if err != nil {
+		return fmt.Errorf("starting the controller: %w", err)
+	}
+	c.ctrl = p
+	return nil
+}
+
 // startSpeaker starts (or restarts) the speaker of a node.
 func (c *cluster) startSpeaker(node string) {
 	c.t.Helper()
+	if err := c.startSpeakerErr(node); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// startSpeakerErr is startSpeaker, for goroutines other than the test's.
+func (c *cluster) startSpeakerErr(node string) error {
 	h := c.hosts[node]
 	args := append([]string{"speaker", "--kubeconfig", c.lab.ComponentKubeconfig(controlplane.Speaker), "--node-name", node,
 		"--bind-address", h.IPv4.String(), "--metrics-bind-address", net.JoinHostPort(h.IPv4.String(), "9122"),
@@ -216,9 +236,10 @@ func (c *cluster) startSpeaker(node string) {
 	p, err := c.lab.StartConfined(h, "speaker-"+node+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil,
 		lab.SpeakerConfinement, append([]string{heraldBin}, args...)...)
 	if err != nil {
-		c.t.Fatalf("starting the speaker of %s: %v", node, err)
+		return fmt.Errorf("starting the speaker of %s: %w", node, err)
 	}
 	c.speaker[node] = p
+	return nil
 }
 
 // metric reads one unlabelled metric from a node's speaker.
@@ -274,6 +295,20 @@ func (c *cluster) waitMembers(n int) {
 	})
 }
 
+// ticks calls fn every d until ctx ends.
+func ticks(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
+}
+
 // eventually polls cond every 100 ms until it holds or the timeout passes.
 func (c *cluster) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	c.t.Helper()
@@ -327,14 +362,7 @@ func (c *cluster) service(ns, name, pool string, mut ...func(*corev1.Service)) (
 	if err := c.c.Get(c.ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
 		c.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
-	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-		Annotations: map[string]string{"herald.dev/ip-pool": pool}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
-			Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolTCP},
-				{Name: "udp", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolUDP}}}}
-	for _, m := range mut {
-		m(s)
-	}
+	s := serviceObject(ns, name, pool, mut...)
 	c.create(s)
 	var addrs []netip.Addr
 	c.eventually(30*time.Second, "addresses for "+ns+"/"+name, func() (bool, string) {
@@ -348,6 +376,19 @@ func (c *cluster) service(ns, name, pool string, mut ...func(*corev1.Service)) (
 		return len(addrs) > 0, "no address yet"
 	})
 	return s, addrs
+}
+
+// serviceObject is the LoadBalancer Service c.service creates, with TCP and UDP port 80.
+func serviceObject(ns, name, pool string, mut ...func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Annotations: map[string]string{"herald.dev/ip-pool": pool}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
+			Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolTCP},
+				{Name: "udp", Port: 80, TargetPort: intstr.FromInt32(webPort), Protocol: corev1.ProtocolUDP}}}}
+	for _, m := range mut {
+		m(s)
+	}
+	return s
 }
 
 // announcer waits for the Service's Announcement to name an announcing node (other than not, when given) and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -13,16 +14,49 @@ import (
 	"time"
 )
 
-// gossipPartitionRules drop memberlist's traffic (UDP and TCP port 7946) in and out of a node; ARP and everything
-// else flows.
-const gossipPartitionRules = "table inet herald_chaos {\n" +
-	" chain in { type filter hook input priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n" +
-	" chain out { type filter hook output priority 0; udp dport 7946 drop; tcp dport 7946 drop; udp sport 7946 drop; tcp sport 7946 drop; }\n}\n"
+// gossipRules is an nftables table, named table, that drops memberlist's traffic (UDP and TCP port 7946) of a
+// node: from and to every peer when peers is empty, else only from and to those addresses, and with oneWay only
+// what comes in (the node hears nothing from them; they still hear it). ARP and everything else flows.
+func gossipRules(table string, peers []netip.Addr, oneWay bool) string {
+	match := func(dir string) string {
+		if len(peers) == 0 {
+			return ""
+		}
+		var v4, v6 []string
+		for _, p := range peers {
+			if p.Is4() {
+				v4 = append(v4, p.String())
+			} else {
+				v6 = append(v6, p.String())
+			}
+		}
+		// One family per rule set: a node's gossip is bound to its IPv4 address.
+		if len(v6) > 0 {
+			return "ip6 " + dir + " { " + strings.Join(v6, ", ") + " } "
+		}
+		return "ip " + dir + " { " + strings.Join(v4, ", ") + " } "
+	}
+	drops := func(dir string) string {
+		m := match(dir)
+		return m + "udp dport 7946 drop; " + m + "tcp dport 7946 drop; " + m + "udp sport 7946 drop; " + m + "tcp sport 7946 drop;"
+	}
+	rules := "table inet " + table + " {\n chain in { type filter hook input priority 0; " + drops("saddr") + " }\n"
+	if !oneWay {
+		rules += " chain out { type filter hook output priority 0; " + drops("daddr") + " }\n"
+	}
+	return rules + "}\n"
+}
 
-// partitionGossip cuts a node's gossip off (gossipPartitionRules) and returns the function that heals it, which
-// may be called more than once.
+// partitionGossip cuts a node's gossip off and returns the function that heals it, which may be called more than
+// once.
 func (c *cluster) partitionGossip(node string) (heal func() error, err error) {
-	if out, err := c.hosts[node].RunInput(c.ctx, gossipPartitionRules, "nft", "-f", "-"); err != nil {
+	return c.cutGossip(node, "herald_chaos", nil, false)
+}
+
+// cutGossip loads gossipRules(table, peers, oneWay) on a node and returns the function that removes them, which
+// may be called more than once.
+func (c *cluster) cutGossip(node, table string, peers []netip.Addr, oneWay bool) (heal func() error, err error) {
+	if out, err := c.hosts[node].RunInput(c.ctx, gossipRules(table, peers, oneWay), "nft", "-f", "-"); err != nil {
 		return nil, fmt.Errorf("partitioning %s: %v: %s", node, err, out)
 	}
 	healed := false
@@ -31,7 +65,7 @@ func (c *cluster) partitionGossip(node string) (heal func() error, err error) {
 			return nil
 		}
 		healed = true
-		return nft(c, node, "delete", "table", "inet", "herald_chaos")
+		return nft(c, node, "delete", "table", "inet", table)
 	}, nil
 }
 

@@ -78,18 +78,7 @@ func (c *cluster) startFlow(ctx context.Context, vip netip.Addr) (*flow, error) 
 		<-ctx.Done()
 		conn.Close()
 	}()
-	go func() {
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_, _ = conn.Write([]byte("x"))
-			}
-		}
-	}()
+	go ticks(ctx, 10*time.Millisecond, func() { _, _ = conn.Write([]byte("x")) })
 	go func() {
 		buf := make([]byte, 64)
 		for {

@@ -293,14 +293,7 @@ func (rc *realCluster) watchTCP(addr netip.Addr, every time.Duration) *tcpWatch 
 	ctx, cancel := context.WithCancel(rc.ctx)
 	w := &tcpWatch{cancel: cancel}
 	w.wg.Go(func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		ticks(ctx, every, func() {
 			sent := time.Now()
 			w.wg.Go(func() {
 				line, err := rc.request(ctx, addr, 500*time.Millisecond)
@@ -312,7 +305,7 @@ func (rc *realCluster) watchTCP(addr netip.Addr, every time.Duration) *tcpWatch 
 				w.results = append(w.results, tcpResult{sent: sent, ok: err == nil && node != "", node: node})
 				w.mu.Unlock()
 			})
-		}
+		})
 	})
 	return w
 }

@@ -236,16 +236,7 @@ func testRecreate(t *testing.T, c *cluster) {
 	}()
 	go func() {
 		dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(vip, 80))
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_, _ = conn.WriteToUDP([]byte("hi"), dst)
-			}
-		}
+		ticks(ctx, 20*time.Millisecond, func() { _, _ = conn.WriteToUDP([]byte("hi"), dst) })
 	}()
 	waitAnswer := func(want string) {
 		t.Helper()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,7 +27,8 @@ type Request struct {
 	Namespace string
 	Name      string
 	URI       string
-	Code      int // the response's HTTP status
+	Code      int       // the response's HTTP status
+	At        time.Time // when the API server received it
 }
 
 // Forbidden tells whether the API server refused the request for want of rights.
@@ -41,10 +43,11 @@ func (r Request) String() string {
 }
 
 type auditEvent struct {
-	AuditID    string `json:"auditID"`
-	Stage      string `json:"stage"`
-	RequestURI string `json:"requestURI"`
-	Verb       string `json:"verb"`
+	AuditID    string    `json:"auditID"`
+	Stage      string    `json:"stage"`
+	Received   time.Time `json:"requestReceivedTimestamp"`
+	RequestURI string    `json:"requestURI"`
+	Verb       string    `json:"verb"`
 	User       struct {
 		Username string `json:"username"`
 	} `json:"user"`
@@ -86,7 +89,7 @@ func ParseAudit(r io.Reader) ([]Request, error) {
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return nil, fmt.Errorf("audit log line %d: %w", n, err)
 		}
-		req := Request{User: ev.User.Username, Verb: ev.Verb, URI: ev.RequestURI}
+		req := Request{User: ev.User.Username, Verb: ev.Verb, URI: ev.RequestURI, At: ev.Received}
 		if o := ev.ObjectRef; o != nil {
 			req.Group, req.Resource, req.Namespace, req.Name = o.APIGroup, o.Resource, o.Namespace, o.Name
 			if o.Subresource != "" {

@@ -3,6 +3,7 @@ package probe
 import (
 	"net"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -88,19 +89,49 @@ func (s *Series) LongestGap() time.Duration {
 // LongestGapAt is LongestGap and when that outage began (the first unanswered request's send time); zero
 // values when every request was answered.
 func (s *Series) LongestGapAt() (time.Time, time.Duration) {
+	var longest Span
+	for _, o := range s.Outages() {
+		if o.Dur > longest.Dur {
+			longest = o
+		}
+	}
+	return longest.Start, longest.Dur
+}
+
+// Span is a stretch of a series: from the first request of a run to the request after its last.
+type Span struct {
+	Start time.Time
+	Dur   time.Duration
+}
+
+// End is when the span ends.
+func (sp Span) End() time.Time { return sp.Start.Add(sp.Dur) }
+
+// Outages are the runs of consecutive requests nobody answered, in order, each as LongestGap measures it.
+func (s *Series) Outages() []Span {
+	return s.runs(func(r request) bool { return len(r.macs) == 0 })
+}
+
+// DuplicateSpans are the runs of consecutive requests answered by more than one MAC, in order, measured as
+// Outages are.
+func (s *Series) DuplicateSpans() []Span {
+	return s.runs(func(r request) bool { return len(r.macs) > 1 })
+}
+
+// runs are the runs of consecutive requests for which in holds, each from its first request to the request
+// after its last (for a run ending the series: its last request plus one interval; Every, or the last two
+// requests' spacing; a single request of unknown interval gives 0).
+func (s *Series) runs(in func(request) bool) []Span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var longest time.Duration
-	var at time.Time
+	var out []Span
 	start := -1 // index of the first request of the current run, -1 outside a run
 	for i, r := range s.reqs {
 		switch {
-		case len(r.macs) == 0 && start < 0:
+		case in(r) && start < 0:
 			start = i
-		case len(r.macs) > 0 && start >= 0:
-			if d := r.sent.Sub(s.reqs[start].sent); d > longest {
-				longest, at = d, s.reqs[start].sent
-			}
+		case !in(r) && start >= 0:
+			out = append(out, Span{Start: s.reqs[start].sent, Dur: r.sent.Sub(s.reqs[start].sent)})
 			start = -1
 		}
 	}
@@ -110,11 +141,9 @@ func (s *Series) LongestGapAt() (time.Time, time.Duration) {
 		if every == 0 && last > 0 {
 			every = s.reqs[last].sent.Sub(s.reqs[last-1].sent)
 		}
-		if d := s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent); d > longest {
-			longest, at = d, s.reqs[start].sent
-		}
+		out = append(out, Span{Start: s.reqs[start].sent, Dur: s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent)})
 	}
-	return at, longest
+	return out
 }
 
 // Duplicates is the number of requests answered by more than one distinct MAC.
@@ -161,25 +190,53 @@ func (s *Series) Last() []net.HardwareAddr {
 // of times that MAC differs from the previous such request's. Unanswered requests and requests answered by
 // several MACs do not count as positions of their own, so an outage or a duplicate between two answers from
 // the same MAC is no move, and A, A+B, B is one.
-func (s *Series) Moves() int {
+func (s *Series) Moves() int { return len(s.Changes()) }
+
+// Change is one move: the first request answered by To alone after requests answered by From alone.
+type Change struct {
+	At       time.Time
+	From, To net.HardwareAddr
+}
+
+// Changes are the moves Moves counts, in order.
+func (s *Series) Changes() []Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var cur net.HardwareAddr
-	n := 0
+	var out []Change
 	for _, r := range s.reqs {
 		if len(r.macs) != 1 {
 			continue
 		}
 		if cur != nil && !macEqual(cur, r.macs[0]) {
-			n++
+			out = append(out, Change{At: r.sent, From: cur, To: r.macs[0]})
 		}
 		cur = r.macs[0]
 	}
-	return n
+	return out
 }
 
-// DuplicateWindows are the durations of the runs of consecutive requests answered by more than one MAC
-// (requests answered by one MAC or none end a run), each from its first request to the request after its last.
+// Entry is one recorded request: its number, when it was sent and the distinct MACs that answered it.
+type Entry struct {
+	Seq  int
+	Sent time.Time
+	MACs []net.HardwareAddr
+}
+
+// Entries are the requests sent from from until until, in order. Requests are recorded in the order sent (Watch
+// sends one at a time), so the window is found by binary search.
+func (s *Series) Entries(from, until time.Time) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := sort.Search(len(s.reqs), func(i int) bool { return !s.reqs[i].sent.Before(from) })
+	var out []Entry
+	for ; i < len(s.reqs) && s.reqs[i].sent.Before(until); i++ {
+		r := s.reqs[i]
+		out = append(out, Entry{Seq: r.seq, Sent: r.sent, MACs: slices.Clone(r.macs)})
+	}
+	return out
+}
+
 // LongestDuplicateRun is the longest run of consecutive requests each answered by more than one MAC; 0 when
 // none was. A run of one is what a move on purpose can leave: the old node's reply to a request and the new
 // node's, to the same request read late from its queue; two nodes answering at once give longer runs.
@@ -198,27 +255,12 @@ func (s *Series) LongestDuplicateRun() int {
 	return longest
 }
 
+// DuplicateWindows are the durations of the runs of consecutive requests answered by more than one MAC
+// (requests answered by one MAC or none end a run), each from its first request to the request after its last.
 func (s *Series) DuplicateWindows() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []time.Duration
-	start := -1
-	for i, r := range s.reqs {
-		switch {
-		case len(r.macs) > 1 && start < 0:
-			start = i
-		case len(r.macs) <= 1 && start >= 0:
-			out = append(out, r.sent.Sub(s.reqs[start].sent))
-			start = -1
-		}
-	}
-	if start >= 0 {
-		last := len(s.reqs) - 1
-		every := s.Every
-		if every == 0 && last > 0 {
-			every = s.reqs[last].sent.Sub(s.reqs[last-1].sent)
-		}
-		out = append(out, s.reqs[last].sent.Add(every).Sub(s.reqs[start].sent))
+	for _, sp := range s.DuplicateSpans() {
+		out = append(out, sp.Dur)
 	}
 	return out
 }

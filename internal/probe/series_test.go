@@ -96,6 +96,22 @@ func TestSeriesMovesAndDuplicateWindows(t *testing.T) {
 	if got := s.DuplicateWindows(); !slices.Equal(got, want) {
 		t.Errorf("DuplicateWindows = %v, want %v", got, want)
 	}
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * 10 * time.Millisecond) }
+	wantChanges := []Change{{At: ms(7), From: a, To: b}, {At: ms(12), From: b, To: a}}
+	if diff := cmp.Diff(wantChanges, s.Changes()); diff != "" {
+		t.Errorf("Changes (-want +got):\n%s", diff)
+	}
+	wantOut := []Span{{Start: ms(2), Dur: 20 * time.Millisecond}, {Start: ms(11), Dur: 10 * time.Millisecond}}
+	if diff := cmp.Diff(wantOut, s.Outages()); diff != "" {
+		t.Errorf("Outages (-want +got):\n%s", diff)
+	}
+	wantDup := []Span{{Start: ms(5), Dur: 20 * time.Millisecond}, {Start: ms(9), Dur: 10 * time.Millisecond}}
+	if diff := cmp.Diff(wantDup, s.DuplicateSpans()); diff != "" {
+		t.Errorf("DuplicateSpans (-want +got):\n%s", diff)
+	}
+	if got := s.Entries(ms(5), ms(7)); len(got) != 2 || got[0].Seq != 6 || len(got[1].MACs) != 2 {
+		t.Errorf("Entries(5, 7) = %+v, want requests 6 and 7, answered by a and b", got)
+	}
 	if got := s.LongestDuplicateRun(); got != 2 {
 		t.Errorf("LongestDuplicateRun = %d, want 2", got)
 	}
