@@ -272,7 +272,8 @@ func TestStatusWriterStaleCache(t *testing.T) {
 	name := types.NamespacedName{Namespace: ns.Name, Name: "web"}
 	cache := &staleCache{Client: k8s, stale: map[types.NamespacedName]*heraldv1.Announcement{}}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC))
-	w := newStatusWriter(cache, k8s, "node1", logr.Discard(), clk, NewMetrics(prometheus.NewRegistry()))
+	reader := &countingReader{Reader: k8s}
+	w := newStatusWriter(cache, reader, "node1", logr.Discard(), clk, NewMetrics(prometheus.NewRegistry()))
 	get := func() *heraldv1.Announcement {
 		t.Helper()
 		var an heraldv1.Announcement
@@ -285,6 +286,9 @@ func TestStatusWriterStaleCache(t *testing.T) {
 		Announced: true, Reason: "Announcing", Message: "node1 answers"}
 	if err := w.write(ctx, name, st); err != nil {
 		t.Fatal(err)
+	}
+	if reader.gets != 0 {
+		t.Errorf("creating the Announcement read it from the API server %d times; the cache said it did not exist", reader.gets)
 	}
 	// The cache keeps this version while another speaker writes a newer one.
 	cache.stale[name] = get()
@@ -314,4 +318,15 @@ func TestStatusWriterStaleCache(t *testing.T) {
 	if got := get(); got.Status.Health == nil || got.Status.Health.Watcher != "node2" || !slices.Equal(got.Status.Interfaces, []string{"eth1"}) {
 		t.Errorf("after the health write: health %+v, interfaces %v", got.Status.Health, got.Status.Interfaces)
 	}
+}
+
+// countingReader counts the reads that reach the API server.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (r *countingReader) Get(ctx context.Context, key types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	r.gets++
+	return r.Reader.Get(ctx, key, obj, opts...)
 }
