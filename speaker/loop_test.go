@@ -624,6 +624,20 @@ func (l *stallLab) heard(vip netip.Addr, node string, kind guard.Kind) {
 	})
 }
 
+// reprobedAll lets the listening window pass and checks that the stall's resolution withdrew every address,
+// probed each again, and (nobody else answering) answers them all again.
+func (l *stallLab) reprobedAll() {
+	l.t.Helper()
+	l.step(stallListen)
+	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
+	got := []netip.Addr{l.nextProbe("a probe after the stall"), l.nextProbe("a probe after the stall")}
+	slices.SortFunc(got, netip.Addr.Compare)
+	if !slices.Equal(got, l.vips) {
+		l.t.Fatalf("probed %v, want %v", got, l.vips)
+	}
+	l.waitFor(l.self+" answers again", func() bool { return l.ann.answers(l.vips[0]) && l.ann.answers(l.vips[1]) })
+}
+
 // noProbe fails if a probe started.
 func (l *stallLab) noProbe(what string) {
 	l.t.Helper()
@@ -776,14 +790,7 @@ func TestLoopStallTooLongToJudge(t *testing.T) {
 	l := newStallLab(t)
 	l.st.stall(stallTrustWire + time.Second)
 	l.inLoop(func() {})
-	l.step(stallListen)
-	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
-	got := []netip.Addr{l.nextProbe("a probe after the stall"), l.nextProbe("a probe after the stall")}
-	slices.SortFunc(got, netip.Addr.Compare)
-	if !slices.Equal(got, l.vips) {
-		t.Fatalf("probed %v, want %v", got, l.vips)
-	}
-	l.waitFor(l.self+" answers again", func() bool { return l.ann.answers(l.vips[0]) && l.ann.answers(l.vips[1]) })
+	l.reprobedAll()
 }
 
 // TestFlushProbeLog: a batch of probe results is one line per outcome, with a count and a few examples; a single
@@ -833,14 +840,7 @@ func TestLoopStallGuardDropped(t *testing.T) {
 	l.inLoop(func() {})
 	l.st.stall(700 * time.Millisecond)
 	l.inLoop(func() {})
-	l.step(stallListen)
-	l.waitFor("resumed", func() bool { return l.resumed() == 1 })
-	got := []netip.Addr{l.nextProbe("a probe after the stall"), l.nextProbe("a probe after the stall")}
-	slices.SortFunc(got, netip.Addr.Compare)
-	if !slices.Equal(got, l.vips) {
-		t.Fatalf("probed %v, want %v", got, l.vips)
-	}
-	l.waitFor(l.self+" answers again", func() bool { return l.ann.answers(l.vips[0]) && l.ann.answers(l.vips[1]) })
+	l.reprobedAll()
 }
 
 // TestLoopStallDrainsSightingsFirst: the listening window ends with sightings still waiting in the guard's

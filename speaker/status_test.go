@@ -55,18 +55,8 @@ func TestStatusWriter(t *testing.T) {
 		t.Skip("needs the control plane; skipped with -short")
 	}
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "status-"}}
-	if err := k8s.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	svc := func() *corev1.Service {
-		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
-		if err := k8s.Create(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	ns := newStatusNamespace(t, "status-")
+	svc := func() *corev1.Service { return createWeb(t, ns.Name) }
 	s := svc()
 	name := types.NamespacedName{Namespace: ns.Name, Name: "web"}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
@@ -260,15 +250,8 @@ func TestStatusWriterStaleCache(t *testing.T) {
 		t.Skip("needs the control plane; skipped with -short")
 	}
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stale-"}}
-	if err := k8s.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
-	if err := k8s.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	ns := newStatusNamespace(t, "stale-")
+	s := createWeb(t, ns.Name)
 	name := types.NamespacedName{Namespace: ns.Name, Name: "web"}
 	cache := &staleCache{Client: k8s, stale: map[types.NamespacedName]*heraldv1.Announcement{}}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC))
@@ -329,4 +312,25 @@ type countingReader struct {
 func (r *countingReader) Get(ctx context.Context, key types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
 	r.gets++
 	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// newStatusNamespace creates a namespace named from prefix on the control plane.
+func newStatusNamespace(t *testing.T, prefix string) *corev1.Namespace {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// createWeb creates the LoadBalancer Service "web" in ns.
+func createWeb(t *testing.T, ns string) *corev1.Service {
+	t.Helper()
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
