@@ -86,12 +86,10 @@ func TestRealNodesMixed(t *testing.T) {
 	prev := prevImage(t, root)
 	rc := newRealCluster(t, 3, realOptions{Images: []string{prev}, Set: []string{"image.tag=" + prevTag}})
 	version := map[string]string{}
-	var names []string
-	for _, n := range rc.kn.Nodes {
-		names = append(names, n.Name)
-		version[n.Name] = prevTag
+	names := rc.nodeNames()
+	for _, n := range names {
+		version[n] = prevTag
 	}
-	slices.Sort(names)
 	rc.speakersRun(version)
 
 	rc.pool("mixed", []string{poolV4})
@@ -198,7 +196,9 @@ func (rc *realCluster) mixedKill(vips []netip.Addr, place map[netip.Addr]string,
 		return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
 	})
 	restarted := time.Since(killed)
-	time.Sleep(3 * time.Second) // the restarted speaker has joined and seen its addresses answered
+	// The restarted speaker has joined and seen its addresses answered, and has been a member long enough for
+	// new holders of addresses it is elected for to offer them back (an old one ignores the offers).
+	time.Sleep(mixedFailback + handoffWaitE2E + 2*time.Second)
 	w.stop()
 	st := w.stats(t, "mixed kill -9 "+victim)
 	now := rc.holders(vips)
@@ -220,6 +220,41 @@ func (rc *realCluster) mixedKill(vips []netip.Addr, place map[netip.Addr]string,
 		place[v] = n
 	}
 	rc.checkPlacement(vips, place, "after kill -9 on "+victim)
+	// New speakers holding addresses the restarted old one is elected for offered them in vain, and said so.
+	if version == prevTag && moved > 0 {
+		for _, v := range vips {
+			if election.Order(v.String(), rc.nodeNames())[0] == victim && place[v] != victim {
+				rc.logged(place[v], "keeping addresses offered back to a node that did not accept them")
+				break
+			}
+		}
+	}
+}
+
+// handoffWaitE2E is the speakers' handoffWait: how long a holder waits for an offer to be accepted.
+const handoffWaitE2E = time.Second
+
+// nodeNames are the real nodes' names, sorted.
+func (rc *realCluster) nodeNames() []string {
+	var names []string
+	for _, n := range rc.kn.Nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// logged checks that the speaker on node logged a line containing text.
+func (rc *realCluster) logged(node, text string) {
+	rc.t.Helper()
+	pod := rc.speakers()[node].Name
+	for name, log := range rc.kn.PodLogs(releaseNamespace, 1000) {
+		if strings.Contains(name, pod) && strings.Contains(log, text) {
+			rc.t.Logf("mixed: %s logged %q", node, text)
+			return
+		}
+	}
+	rc.t.Errorf("the speaker on %s (%s) did not log %q", node, pod, text)
 }
 
 // checkPlacement checks that each address is answered by the node place names alone and that its Service's
