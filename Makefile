@@ -53,13 +53,17 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3 hours; the lab ones need root).
+bench: build controlplane nodes test-image lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3 hours; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 10x -count 1 ./internal/membership/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+	@# Real nodes: TestRealNodes (kill -9 of the announcing speaker HERALD_BENCH_TRIALS times, power-off, helm
+	@# upgrade) and TestRealNodesMixed (the previous release's speakers beside today's); their figure lines last.
+	HERALD_REALNODES=1 HERALD_BENCH_TRIALS=10 $(GO) test -run '^TestRealNodes' -count 1 -timeout 40m -v ./e2e/ 2>&1 | tee $(BIN)/bench-realnodes.log
+	@grep -hE '(realnodes|mixed): ' $(BIN)/bench-realnodes.log | sed 's/^ *//'
 
 .PHONY: realnodes
 realnodes: nodes image lab-deps ## Run e2e/TestRealNodes alone, as root: 3 real nodes (containerd, kubelet, kube-proxy), Herald installed with its chart, failover and power-off measured ("realnodes:" lines); make test runs it too.

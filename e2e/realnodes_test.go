@@ -439,7 +439,17 @@ func TestRealNodes(t *testing.T) {
 		t.Logf("realnodes: %s (%s) announced by %s, answered by pod %s on %s", tc.addr, tc.svc.Name, node, pod, podNode)
 	}
 
-	t.Run("speaker_killed", func(t *testing.T) { realSpeakerKilled(t, rc, clusterSvc, clusterAddrs[0]) })
+	t.Run("speaker_killed", func(t *testing.T) {
+		var outages []time.Duration
+		for range realTrials() {
+			outages = append(outages, realSpeakerKilled(t, rc, clusterSvc, clusterAddrs[0]))
+		}
+		if len(outages) > 1 {
+			t.Logf("realnodes: speaker container killed (SIGKILL), %d trials: longest ARP outage p50 %.0f ms, p90 %.0f "+
+				"ms, max %.0f ms", len(outages), ms(percentile(outages, 0.5)), ms(percentile(outages, 0.9)),
+				ms(percentile(outages, 1)))
+		}
+	})
 	t.Run("local_follows_pod", func(t *testing.T) { realLocalFollows(t, rc, localSvc, localAddrs[0]) })
 	t.Run("helm_upgrade", func(t *testing.T) {
 		realUpgrade(t, rc, map[*corev1.Service]netip.Addr{clusterSvc: clusterAddrs[0], localSvc: localAddrs[0]})
@@ -561,9 +571,19 @@ func realPowerOff(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip
 	}
 }
 
+// realTrials is how many times TestRealNodes kills the announcing speaker: once, or HERALD_BENCH_TRIALS times when
+// that is set (make bench).
+func realTrials() int {
+	if os.Getenv("HERALD_BENCH_TRIALS") == "" {
+		return 1
+	}
+	return trials()
+}
+
 // realSpeakerKilled kills (SIGKILL) the container of the speaker announcing addr: the kubelet restarts it, another
-// node takes the address over, and it stays there once the speaker is back.
-func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
+// node takes the address over, and it stays there once the speaker is back. It returns the client's longest ARP
+// outage.
+func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) time.Duration {
 	rc.cluster.t = t
 	const every = 10 * time.Millisecond
 	old := rc.settled(svc, addr)
@@ -623,6 +643,7 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 	if arp.Duplicates() > 0 {
 		t.Errorf("%d ARP requests for %s answered by two MACs", arp.Duplicates(), addr)
 	}
+	return arp.LongestGap()
 }
 
 // realUpgrade upgrades the release to a second image tag (the same code with another version stamp) with
