@@ -188,12 +188,7 @@ func (rc *realCluster) mixedKill(vips []netip.Addr, place map[netip.Addr]string,
 		t.Fatal(err)
 	}
 	rc.eventually(90*time.Second, "the killed speaker on "+victim+" restarted and Ready", func() (bool, string) {
-		p := rc.speakers()[victim]
-		if len(p.Status.ContainerStatuses) != 1 {
-			return false, "no container status"
-		}
-		cs := p.Status.ContainerStatuses[0]
-		return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
+		return rc.speakerRestarted(victim, restarts)
 	})
 	restarted := time.Since(killed)
 	// The restarted speaker has joined and seen its addresses answered, and has been a member long enough for

@@ -487,6 +487,17 @@ func (rc *realCluster) speakerContainer(node string) (id string, restarts int32)
 	return strings.TrimPrefix(cs.ContainerID, "containerd://"), cs.RestartCount
 }
 
+// speakerRestarted says whether the speaker container on node has restarted more than restarts times and its pod
+// is Ready, and why not.
+func (rc *realCluster) speakerRestarted(node string, restarts int32) (bool, string) {
+	p := rc.speakers()[node]
+	if len(p.Status.ContainerStatuses) != 1 {
+		return false, "no container status"
+	}
+	cs := p.Status.ContainerStatuses[0]
+	return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
+}
+
 // realLocalFollows cordons the node announcing a Local Service and deletes its pod there: the Deployment's new pod
 // runs on another node, and the address moves to a node running a pod, which answers.
 func realLocalFollows(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
@@ -613,12 +624,7 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 				tookOver = time.Since(killed)
 			}
 		}
-		p := rc.speakers()[old]
-		if len(p.Status.ContainerStatuses) != 1 {
-			return false, "no container status"
-		}
-		cs := p.Status.ContainerStatuses[0]
-		return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
+		return rc.speakerRestarted(old, restarts)
 	})
 	restarted := time.Since(killed)
 	time.Sleep(3 * time.Second) // the restarted speaker has joined and seen the address answered
