@@ -116,11 +116,21 @@ func TestRealNodesMixed(t *testing.T) {
 	}
 	w := rc.watch(vips)
 	start := time.Now()
+	// No --wait: helm's waiter counts an OnDelete DaemonSet's pods not yet replaced as not ready, and times out.
 	if out, err := helm(rc.ctx, rc.lab, "upgrade", "herald", filepath.Join(root, "charts", "herald"),
-		"--namespace", releaseNamespace, "--wait", "--timeout", "4m", "--set", "image.pullPolicy=Never",
-		"--set", "controller.replicas=1", "--set", "speaker.failbackAfter="+mixedFailback.String()); err != nil {
+		"--namespace", releaseNamespace, "--set", "image.pullPolicy=Never", "--set", "controller.replicas=1",
+		"--set", "speaker.failbackAfter="+mixedFailback.String()); err != nil {
 		t.Fatalf("helm upgrade: %v\n%s", err, out)
 	}
+	rc.eventually(2*time.Minute, "the controller Deployment rolled", func() (bool, string) {
+		var d appsv1.Deployment
+		if err := rc.c.Get(rc.ctx, client.ObjectKey{Namespace: releaseNamespace, Name: "herald-controller"}, &d); err != nil {
+			return false, err.Error()
+		}
+		st := d.Status
+		return st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == st.Replicas && st.ReadyReplicas == st.Replicas,
+			fmt.Sprintf("%+v", st)
+	})
 	rc.speakersRun(version) // OnDelete: no speaker replaced yet
 	newTag := rc.speakerImageTag()
 	if newTag == prevTag {
