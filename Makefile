@@ -59,7 +59,7 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 3.5 hours; the lab ones need root).
+bench: build controlplane nodes test-image lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 4 hours; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
@@ -67,6 +67,10 @@ bench: build controlplane lab-deps ## Run the benchmarks whose figures BENCHMARK
 	$(GO) test -run '^$$' -bench Detection -benchtime 20x -count 1 -timeout 30m ./internal/membership/ # 5 and 100 members, 20 removals each, about 15 minutes
 	$(GO) test -run '^$$' -bench 'Gossip|Stalls' -benchtime 1x -count 1 -timeout 30m ./internal/membership/ # 100 members simulated in slow motion, about 10 minutes
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+	@# Real nodes: TestRealNodes (kill -9 of the announcing speaker HERALD_BENCH_TRIALS times, power-off, helm
+	@# upgrade) and TestRealNodesMixed (the previous release's speakers beside today's); their figure lines last.
+	HERALD_REALNODES=1 HERALD_BENCH_TRIALS=10 $(GO) test -run '^TestRealNodes' -count 1 -timeout 40m -v ./e2e/ 2>&1 | tee $(BIN)/bench-realnodes.log
+	@grep -hE '(realnodes|mixed): ' $(BIN)/bench-realnodes.log | sed 's/^ *//'
 
 .PHONY: soak
 soak: controlplane lab-deps ## Run the randomized chaos soak (e2e/TestSoak), as root: SEED (default: drawn now) replays a run, DURATION (default 30m), SOAK_LOGS=dir keeps its logs; "soak:" lines are its figures. make test runs 3 minutes of seed 16.

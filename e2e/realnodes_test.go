@@ -44,9 +44,17 @@ type realCluster struct {
 	kn *kubenode.Cluster
 }
 
-// newRealCluster builds a lab of n real nodes, imports Herald's image and the labpod image into each, and
-// installs Herald with `helm install` of charts/herald.
-func newRealCluster(t *testing.T, nodes int) *realCluster {
+// realOptions change what newRealCluster installs.
+type realOptions struct {
+	// Images are more image tarballs imported into every node, beside Herald's and the labpod's.
+	Images []string
+	// Set are more `helm install --set` values, e.g. image.tag=... for another of the imported images.
+	Set []string
+}
+
+// newRealCluster builds a lab of n real nodes, imports Herald's image and the labpod image (and opt.Images) into
+// each, and installs Herald with `helm install` of charts/herald.
+func newRealCluster(t *testing.T, nodes int, opt realOptions) *realCluster {
 	t.Helper()
 	needLab(t)
 	needRealNodes(t)
@@ -76,7 +84,7 @@ func newRealCluster(t *testing.T, nodes int) *realCluster {
 		}
 	})
 	start := time.Now()
-	kn, err := kubenode.Start(ctx, l, kubenode.Config{Images: []string{heraldImage, labpod},
+	kn, err := kubenode.Start(ctx, l, kubenode.Config{Images: append([]string{heraldImage, labpod}, opt.Images...),
 		SandboxImage: labpodImage, Log: testr.New(t)})
 	if err != nil {
 		t.Fatalf("starting the real nodes: %v", err)
@@ -114,9 +122,12 @@ func newRealCluster(t *testing.T, nodes int) *realCluster {
 	start = time.Now()
 	// The chart as a user installs it; the image is on the nodes already (no registry), so never pulled. One
 	// controller replica: the machine has two cores.
-	if out, err := helm(ctx, l, "install", "herald", filepath.Join(root, "charts", "herald"),
-		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "4m",
-		"--set", "image.pullPolicy=Never", "--set", "controller.replicas=1"); err != nil {
+	args := []string{"install", "herald", filepath.Join(root, "charts", "herald"),
+		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "4m"}
+	for _, v := range append([]string{"image.pullPolicy=Never", "controller.replicas=1"}, opt.Set...) {
+		args = append(args, "--set", v)
+	}
+	if out, err := helm(ctx, l, args...); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	t.Logf("realnodes: helm install --wait took %.1f s", time.Since(start).Seconds())
@@ -154,19 +165,42 @@ func buildLabpodImage(t *testing.T, root string) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "herald-labpod")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/herald-labpod")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building herald-labpod: %v\n%s", err, out)
-	}
+	buildStatic(t, root, "./cmd/herald-labpod", bin, "")
 	repo, tag, _ := strings.Cut(labpodImage, ":")
+	return assembleImage(t, root, bin, repo, tag, dir)
+}
+
+// buildStatic builds package pkg of the module in dir for linux/amd64 without cgo into out, with ldflags.
+func buildStatic(t *testing.T, dir, pkg, out, ldflags string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
+	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s in %s: %v\n%s", pkg, dir, err, out)
+	}
+}
+
+// assembleImage assembles the linux/amd64 image repo:tag of binary bin with bin/herald-image (make image's
+// assembler) in dir, and returns its tarball.
+func assembleImage(t *testing.T, root, bin, repo, tag, dir string) string {
+	t.Helper()
 	img := exec.Command(filepath.Join(root, "bin", "herald-image"), "-repository", repo, "-tag", tag,
 		"-version", tag, "-revision", "e2e", "-created", "2026-01-01T00:00:00Z", "-binary", "linux/amd64="+bin,
 		"-layout", filepath.Join(dir, "oci"), "-tarballs", dir)
 	if out, err := img.CombinedOutput(); err != nil {
-		t.Fatalf("assembling the labpod image (hack/tools.sh herald-image builds the assembler): %v\n%s", err, out)
+		t.Fatalf("assembling %s:%s (hack/tools.sh herald-image builds the assembler): %v\n%s", repo, tag, err, out)
 	}
 	return filepath.Join(dir, "herald-image-linux-amd64.tar")
+}
+
+// buildHeraldImage builds cmd/herald of the tree in src stamped with version tag and assembles its image
+// ghcr.io/heraldlb/herald:tag into a tarball in a temporary directory.
+func buildHeraldImage(t *testing.T, root, src, tag string) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "herald")
+	buildStatic(t, src, "./cmd/herald", bin, "-s -w -X github.com/heraldlb/herald/internal/version.Version="+tag)
+	return assembleImage(t, root, bin, "ghcr.io/heraldlb/herald", tag, dir)
 }
 
 // web creates Deployment web in namespace ns: replicas pods of the labpod image answering on 8080 with their own
@@ -348,7 +382,7 @@ func sortResults(rs []tcpResult) {
 // Herald from its image installed with its chart, a Deployment behind LoadBalancer Services reached through
 // kube-proxy; then the announcing speaker's container is killed with SIGKILL.
 func TestRealNodes(t *testing.T) {
-	rc := newRealCluster(t, 3)
+	rc := newRealCluster(t, 3, realOptions{})
 
 	// The speaker pods are Ready, one per node.
 	sp := rc.speakers()
@@ -398,7 +432,17 @@ func TestRealNodes(t *testing.T) {
 		t.Logf("realnodes: %s (%s) announced by %s, answered by pod %s on %s", tc.addr, tc.svc.Name, node, pod, podNode)
 	}
 
-	t.Run("speaker_killed", func(t *testing.T) { realSpeakerKilled(t, rc, clusterSvc, clusterAddrs[0]) })
+	t.Run("speaker_killed", func(t *testing.T) {
+		var outages []time.Duration
+		for range realTrials() {
+			outages = append(outages, realSpeakerKilled(t, rc, clusterSvc, clusterAddrs[0]))
+		}
+		if len(outages) > 1 {
+			t.Logf("realnodes: speaker container killed (SIGKILL), %d trials: longest ARP outage p50 %.0f ms, p90 %.0f "+
+				"ms, max %.0f ms", len(outages), ms(percentile(outages, 0.5)), ms(percentile(outages, 0.9)),
+				ms(percentile(outages, 1)))
+		}
+	})
 	t.Run("local_follows_pod", func(t *testing.T) { realLocalFollows(t, rc, localSvc, localAddrs[0]) })
 	t.Run("helm_upgrade", func(t *testing.T) {
 		realUpgrade(t, rc, map[*corev1.Service]netip.Addr{clusterSvc: clusterAddrs[0], localSvc: localAddrs[0]})
@@ -423,6 +467,28 @@ func (rc *realCluster) node(name string) *kubenode.Node {
 	}
 	rc.t.Fatalf("no node %s", name)
 	return nil
+}
+
+// speakerContainer returns the container id and the restart count of the speaker pod on node.
+func (rc *realCluster) speakerContainer(node string) (id string, restarts int32) {
+	rc.t.Helper()
+	p := rc.speakers()[node]
+	if len(p.Status.ContainerStatuses) != 1 {
+		rc.t.Fatalf("speaker pod %s on %s: container statuses %+v", p.Name, node, p.Status.ContainerStatuses)
+	}
+	cs := p.Status.ContainerStatuses[0]
+	return strings.TrimPrefix(cs.ContainerID, "containerd://"), cs.RestartCount
+}
+
+// speakerRestarted says whether the speaker container on node has restarted more than restarts times and its pod
+// is Ready, and why not.
+func (rc *realCluster) speakerRestarted(node string, restarts int32) (bool, string) {
+	p := rc.speakers()[node]
+	if len(p.Status.ContainerStatuses) != 1 {
+		return false, "no container status"
+	}
+	cs := p.Status.ContainerStatuses[0]
+	return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
 }
 
 // realLocalFollows cordons the node announcing a Local Service and deletes its pod there: the Deployment's new pod
@@ -509,24 +575,24 @@ func realPowerOff(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip
 	}
 }
 
+// realTrials is how many times TestRealNodes kills the announcing speaker: once, or HERALD_BENCH_TRIALS times when
+// that is set (make bench).
+func realTrials() int {
+	if os.Getenv("HERALD_BENCH_TRIALS") == "" {
+		return 1
+	}
+	return trials()
+}
+
 // realSpeakerKilled kills (SIGKILL) the container of the speaker announcing addr: the kubelet restarts it, another
-// node takes the address over, and it stays there once the speaker is back.
-func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
+// node takes the address over, and it stays there once the speaker is back. It returns the client's longest ARP
+// outage.
+func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) time.Duration {
 	rc.cluster.t = t
 	const every = 10 * time.Millisecond
 	old := rc.settled(svc, addr)
-	victim := rc.speakers()[old]
-	if len(victim.Status.ContainerStatuses) != 1 {
-		t.Fatalf("speaker pod %s: container statuses %+v", victim.Name, victim.Status.ContainerStatuses)
-	}
-	restarts := victim.Status.ContainerStatuses[0].RestartCount
-	id := strings.TrimPrefix(victim.Status.ContainerStatuses[0].ContainerID, "containerd://")
-	var node *kubenode.Node
-	for _, n := range rc.kn.Nodes {
-		if n.Name == old {
-			node = n
-		}
-	}
+	id, restarts := rc.speakerContainer(old)
+	node := rc.node(old)
 	arp := &probe.Series{Every: every}
 	ctx, cancel := context.WithCancel(rc.ctx)
 	var wg sync.WaitGroup
@@ -551,12 +617,7 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 				tookOver = time.Since(killed)
 			}
 		}
-		p := rc.speakers()[old]
-		if len(p.Status.ContainerStatuses) != 1 {
-			return false, "no container status"
-		}
-		cs := p.Status.ContainerStatuses[0]
-		return cs.RestartCount > restarts && podReady(p), fmt.Sprintf("restarts %d, ready %v", cs.RestartCount, podReady(p))
+		return rc.speakerRestarted(old, restarts)
 	})
 	restarted := time.Since(killed)
 	time.Sleep(3 * time.Second) // the restarted speaker has joined and seen the address answered
@@ -581,6 +642,7 @@ func realSpeakerKilled(t *testing.T, rc *realCluster, svc *corev1.Service, addr 
 	if arp.Duplicates() > 0 {
 		t.Errorf("%d ARP requests for %s answered by two MACs", arp.Duplicates(), addr)
 	}
+	return arp.LongestGap()
 }
 
 // realUpgrade upgrades the release to a second image tag (the same code with another version stamp) with
@@ -594,22 +656,9 @@ func realUpgrade(t *testing.T, rc *realCluster, addrs map[*corev1.Service]netip.
 		t.Fatal(err)
 	}
 	const tag = "v0.1.0-e2e-upgrade"
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "herald")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags",
-		"-s -w -X github.com/heraldlb/herald/internal/version.Version="+tag, "-o", bin, "./cmd/herald")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building herald %s: %v\n%s", tag, err, out)
-	}
-	img := exec.Command(filepath.Join(root, "bin", "herald-image"), "-repository", "ghcr.io/heraldlb/herald",
-		"-tag", tag, "-version", tag, "-revision", "e2e", "-created", "2026-01-01T00:00:00Z",
-		"-binary", "linux/amd64="+bin, "-layout", filepath.Join(dir, "oci"), "-tarballs", dir)
-	if out, err := img.CombinedOutput(); err != nil {
-		t.Fatalf("assembling herald %s: %v\n%s", tag, err, out)
-	}
+	tarball := buildHeraldImage(t, root, root, tag)
 	for _, n := range rc.kn.Nodes {
-		if err := n.Import(rc.ctx, filepath.Join(dir, "herald-image-linux-amd64.tar")); err != nil {
+		if err := n.Import(rc.ctx, tarball); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -246,6 +246,7 @@ func (a *agent) onMessage(b []byte) (decide bool) {
 		a.queueHandoff(handoffAccept, m.From, ok...)
 		a.flushHandoffs()
 	case handoffAccept:
+		delete(a.silent, m.From)
 		var gone []string
 		for _, key := range m.Keys {
 			c, ok := a.claims[key]
@@ -270,6 +271,27 @@ func (a *agent) onMessage(b []byte) (decide bool) {
 		return true
 	}
 	return false
+}
+
+// offersUnanswered counts the keys whose offers expired unanswered, by the node they were offered to, and logs a
+// node the first time its offers go unanswered (again after it accepted one). A node that never answers may run
+// a Herald without handoffs (an older release, during an upgrade): it ignores offers and never fails back, so
+// the addresses stay here, answered, and are offered again every handoffRetry.
+func (a *agent) offersUnanswered(byNode map[string][]string) {
+	for to, keys := range byNode {
+		a.metrics.Handoffs.WithLabelValues(string(handoffOffer), "unanswered").Add(float64(len(keys)))
+		if a.silent[to] {
+			continue
+		}
+		if a.silent == nil {
+			a.silent = map[string]bool{}
+		}
+		a.silent[to] = true
+		a.log.Info("keeping addresses offered back to a node that did not accept them within the wait; offering again "+
+			"later. A node that never accepts may run a Herald release without handoffs (before preferred nodes and "+
+			"handoffs), which ignores offers: the addresses then stay here until it is upgraded",
+			"to", to, "keys", len(keys), "wait", handoffWait.String(), "retry", handoffRetry.String(), "examples", examples(keys, 3))
+	}
 }
 
 // canTake says whether this node accepts key offered by from: it is not stalled, it would win the key with from

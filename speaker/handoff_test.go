@@ -273,6 +273,9 @@ func TestLoopFailbackOfferUnanswered(t *testing.T) {
 	if !h.ann.answers(vip1) {
 		t.Fatal("the holder stopped answering when its fail-back offer went unanswered")
 	}
+	if got := testutil.ToFloat64(h.a.metrics.Handoffs.WithLabelValues("offer", "unanswered")); got != 1 {
+		t.Errorf("offer keys unanswered = %v, want 1", got)
+	}
 	h.step(handoffRetry)
 	if m := h.nextSent("the second offer"); m.Kind != handoffOffer || m.To != preferred {
 		t.Fatalf("sent %+v, want a second offer to %s", m, preferred)

@@ -356,7 +356,7 @@ func (a *agent) reconcile(ctx context.Context) {
 
 	// Claims: being elected starts a probe (or, for a key handed over, answers at once); losing the election
 	// releases, or hands over (handoff.go).
-	var takenFrom map[string][]string
+	var takenFrom, unanswered map[string][]string
 	for key, g := range pl.Groups {
 		c := a.claims[key]
 		// The election's own choice, deferring to a holder, stays "elected" for the claim: it probes now and then
@@ -391,6 +391,12 @@ func (a *agent) reconcile(ctx context.Context) {
 		case out != outNone:
 		case !elected && c.State == claimHeld:
 			nc, out = c.hand(a.handTarget(g), now, a.policy)
+			if out == outNone && c.HandTo != "" && nc.HandTo == "" { // the offer expired: kept, offered again later
+				if unanswered == nil {
+					unanswered = map[string][]string{}
+				}
+				unanswered[c.HandTo] = append(unanswered[c.HandTo], key)
+			}
 		default:
 			nc, out = c.elect(elected, a.holderView(g, c.Holder), now, a.policy)
 		}
@@ -429,6 +435,7 @@ func (a *agent) reconcile(ctx context.Context) {
 	for from, keys := range takenFrom {
 		a.log.Info("answering at once, without a probe: handed over", "from", from, "keys", len(keys), "examples", examples(keys, 3))
 	}
+	a.offersUnanswered(unanswered)
 	a.flushHandoffs()
 	a.checkDarkReports()
 	a.failbackAt = nextFailback(in)

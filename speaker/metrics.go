@@ -102,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	m.Handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_speaker_handoff_keys_total",
-		Help: "Announcement keys in handoff messages (offer, accept, take) this speaker sent (sent, send_failed) or received (received; for offers refused, for takes used: answered at once without a probe). A move on purpose (fail-back, drain, shutdown) is offer, accept, take.",
+		Help: "Announcement keys in handoff messages (offer, accept, take) this speaker sent (sent, send_failed) or received (received; for offers refused, for takes used: answered at once without a probe); offers not accepted in time are unanswered (kept, offered again). A move on purpose (fail-back, drain, shutdown) is offer, accept, take.",
 	}, []string{"message", "result"})
 	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls, m.StallWithdrawn, m.Handoffs)
 	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -301,8 +301,10 @@ type agent struct {
 	stallCheck    stallCheck // what the loop heard on the wire while this process had stalled (stall.go)
 	probeLog      probeLog
 	// handoffs (handoff.go): takes received, by key; messages waiting for the next flush; when a fail-back is due.
-	handedIn   map[string]handedIn
-	outbox     map[handoffKind]map[string][]string
+	handedIn map[string]handedIn
+	outbox   map[handoffKind]map[string][]string
+	// silent are the nodes an offer of this node went unanswered to since their last acceptance: logged once.
+	silent     map[string]bool
 	failbackAt time.Time
 	// decideAgain: the last decision used takes, and left their senders out; decide again at once without.
 	decideAgain bool
