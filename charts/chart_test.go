@@ -269,6 +269,19 @@ func TestSchemaRefusesMisspelledKeys(t *testing.T) {
 	}
 }
 
+// TestSchemaRefusesSurge checks that helm refuses a speaker rollout with a surge, saying why: speakers use the
+// host network, so a second speaker on a node could not bind the memberlist port and would never become Ready.
+func TestSchemaRefusesSurge(t *testing.T) {
+	const file = "testdata/surge.yaml"
+	out, err := run(tool(t, "helm"), "template", "herald", chart, "--values", file)
+	if err == nil {
+		t.Fatalf("helm template accepted %s, a speaker rollout with maxSurge 1", file)
+	}
+	if msg := err.Error() + string(out); !strings.Contains(msg, "maxSurge") {
+		t.Errorf("helm template %s: the error does not name maxSurge:\n%s", file, msg)
+	}
+}
+
 // schemaNode is the part of values.schema.json this test reads.
 type schemaNode struct {
 	Comment              string                 `json:"$comment"`

@@ -9,7 +9,7 @@ import (
 
 // TestPodDefaults checks the chart's promises about its pods, in every rendering: requests on every container,
 // RuntimeDefault seccomp, no privilege escalation, a read-only root filesystem; and with the default values, the
-// speaker's system-node-critical priority, its memory limit and no CPU limit (CFS throttling stalls it), and a
+// speaker's rollout one node at a time, its system-node-critical priority, its memory limit and no CPU limit (CFS throttling stalls it), and a
 // grace period longer than its 2 s leave timeout.
 func TestPodDefaults(t *testing.T) {
 	sets, err := filepath.Glob("testdata/values-*.yaml")
@@ -47,6 +47,13 @@ func TestPodDefaults(t *testing.T) {
 			}
 			if set != "" || o.GetName() != "herald-speaker" {
 				continue
+			}
+			u, _, _ := unstructured.NestedMap(o.Object, "spec", "updateStrategy")
+			if typ, _, _ := unstructured.NestedString(u, "type"); typ != "RollingUpdate" {
+				t.Errorf("speaker: updateStrategy %q, want RollingUpdate", typ)
+			}
+			if n, _, _ := unstructured.NestedInt64(u, "rollingUpdate", "maxUnavailable"); n != 1 {
+				t.Errorf("speaker: maxUnavailable %d, want 1 (one speaker at a time hands its addresses off)", n)
 			}
 			if p, _, _ := unstructured.NestedString(pod, "priorityClassName"); p != "system-node-critical" {
 				t.Errorf("speaker: priorityClassName %q, want system-node-critical", p)
