@@ -530,7 +530,7 @@ func realLocalFollows(t *testing.T, rc *realCluster, svc *corev1.Service, addr n
 }
 
 // realPowerOff powers off the node announcing addr (every process of it killed at once, its link down): another
-// node takes over, and the Node turns NotReady.
+// node takes over, the Node turns NotReady, and later it is deleted (realNodeDeleted).
 func realPowerOff(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
 	rc.cluster.t = t
 	const every = 10 * time.Millisecond
@@ -572,6 +572,60 @@ func realPowerOff(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip
 		arp.Duplicates(), ms(gap), ok, total, notReady.Seconds())
 	if arp.Duplicates() > 0 {
 		t.Errorf("%d ARP requests for %s answered by two MACs", arp.Duplicates(), addr)
+	}
+	realNodeDeleted(t, rc, svc, addr, old, taker)
+}
+
+// realNodeDeleted deletes the powered-off node's Node, as a cloud's node lifecycle controller or an operator
+// (kubectl delete node) does; the lab has no cloud controller. The address stays where it is (same announcer,
+// same since, one MAC), no Announcement names the node, and kube-controller-manager's pod garbage collector
+// removes the node's speaker pod, which the DaemonSet does not recreate.
+func realNodeDeleted(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr, old, taker string) {
+	const every = 10 * time.Millisecond
+	var before heraldv1.Announcement
+	if err := rc.c.Get(rc.ctx, client.ObjectKeyFromObject(svc), &before); err != nil {
+		t.Fatal(err)
+	}
+	arp := &probe.Series{Every: every}
+	ctx, cancel := context.WithCancel(rc.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = rc.p4.Watch(ctx, addr, every, arp.Add) })
+	deleted := time.Now()
+	rc.delete(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: old}})
+	// The pod garbage collector deletes a pod bound to a missing Node after 40 s of quarantine, checking every 20 s.
+	rc.eventually(2*time.Minute, "the speaker pod of deleted Node "+old+" gone", func() (bool, string) {
+		p, ok := rc.speakers()[old]
+		return !ok, p.Name
+	})
+	gone := time.Since(deleted)
+	cancel()
+	wg.Wait()
+	var after heraldv1.Announcement
+	if err := rc.c.Get(rc.ctx, client.ObjectKeyFromObject(svc), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.Node != taker || !after.Status.Since.Equal(before.Status.Since) {
+		t.Errorf("%s moved when Node %s was deleted: announced by %s since %v, before by %s since %v", addr, old,
+			after.Status.Node, after.Status.Since, before.Status.Node, before.Status.Since)
+	}
+	var list heraldv1.AnnouncementList
+	if err := rc.c.List(rc.ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, an := range list.Items {
+		if an.Status.Node == old || an.Status.Health != nil && an.Status.Health.Watcher == old {
+			t.Errorf("Announcement %s/%s still names deleted Node %s: %+v", an.Namespace, an.Name, old, an.Status)
+		}
+	}
+	if got := rc.responders(addr); len(got) != 1 || got[0] != rc.hosts[taker].MAC.String() {
+		t.Errorf("after Node %s was deleted, %s is answered by %v, want %s alone", old, addr, got, taker)
+	}
+	t.Logf("realnodes: Node %s deleted: its speaker pod garbage-collected after %.1f s; %s stayed with %s, "+
+		"longest ARP outage %.0f ms over %d requests, %d answered by two MACs", old, gone.Seconds(), addr, taker,
+		ms(arp.LongestGap()), arp.Len(), arp.Duplicates())
+	if arp.Duplicates() > 0 || arp.Moves() > 0 {
+		t.Errorf("while Node %s was deleted, %d ARP requests for %s were answered by two MACs and its answer "+
+			"changed MAC %d times", old, arp.Duplicates(), addr, arp.Moves())
 	}
 }
 

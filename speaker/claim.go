@@ -89,6 +89,11 @@ type claim struct {
 	HandUntil time.Time
 	HandMust  bool
 	NextOffer time.Time
+	// Lost is when an idle claim stopped answering only because this node had no interface to answer on (its
+	// link went down) while it still won the key. Until guardPolicy.RetryMax has passed, the node counts as the
+	// key's holder in its decisions, so that it probes and answers again once the link is back: the nodes that
+	// defer to it cannot see a short loss of its link, and would leave the key dark until their backoff ran out.
+	Lost time.Time
 }
 
 // holderView is what the membership says of a speaker that holds a key, at a decision or when a probe result
@@ -198,6 +203,21 @@ func (c claim) elect(elected bool, holder holderView, now time.Time, p guardPoli
 		}
 	}
 	return c, outNone
+}
+
+// lose stops answering a held claim that this node still wins but cannot answer on now (no interface), and
+// remembers when (Lost).
+func (c claim) lose(now time.Time) (claim, outcome) {
+	if c.State != claimHeld {
+		return c, outNone
+	}
+	return claim{Gen: c.Gen, Lost: now}, outRelease
+}
+
+// holds says whether this node counts as the key's holder in a decision at now: it answers, or it stopped only
+// because its link went down less than p.RetryMax ago.
+func (c claim) holds(now time.Time, p guardPolicy) bool {
+	return c.State == claimHeld || (c.State == claimIdle && !c.Lost.IsZero() && now.Sub(c.Lost) < p.RetryMax)
 }
 
 func (c claim) probe(now time.Time) claim {

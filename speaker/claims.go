@@ -133,8 +133,15 @@ func (a *agent) answers(vip netip.Addr, link string) bool {
 }
 
 // rememberPeers records the MACs live members publish; a member's MACs are kept after it leaves, so that a
-// speaker answering from across a partition is still recognised as one.
-func (a *agent) rememberPeers() {
+// speaker answering from across a partition is still recognised as one. It adds the MACs the membership's book
+// knows of speakers this node never saw as members (it started while they were cut off), if they are Nodes of
+// the cluster: without them, such a speaker's probes and replies would read as a foreign device's.
+func (a *agent) rememberPeers(nodes map[string]*corev1.Node) {
+	for mac, node := range a.members.KnownMACs() {
+		if _, known := a.peerMACs[mac]; !known && nodes[node] != nil {
+			a.peerMACs[mac] = node
+		}
+	}
 	for _, m := range a.members.Members() {
 		for _, mac := range m.MACs {
 			a.peerMACs[mac.String()] = m.Name

@@ -331,11 +331,11 @@ func (a *agent) reconcile(ctx context.Context) {
 		a.log.Error(err, "gathering inputs; keeping the current announcements")
 		return
 	}
-	a.rememberPeers()
+	a.rememberPeers(in.Nodes)
 	in.Holders = map[string]string{}
 	for key, c := range a.claims {
 		switch {
-		case c.State == claimHeld:
+		case c.holds(start, a.policy):
 			in.Holders[key] = in.Self
 		case c.State == claimDeferred && c.Holder != "":
 			in.Holders[key] = c.Holder
@@ -389,6 +389,10 @@ func (a *agent) reconcile(ctx context.Context) {
 		}
 		switch {
 		case out != outNone:
+		case !elected && c.State == claimHeld && g.Winner == in.Self:
+			// Still this node's, but it has no interface to answer on (its link is down): it stops answering and
+			// keeps counting as the holder for a while (claim.Lost).
+			nc, out = c.lose(now)
 		case !elected && c.State == claimHeld:
 			nc, out = c.hand(a.handTarget(g), now, a.policy)
 			if out == outNone && c.HandTo != "" && nc.HandTo == "" { // the offer expired: kept, offered again later

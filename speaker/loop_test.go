@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -48,6 +49,7 @@ type fakeMembers struct {
 	sent    chan sentMsg                      // every Send
 	inbox   chan []byte                       // Messages
 	sendErr error                             // what Send returns
+	book    map[string]string                 // KnownMACs beyond the members' own
 }
 
 // sentMsg is a message a loop sent a member.
@@ -82,6 +84,20 @@ func (f *fakeMembers) Members() []membership.Member {
 	return out
 }
 func (f *fakeMembers) Changed() <-chan struct{} { return f.changed }
+func (f *fakeMembers) KnownMACs() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := maps.Clone(f.book)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, m := range f.members {
+		for _, mac := range m.MACs {
+			out[mac.String()] = m.Name
+		}
+	}
+	return out
+}
 func (f *fakeMembers) signal() {
 	select {
 	case f.changed <- struct{}{}:
@@ -493,6 +509,33 @@ func TestLoopHolderRejoinsWhileProbing(t *testing.T) {
 	h.wire.unhold(vip1)
 	release()
 	h.waitFor(self+" answers after "+holder+" restarted", func() bool { return h.ann.answers(vip1) })
+}
+
+// TestLoopSimultaneousProbeFromUnseenSpeaker: this node has just restarted and never reached one speaker, cut off
+// by a partition, which memberlist therefore never names to it; that speaker probes for an address at the same
+// moment as this node, which comes first in the address's order (the soak's seed 1207: a node killed while
+// another was partitioned and a third restarting). Knowing the speaker's MAC from the membership's book, this
+// node treats the frame as another speaker's simultaneous probe and answers, where it used to see a foreign
+// device, report an IP conflict and back off for seconds with the address dark.
+func TestLoopSimultaneousProbeFromUnseenSpeaker(t *testing.T) {
+	nodes := nodeNames(4)
+	ord := order(vip1, nodes)
+	self, unseen := ord[0], ord[1]
+	var live []string
+	for _, n := range nodes {
+		if n != unseen {
+			live = append(live, n)
+		}
+	}
+	h := newLoop(t, self, nodes, live, []netip.Addr{vip1}, nil)
+	h.members.book = map[string]string{macOf(unseen).String(): unseen}
+	h.wire.answers[vip1] = []sighting{{VIP: vip1, MAC: macOf(unseen), Interface: "lab0", Kind: guard.KindARPProbe}}
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor(self+" answers over "+unseen+"'s simultaneous probe", func() bool { return h.ann.answers(vip1) })
+	if c := h.claim(vip1); c.Conflict != nil {
+		t.Errorf("a conflict reported: %+v", c.Conflict)
+	}
 }
 
 // TestLoopDarkReportCutsBackoff: this node, elected, defers to a live holder with a 16 s backoff, but the holder

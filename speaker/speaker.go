@@ -238,6 +238,9 @@ type memberList interface {
 	// Send and Messages carry handoff messages between members (handoff.go).
 	Send(to string, msg []byte) error
 	Messages() <-chan []byte
+	// KnownMACs is every speaker MAC the member knows of, live or not, with the speaker's name (the book members
+	// exchange in push/pull).
+	KnownMACs() map[string]string
 }
 
 // answerer is the ARP/NDP responder as the loop uses it (announce.Announcer; a fake in tests).

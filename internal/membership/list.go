@@ -154,6 +154,12 @@ type List struct {
 	// full is dropped and counted in dropped.
 	msgs    chan []byte
 	dropped atomic.Uint64
+
+	// bookMu guards book, the speaker MACs this member knows (book.go); bookRefused counts peers' books
+	// dropped as malformed.
+	bookMu      sync.Mutex
+	book        map[string]string
+	bookRefused atomic.Uint64
 }
 
 // messageQueue is how many received messages wait for the receiver before more are dropped.
@@ -215,6 +221,7 @@ func New(cfg Config) (*List, error) {
 		view:    make(map[string]Member),
 		pending: -1,
 		msgs:    make(chan []byte, messageQueue),
+		book:    make(map[string]string),
 	}
 	if l.clock == nil {
 		l.clock = clock.RealClock{}
@@ -727,8 +734,31 @@ func (d delegate) NotifyMsg(buf []byte) {
 }
 
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (delegate) LocalState(join bool) []byte                { return nil }
-func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// LocalState is this member's book (book.go), sent in every push/pull.
+func (d delegate) LocalState(join bool) []byte {
+	d.l.bookMu.Lock()
+	defer d.l.bookMu.Unlock()
+	return encodeBook(d.l.book)
+}
+
+// MergeRemoteState adds what a peer's book knows that this one lacks. A speaker of a version without books sends
+// none; a malformed book is dropped and counted.
+func (d delegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) == 0 {
+		return
+	}
+	peer, err := decodeBook(buf)
+	if err != nil {
+		d.l.bookRefused.Add(1)
+		d.l.log.V(1).Info("dropping a peer's speaker book", "reason", err.Error())
+		return
+	}
+	if n := d.l.mergeBook(peer); n > 0 {
+		d.l.log.V(1).Info("learned speaker MACs from a peer", "added", n)
+		d.l.signal()
+	}
+}
 
 // events keeps the membership view. memberlist calls it with its node lock
 // held, so it copies the node, never calls back into memberlist and never
@@ -769,6 +799,7 @@ func (e events) store(n *memberlist.Node) Member {
 	if err != nil {
 		e.l.log.Error(err, "member metadata unusable; its MACs and health state are unknown", "member", n.Name)
 	}
+	e.l.noteMACs(m)
 	e.l.viewMu.Lock()
 	e.l.view[m.Name] = m
 	if m.Name == e.l.name {
