@@ -108,7 +108,6 @@ func decodeBook(buf []byte) (map[string]string, error) {
 	return out, nil
 }
 
-
 // noteMACs records the MACs a live member publishes: its own word overrides what the book held for them.
 func (l *List) noteMACs(m Member) {
 	l.bookMu.Lock()
