@@ -59,14 +59,14 @@ unit: ## Run the tests that need no control plane.
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: build controlplane nodes test-image lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 4 hours; the lab ones need root).
+bench: build controlplane nodes test-image lab-deps ## Run the benchmarks whose figures BENCHMARKS.md quotes (about 4.5 hours; the lab ones need root).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./controllers/
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/election/ ./internal/announce/ ./internal/guard/ ./speaker/
 	$(GO) test -run 'TestChaos|TestHealth' -count 1 -timeout 20m -v ./e2e/ # their "chaos:" and "health:" lines are figures
 	$(GO) test -run '^$$' -bench Detection -benchtime 20x -count 1 -timeout 30m ./internal/membership/ # 5 and 100 members, 20 removals each, about 15 minutes
 	$(GO) test -run '^$$' -bench 'Gossip|Stalls' -benchtime 1x -count 1 -timeout 30m ./internal/membership/ # 100 members simulated in slow motion, about 10 minutes
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 240m -v ./e2e/ # "nodeloss:", "rollout:" and "busy:" lines are figures too
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 270m -v ./e2e/ # "nodeloss:", "rollout:", "busy:" and "lossy:" lines are figures too
 	@# Real nodes: TestRealNodes (kill -9 of the announcing speaker HERALD_BENCH_TRIALS times, power-off, helm
 	@# upgrade) and TestRealNodesMixed (the previous release's speakers beside today's); their figure lines last.
 	HERALD_REALNODES=1 HERALD_BENCH_TRIALS=10 $(GO) test -run '^TestRealNodes' -count 1 -timeout 40m -v ./e2e/ 2>&1 | tee $(BIN)/bench-realnodes.log
@@ -93,6 +93,7 @@ fuzz: ## Run each fuzz target for a short while.
 	$(GO) test -run '^$$' -fuzz '^FuzzARPRoundTrip$$' -fuzztime 30s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzNDRoundTrip$$' -fuzztime 30s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime 30s ./internal/membership/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBook$$' -fuzztime 30s ./internal/membership/
 	$(GO) test -run '^$$' -fuzz '^FuzzTableMatchesWinner$$' -fuzztime 30s ./internal/election/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 30s ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNDP$$' -fuzztime 30s ./internal/guard/
