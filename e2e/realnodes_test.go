@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -432,6 +433,8 @@ func TestRealNodes(t *testing.T) {
 		t.Logf("realnodes: %s (%s) announced by %s, answered by pod %s on %s", tc.addr, tc.svc.Name, node, pod, podNode)
 	}
 
+	realExplain(t, rc, clusterSvc, clusterAddrs[0])
+
 	t.Run("speaker_killed", func(t *testing.T) {
 		var outages []time.Duration
 		for range realTrials() {
@@ -769,4 +772,39 @@ func realUpgrade(t *testing.T, rc *realCluster, addrs map[*corev1.Service]netip.
 	t.Logf("realnodes: helm upgrade to %s rolled %d speakers in %.1f s%s; TCP to %s through kube-proxy: longest "+
 		"unanswered stretch %.0f ms, %d of %d requests answered", tag, len(rc.kn.Nodes), took.Seconds(), b.String(),
 		tcpAddr, ms(gap), ok, total)
+}
+
+// realExplain runs herald explain as an operator would: it asks every speaker pod, through the API server's pod
+// proxy, why it answers addr or not. Exactly the announcing node says it answers; each other says who does.
+func realExplain(t *testing.T, rc *realCluster, svc *corev1.Service, addr netip.Addr) {
+	rc.cluster.t = t
+	node := rc.settled(svc, addr)
+	out, code := rc.herald("explain", addr.String(), "-o", "json", "--speaker-namespace", releaseNamespace)
+	if code != 0 {
+		t.Fatalf("herald explain %s: exit %d\n%s", addr, code, out)
+	}
+	var got struct {
+		Addresses []struct {
+			Address string
+			Nodes   []speaker.Explanation
+			Errors  []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Addresses) != 1 {
+		t.Fatalf("herald explain -o json: %v, %d addresses\n%s", err, len(got.Addresses), out)
+	}
+	e := got.Addresses[0]
+	if len(e.Nodes) != len(rc.kn.Nodes) || len(e.Errors) > 0 {
+		t.Errorf("herald explain asked %d speakers of %d (errors %q)", len(e.Nodes), len(rc.kn.Nodes), e.Errors)
+	}
+	for _, ex := range e.Nodes {
+		switch {
+		case ex.Node == node && !ex.Answering:
+			t.Errorf("the announcer %s says it does not answer %s: %s", node, addr, ex.Summary)
+		case ex.Node != node && (ex.Answering || !strings.Contains(ex.Summary, node+" announces it")):
+			t.Errorf("%s (answering %v) does not say that %s announces %s: %s", ex.Node, ex.Answering, node, addr, ex.Summary)
+		}
+	}
+	text, _ := rc.herald("explain", svc.Namespace+"/"+svc.Name, "--speaker-namespace", releaseNamespace)
+	t.Logf("realnodes: herald explain %s/%s:\n%s", svc.Namespace, svc.Name, text)
 }

@@ -424,6 +424,10 @@ func run(ctx context.Context, cfg Config) error {
 	a := newAgent(cfg, log, mgr.GetClient(), mgr.GetEventRecorder("herald-speaker"), NewMetrics(cfg.Registerer))
 	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
 	a.status.healthRefresh = cfg.HealthStatusRefresh
+	// herald explain asks each speaker why it answers an address or not, on the metrics port.
+	if err := mgr.AddMetricsServerExtraHandler(ExplainPath, a.explainHandler()); err != nil {
+		return err
+	}
 	// Announcements are read from the cache (to delete stale ones) but decide nothing: their changes, many of
 	// them this speaker's own writes, do not wake the loop. An informer needs the API server's discovery, which
 	// fails while the node's network is not up yet: retry.

@@ -1,6 +1,6 @@
 // Command kubectl-herald is Herald's kubectl plugin: with it on PATH, `kubectl herald
-// status|probe|doctor|migrate|validate|drain|undrain|move` runs the same commands as
-// `herald status|probe|doctor|migrate|validate|drain|undrain|move`.
+// status|probe|doctor|migrate|validate|drain|undrain|move|explain` runs the same commands as
+// `herald status|probe|doctor|migrate|validate|drain|undrain|move|explain`.
 package main
 
 import (

@@ -34,11 +34,13 @@ Usage:
   herald move NS/SVC --to NODE
                               pin a Service's addresses to a node, moved by a handoff; refused with the
                               reason if the node may not announce them; --dry-run prints only
+  herald explain ADDRESS|NS/SVC
+                              ask every speaker why it answers an address or not (exit 1 unless exactly one does)
   herald version [-o json]    the version and commit this binary was built from
 
 Run 'herald <command> -h' for the flags of a command. Exit status 2 means bad usage (or, for status and
 probe, an unreachable cluster or a socket error; for validate, an unreadable file or cluster). status,
-probe, doctor, migrate, validate, drain, undrain and move also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
+probe, doctor, migrate, validate, drain, undrain, move and explain also run as a kubectl plugin: put bin/kubectl-herald on PATH and run 'kubectl herald status -A'.
 `
 
 // pluginUsage is the usage of kubectl-herald.
@@ -53,6 +55,7 @@ Usage:
   kubectl herald drain NODE [flags]    move every address off a node before maintenance (--dry-run: print only)
   kubectl herald undrain NODE [flags]  let a drained node take addresses again
   kubectl herald move NS/SVC --to NODE pin a Service's addresses to a node (--dry-run: print only)
+  kubectl herald explain ADDRESS       ask every speaker why it answers an address or not
 
 Run 'kubectl herald <command> -h' for the flags and exit codes of a command. The kubeconfig is kubectl's:
 --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
@@ -72,8 +75,8 @@ func Main(args []string) int {
 }
 
 // PluginMain is the main of kubectl-herald, the kubectl plugin: kubectl runs it with the arguments after
-// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate, validate, drain, undrain
-// and move.
+// "kubectl herald". It runs the operator commands: status, probe, doctor, migrate, validate, drain, undrain,
+// move and explain.
 func PluginMain(args []string) int {
 	return operator("kubectl herald", pluginUsage, args, os.Stdin, os.Stdout, os.Stderr)
 }
@@ -104,6 +107,8 @@ func operator(name, text string, args []string, stdin io.Reader, stdout, stderr 
 		return runUndrain(args[1:], stdout, stderr)
 	case "move":
 		return runMove(args[1:], stdout, stderr)
+	case "explain":
+		return runExplain(args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	default:

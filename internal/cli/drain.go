@@ -74,14 +74,19 @@ func (c *drainConfig) flags(fs *flag.FlagSet, dryRun string) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for each call to the API server")
 }
 
-// parsePlacement parses the flags of drain, undrain and move, whose one argument (the node, the Service) may
-// come before the flags, as in kubectl drain NODE --flags, or after them. It returns that argument ("" when
-// missing) and what follows it; done as parseFlags.
+// parsePlacement parses the flags of drain, undrain and move (parseArg).
 func parsePlacement(fs *flag.FlagSet, args []string) (arg string, rest []string, code int, done bool) {
+	return parseArg(fs, args, drainOK, drainError)
+}
+
+// parseArg parses the flags of a command whose one argument (a node, a Service, an address) may come before the
+// flags, as in kubectl drain NODE --flags, or after them. It returns that argument ("" when missing) and what
+// follows it; code and done as parseFlags, with its ok and usage codes.
+func parseArg(fs *flag.FlagSet, args []string, ok, usage int) (arg string, rest []string, code int, done bool) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		arg, args = args[0], args[1:]
 	}
-	if code, done := parseFlags(fs, args, drainOK, drainError); done {
+	if code, done := parseFlags(fs, args, ok, usage); done {
 		return "", nil, code, true
 	}
 	rest = fs.Args()
