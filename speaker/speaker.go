@@ -372,6 +372,41 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func run(ctx context.Context, cfg Config) error {
+	var p parts
+	defer p.stops.run()
+	if err := p.build(ctx, cfg); err != nil {
+		return err
+	}
+	p.a.loop(ctx)
+	p.a.leave(p.members)
+	return nil
+}
+
+// parts are the speaker's agent and what its shutdown needs by name, and the steps that stop the rest.
+type parts struct {
+	a       *agent
+	members *membership.List
+	stops   shutdown
+}
+
+// shutdown is what stops the parts build started, in the reverse order of their starts: the one way the speaker
+// stops, whether build failed half-way or the loop ended. Each step waits for the goroutines of its part.
+type shutdown []func()
+
+func (s *shutdown) add(f func()) { *s = append(*s, f) }
+
+func (s *shutdown) run() {
+	for i := len(*s) - 1; i >= 0; i-- {
+		(*s)[i]()
+	}
+	*s = nil
+}
+
+// build makes and starts every part of the speaker around its event loop: the manager (informers, metrics,
+// health), the status writer, memberlist (joined), the stall detector, the announcer, the guard, the interface
+// watcher and the health monitor, adding how each stops to p.stops. Then p.a is ready for its loop.
+func (p *parts) build(ctx context.Context, cfg Config) error {
+	stops := &p.stops
 	cfg.defaults()
 	if cfg.NodeName == "" {
 		return errors.New("speaker: the node name is required")
@@ -422,6 +457,7 @@ func run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a := newAgent(cfg, log, mgr.GetClient(), mgr.GetEventRecorder("herald-speaker"), NewMetrics(cfg.Registerer))
+	p.a = a
 	a.status = newStatusWriter(a.client, mgr.GetAPIReader(), cfg.NodeName, log.WithName("status"), cfg.Clock, a.metrics)
 	a.status.healthRefresh = cfg.HealthStatusRefresh
 	// herald explain asks each speaker why it answers an address or not, on the metrics port.
@@ -477,12 +513,11 @@ func run(ctx context.Context, cfg Config) error {
 
 	// The manager (informers, metrics, health) outlives ctx by the graceful leave, so it runs on its own context.
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopMgr()
-	var wg sync.WaitGroup
+	var wg sync.WaitGroup // every goroutine build starts but joins and handoff sends
+	stops.add(wg.Wait)
+	stops.add(stopMgr)
 	mgrErr := make(chan error, 1)
 	wg.Go(func() { mgrErr <- mgr.Start(mgrCtx) })
-	defer wg.Wait()
-	defer stopMgr()
 
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		select {
@@ -537,16 +572,16 @@ func run(ctx context.Context, cfg Config) error {
 	}); err != nil {
 		return fmt.Errorf("speaker: starting memberlist: %w", err)
 	}
-	a.members = members
+	a.members, p.members = members, members
 	// Handoff messages still being sent when the speaker stops end within memberlist's TCPTimeout.
-	defer a.sends.Wait()
-	defer members.Close()
+	stops.add(a.sends.Wait)
+	stops.add(func() { _ = members.Close() })
 	// Join before deciding anything: a speaker alone would elect itself for every address and answer beside
 	// the real announcers until gossip caught up. Joins still running when the speaker stops end within
 	// memberlist's TCPTimeout.
 	joinCtx, stopJoins := context.WithCancel(context.WithoutCancel(ctx))
-	defer a.joins.Wait()
-	defer stopJoins()
+	stops.add(a.joins.Wait)
+	stops.add(stopJoins)
 	a.joinAll(joinCtx)
 	ready.Store(true)
 
@@ -572,13 +607,13 @@ func run(ctx context.Context, cfg Config) error {
 	})
 	a.ann = ann
 	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAnn()
+	stops.add(stopAnn)
 	wg.Go(func() {
 		if err := ann.Run(annCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error(err, "announcer stopped")
 		}
 	})
-	defer ann.Close()
+	stops.add(func() { _ = ann.Close() })
 
 	gw := guard.New(guard.Config{Clock: cfg.Clock, Logger: log.WithName("guard"), Metrics: guard.NewMetrics(cfg.Registerer),
 		ProbeRate: cfg.ProbeRate})
@@ -588,7 +623,7 @@ func run(ctx context.Context, cfg Config) error {
 			log.Error(err, "guard stopped")
 		}
 	})
-	defer gw.Close()
+	stops.add(func() { _ = gw.Close() })
 
 	watcher := iface.NewWatcher(iface.WatcherOptions{Logger: log.WithName("iface"), Clock: cfg.Clock, Metrics: iface.NewMetrics(cfg.Registerer)})
 	wg.Go(func() {
@@ -604,34 +639,34 @@ func run(ctx context.Context, cfg Config) error {
 	})
 
 	statusCtx, stopStatus := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStatus()
+	stops.add(stopStatus)
 	wg.Go(func() { a.status.run(statusCtx) })
 
 	if cfg.HealthInterval > 0 {
 		a.monitor = probe.NewMonitor(probe.MonitorConfig{Interval: cfg.HealthInterval, Wait: cfg.HealthWait,
 			Attempts: cfg.HealthAttempts, Clock: cfg.Clock, Logger: log.WithName("health")})
 		wg.Go(func() { a.monitor.Run(ctx) })
-		defer a.monitor.Close()
+		stops.add(a.monitor.Close)
 	}
 
-	a.loop(ctx)
+	return nil
+}
 
-	// Hand over: stop answering first, then send each key's next node a take (handoff.go), which answers at
-	// once, and tell the others, who take over as soon as the leave reaches them.
+// leave ends the speaker's part in the cluster after its loop: it stops answering first, then sends each key's
+// next node a take (handoff.go), which answers at once, and leaves memberlist, which tells the others, who take
+// over as soon as the leave reaches them.
+func (a *agent) leave(members *membership.List) {
 	a.leaveTakes()
-	ann.Set(announce.Assignment{})
+	a.ann.Set(announce.Assignment{})
 	a.metrics.Announced.Set(0)
 	a.flushHandoffs()
-	if !waitTimeout(&a.sends, cfg.LeaveTimeout/2) {
-		log.Info("handoff messages still unsent; leaving anyway", "waited", cfg.LeaveTimeout/2)
+	if !waitTimeout(&a.sends, a.cfg.LeaveTimeout/2) {
+		a.log.Info("handoff messages still unsent; leaving anyway", "waited", a.cfg.LeaveTimeout/2)
 	}
-	log.Info("leaving the cluster", "timeout", cfg.LeaveTimeout)
-	if err := members.Leave(cfg.LeaveTimeout); err != nil {
-		log.Error(err, "leaving memberlist")
+	a.log.Info("leaving the cluster", "timeout", a.cfg.LeaveTimeout)
+	if err := members.Leave(a.cfg.LeaveTimeout); err != nil {
+		a.log.Error(err, "leaving memberlist")
 	}
-	stopStatus()
-	stopAnn()
-	return nil
 }
 
 // waitTimeout waits for wg, at most d; it reports whether wg was done.
