@@ -89,6 +89,9 @@ type claim struct {
 	HandUntil time.Time
 	HandMust  bool
 	NextOffer time.Time
+	// ProbeErr says why the last probe failed (no frame could be sent): the claim defers to nobody and probes
+	// again at RetryAt, without answering, since nothing was checked on the wire.
+	ProbeErr string
 	// Lost is when an idle claim stopped answering only because this node had no interface to answer on (its
 	// link went down) while it still won the key. Until guardPolicy.RetryMax has passed, the node counts as the
 	// key's holder in its decisions, so that it probes and answers again once the link is back: the nodes that
@@ -235,6 +238,7 @@ func (c claim) probed(gen uint64, found []responder, holder func(node string) ho
 	if c.State != claimProbing || gen != c.Gen {
 		return c, outNone, reportNone
 	}
+	c.ProbeErr = ""
 	var speaker, foreign *responder
 	for i := range found {
 		r := &found[i]
@@ -292,6 +296,28 @@ func (c claim) probed(gen uint64, found []responder, holder func(node string) ho
 		rep = reportResolved
 	}
 	return claim{State: claimHeld, Since: now, Gen: c.Gen}, outAnnounce, rep
+}
+
+// probeRetryMin and probeRetryMax bound the wait before probing again after a probe that could not be sent.
+const (
+	probeRetryMin = 100 * time.Millisecond
+	probeRetryMax = time.Second
+)
+
+// probeFailed applies probe gen's failure: no frame went out (the queue was full, the link refused), so nothing
+// on the wire was checked and the node may not answer. The claim probes again after a backoff from probeRetryMin
+// doubling to probeRetryMax. The probe before answering is what keeps two nodes from answering one address; a
+// node that answered anyway after a failed probe answered beside the holder (the soak, seed 1207).
+func (c claim) probeFailed(gen uint64, err error, now time.Time) claim {
+	if c.State != claimProbing || gen != c.Gen {
+		return c
+	}
+	backoff := probeRetryMin
+	if c.ProbeErr != "" {
+		backoff = min(2*c.Backoff, probeRetryMax)
+	}
+	return claim{State: claimDeferred, Since: now, Gen: c.Gen, ProbeErr: err.Error(), Backoff: backoff, RetryAt: now.Add(backoff),
+		Conflict: c.Conflict}
 }
 
 // darkReported cuts a deferred claim's backoff short: the address's watcher reports it dark and its

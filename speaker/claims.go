@@ -166,9 +166,6 @@ func (a *agent) onProbed(r probeResult) bool {
 		return false
 	}
 	now := a.cfg.Clock.Now()
-	if r.Err != nil {
-		a.log.Error(r.Err, "probing before announcing; announcing anyway", "key", r.Key)
-	}
 	var found []responder
 	for _, s := range r.Found {
 		cls := a.classify(s)
@@ -181,6 +178,17 @@ func (a *agent) onProbed(r probeResult) bool {
 			a.kernelSeen[s.VIP] = now
 		}
 		found = append(found, cls)
+	}
+	if r.Err != nil && !slices.ContainsFunc(found, func(f responder) bool { return f.Class == classSpeaker || f.Class == classForeign }) {
+		// Nothing heard, and the probe could not be sent: nothing was checked, so nothing is answered.
+		nc := c.probeFailed(r.Gen, r.Err, now)
+		a.setClaim(r.Key, nc)
+		if c.ProbeErr == "" {
+			a.log.Info("cannot probe before answering; not answering, probing again shortly", "key", r.Key,
+				"reason", r.Err.Error(), "retry", nc.Backoff.String())
+		}
+		a.metrics.ProbeFailures.Inc()
+		return true
 	}
 	nc, out, rep := c.probed(r.Gen, found, a.holderOf(r.Key), now, a.policy)
 	a.setClaim(r.Key, nc)
@@ -429,7 +437,7 @@ func (a *agent) conflictGauges() {
 		if c.Conflict != nil {
 			counts[string(c.Conflict.Kind)]++
 		}
-		if c.State == claimDeferred {
+		if c.State == claimDeferred && c.ProbeErr == "" { // a failed probe defers to nobody
 			to := "speaker"
 			if c.Holder == "" {
 				to = "foreign"

@@ -130,6 +130,9 @@ func (a *agent) explain(addr netip.Addr) Explanation {
 		ex.Summary = "does not answer " + addr.String() + ": elected, but " + interfacesText(g)
 	case c.State == claimProbing:
 		ex.Summary = "does not answer " + addr.String() + " yet: elected, probing the wire first (RFC 5227 / DAD)"
+	case c.State == claimDeferred && c.ProbeErr != "":
+		ex.Summary = fmt.Sprintf("does not answer %s: elected, but its probe before answering could not be sent (%s); it probes again shortly",
+			addr, c.ProbeErr)
 	case c.State == claimDeferred && c.Foreign != nil:
 		ex.Summary = fmt.Sprintf("does not answer %s: %s, which is not a Herald speaker, answers it (IP conflict; policy yield)",
 			addr, c.Foreign.MAC)
@@ -175,6 +178,8 @@ func claimText(c claim, now time.Time) string {
 		}
 	case claimDeferred:
 		switch {
+		case c.ProbeErr != "":
+			s += " (its probe could not be sent: " + c.ProbeErr + ")"
 		case c.Foreign != nil:
 			s += " to device " + c.Foreign.MAC
 		case c.Holder != "":

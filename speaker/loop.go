@@ -623,6 +623,11 @@ func (a *agent) wants(in *inputs, pl *plan) statusWants {
 				st.Reason, st.Message = g.Why, "no node may announce "+joinAddrs(s.Addrs)+": "+g.whyText()
 			case len(st.Interfaces) == 0:
 				st.Reason, st.Message = ReasonNoInterface, in.Self+" is elected but "+interfacesText(g)
+			case c.State == claimDeferred && c.ProbeErr != "":
+				st.Interfaces = nil
+				st.Reason = ReasonProbeFailed
+				st.Message = fmt.Sprintf("%s is elected but could not send its probe before answering (%s): it does not answer and probes again shortly",
+					in.Self, c.ProbeErr)
 			case c.State == claimDeferred && c.Foreign != nil:
 				st.Interfaces = nil
 				st.Reason = EventIPConflict

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"maps"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,10 +158,11 @@ type fakeWire struct {
 	probes    chan netip.Addr // every probe, as it starts
 	sightings chan sighting
 	dropped   atomic.Uint64
+	fail      map[netip.Addr]int // how many more probes of the address fail with ENOBUFS, having sent nothing
 }
 
 func newFakeWire() *fakeWire {
-	return &fakeWire{answers: map[netip.Addr][]sighting{}, hold: map[netip.Addr]chan struct{}{},
+	return &fakeWire{answers: map[netip.Addr][]sighting{}, hold: map[netip.Addr]chan struct{}{}, fail: map[netip.Addr]int{},
 		probes: make(chan netip.Addr, 1024), sightings: make(chan sighting, 16)}
 }
 
@@ -181,6 +184,10 @@ func (w *fakeWire) Probe(ctx context.Context, ifi l2.Interface, vip netip.Addr) 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.fail[vip] > 0 {
+		w.fail[vip]--
+		return nil, fmt.Errorf("send probe for %s on lab0: %w", vip, syscall.ENOBUFS)
+	}
 	return slices.Clone(w.answers[vip]), nil
 }
 
@@ -535,6 +542,39 @@ func TestLoopSimultaneousProbeFromUnseenSpeaker(t *testing.T) {
 	h.waitFor(self+" answers over "+unseen+"'s simultaneous probe", func() bool { return h.ann.answers(vip1) })
 	if c := h.claim(vip1); c.Conflict != nil {
 		t.Errorf("a conflict reported: %+v", c.Conflict)
+	}
+}
+
+// TestLoopProbeSendFails: the probe before answering cannot send a frame (ENOBUFS), twice, while the holder
+// answers beside it. The node answers nothing on a probe that checked nothing (it used to answer anyway, beside
+// the holder: the soak, seed 1207); it probes again after 100 ms, then 200 ms, and the third probe, which goes
+// out, finds the holder and defers to it.
+func TestLoopProbeSendFails(t *testing.T) {
+	nodes := nodeNames(3)
+	ord := order(vip1, nodes)
+	h := newLoop(t, ord[0], nodes, nodes, []netip.Addr{vip1}, nil)
+	h.wire.fail[vip1] = 2
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor("the failed probe applied", func() bool { return h.claim(vip1).ProbeErr != "" })
+	if h.ann.answers(vip1) {
+		t.Fatal("answering after a probe that sent nothing")
+	}
+	if c := h.claim(vip1); c.State != claimDeferred || c.RetryAt.Sub(h.clk.Now()) != probeRetryMin {
+		t.Fatalf("after the failed probe: %+v, want deferred, probing again in %v", c, probeRetryMin)
+	}
+	h.step(200 * time.Millisecond)
+	h.nextProbe("the second probe")
+	h.waitFor("the second failure applied", func() bool { return h.claim(vip1).Backoff == 2*probeRetryMin })
+	h.wire.answer(vip1, ord[1]) // the holder answers the next probe
+	h.step(400 * time.Millisecond)
+	h.nextProbe("the third probe")
+	h.waitFor("deferred to "+ord[1], func() bool { c := h.claim(vip1); return c.Holder == ord[1] && c.ProbeErr == "" })
+	if h.ann.answers(vip1) {
+		t.Error("answering beside the holder")
+	}
+	if got := testutil.ToFloat64(h.a.metrics.ProbeFailures); got != 2 {
+		t.Errorf("herald_speaker_probe_failures_total = %v, want 2", got)
 	}
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	Conflicting    *prometheus.GaugeVec   // herald_speaker_conflicting_addresses{kind}
 	Deferred       *prometheus.GaugeVec   // herald_speaker_deferred_addresses{to}
 	ProbeDelay     prometheus.Histogram   // herald_speaker_probe_delay_seconds
+	ProbeFailures  prometheus.Counter     // herald_speaker_probe_failures_total
 	Stalls         *prometheus.CounterVec // herald_speaker_stalls_total{action}
 	StallWithdrawn prometheus.Counter     // herald_speaker_stall_withdrawn_total
 	Handoffs       *prometheus.CounterVec // herald_speaker_handoff_keys_total{message,result}
@@ -104,7 +105,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "herald_speaker_handoff_keys_total",
 		Help: "Announcement keys in handoff messages (offer, accept, take) this speaker sent (sent, send_failed) or received (received; for offers refused, for takes used: answered at once without a probe); offers not accepted in time are unanswered (kept, offered again). A move on purpose (fail-back, drain, shutdown) is offer, accept, take.",
 	}, []string{"message", "result"})
-	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.Stalls, m.StallWithdrawn, m.Handoffs)
+	m.ProbeFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "herald_speaker_probe_failures_total",
+		Help: "Probes before answering that could not send a single frame (a full queue, a link refusing frames): the address is not answered and is probed again after a backoff of 100 ms doubling to 1 s.",
+	})
+	reg.MustRegister(m.Conflicts, m.Conflicting, m.Deferred, m.ProbeDelay, m.ProbeFailures, m.Stalls, m.StallWithdrawn, m.Handoffs)
 	m.HealthVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "herald_health_address_verdict",
 		Help: "1 for each load-balancer address this speaker watches, labelled with the verdict of its latest probe (Healthy, Dark, Duplicate, WrongResponder, ForeignResponder) and its Service (namespace/name); one series per address.",

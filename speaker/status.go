@@ -27,6 +27,10 @@ const ConditionAnnounced = "Announced"
 // none of those the L2Advertisement names is usable there, or none has a subnet holding the address.
 const ReasonNoInterface = "NoInterface"
 
+// ReasonProbeFailed is the Announced condition's reason while the elected node cannot send its probe before
+// answering (claim.ProbeErr), and so does not answer.
+const ReasonProbeFailed = "ProbeFailed"
+
 // announcementState is what one Announcement's status should say.
 type announcementState struct {
 	UID        types.UID

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,8 +37,9 @@ type fakeConn struct {
 	readErr chan error  // a value makes ReadFrom fail
 	writes  chan []byte // every frame written
 
-	mu     sync.Mutex // guards joined
-	joined map[string]int
+	mu       sync.Mutex // guards joined and failNext
+	joined   map[string]int
+	failNext int // how many of the next writes fail with ENOBUFS, as a full queue's do
 }
 
 func newFakeConn() *fakeConn {
@@ -105,6 +107,15 @@ func (c *fakeConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	case <-c.closed:
 		return 0, net.ErrClosed
 	default:
+	}
+	c.mu.Lock()
+	fail := c.failNext > 0
+	if fail {
+		c.failNext--
+	}
+	c.mu.Unlock()
+	if fail {
+		return 0, syscall.ENOBUFS
 	}
 	select {
 	case c.writes <- append([]byte(nil), b...):
@@ -204,3 +215,10 @@ func (n *fakeNet) next(t *testing.T) *fakeLink {
 func frameCount(m *Metrics, f family, r result) float64 { return testutil.ToFloat64(m.frames[f][r]) }
 
 func newTestMetrics() *Metrics { return NewMetrics(prometheus.NewRegistry()) }
+
+// failWrites makes the next n writes fail with ENOBUFS.
+func (c *fakeConn) failWrites(n int) {
+	c.mu.Lock()
+	c.failNext = n
+	c.mu.Unlock()
+}

@@ -134,7 +134,8 @@ func (w *Watcher) unregister(k probeKey, p *probeRun) []Responder {
 // fails. If ifi's name is watched with another index, it fails. vip need
 // not be in SetVIPs. Any number of Probes may run at once. When ctx ends or
 // the Watcher is closed, Probe returns what it saw so far with ctx.Err() or
-// ErrClosed; a failed send returns what was seen and the error.
+// ErrClosed. A failed send is tried again, up to 2*pc.Count sends in all;
+// if none went out, Probe returns what was seen and the last send's error.
 func (w *Watcher) Probe(ctx context.Context, ifi wire.Interface, vip netip.Addr, pc ProbeConfig) ([]Responder, error) {
 	pc = pc.withDefaults()
 	vip, ok := wire.NormalizeVIP(vip)
@@ -178,7 +179,12 @@ func (w *Watcher) Probe(ctx context.Context, ifi wire.Interface, vip netip.Addr,
 	p := &probeRun{}
 	w.register(key, p)
 	start := w.clock.Now()
-	for i := range pc.Count {
+	// A send that fails (ENOBUFS from a full queue, or from a drop on the way out) is tried again in the next
+	// slot, up to twice pc.Count attempts in all, so that pc.Count probes go out if the link lets them; a probe
+	// with no frame sent heard nothing and fails.
+	sent := 0
+	var sendErr error
+	for i := 0; sent < pc.Count && i < 2*pc.Count; i++ {
 		if i > 0 {
 			if err := w.sleep(ctx, pc.Interval); err != nil {
 				return w.unregister(key, p), err
@@ -191,8 +197,13 @@ func (w *Watcher) Probe(ctx context.Context, ifi wire.Interface, vip netip.Addr,
 		}
 		if _, err := conn.WriteTo(frame, &Addr{HardwareAddr: dst}); err != nil {
 			w.metrics.failed(opWrite)
-			return w.unregister(key, p), fmt.Errorf("send probe for %s on %s: %w", vip, ifi.Name, err)
+			sendErr = err
+			continue
 		}
+		sent++
+	}
+	if sent == 0 {
+		return w.unregister(key, p), fmt.Errorf("send probe for %s on %s: %w", vip, ifi.Name, sendErr)
 	}
 	if err := w.sleep(ctx, pc.Wait); err != nil {
 		return w.unregister(key, p), err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -351,6 +352,43 @@ func TestProbeIPv4(t *testing.T) {
 	// After the probe the address is neither probed nor managed.
 	if r := h.injectResult(t, l.arp, familyIPv4, unhex(t, vecARPReplyKernel), false); r != resultNotManaged {
 		t.Errorf("B's reply after the probe counted %v, want not_managed", r)
+	}
+}
+
+// TestProbeSendFails: a probe whose sends fail now and then (ENOBUFS: a full queue, a drop on the way out) sends
+// in the next slots instead, so that all its probes go out and it listens its whole window; one that sends
+// nothing fails. It used to fail at the first failed send, and the speaker then answered without having checked
+// the wire (the soak, seed 1207: two nodes answering one address under 18 % loss).
+func TestProbeSendFails(t *testing.T) {
+	h := newHarness(t, Config{})
+	l := h.watch(t)
+	l.arp.failWrites(2)
+	done := h.startProbe(context.Background(), ifSelf, "198.51.100.50", defaultProbe)
+	// The sends: failed, failed, then the three probes, each 30 ms after the one before.
+	for range 4 {
+		h.waitWaiters(t, 1)
+		h.clk.Step(30 * time.Millisecond)
+	}
+	for range 3 {
+		l.arp.nextWrite(t)
+	}
+	l.arp.inject(t, unhex(t, vecARPReplyKernel), false)
+	h.waitWaiters(t, 1)
+	h.clk.Step(40 * time.Millisecond)
+	got := wait(t, done)
+	if got.err != nil || len(got.resp) != 1 {
+		t.Fatalf("Probe with two failed sends: %+v, %v; want the reply heard and no error", got.resp, got.err)
+	}
+
+	l.arp.failWrites(6)
+	done = h.startProbe(context.Background(), ifSelf, "198.51.100.51", defaultProbe)
+	for range 5 {
+		h.waitWaiters(t, 1)
+		h.clk.Step(30 * time.Millisecond)
+	}
+	got = wait(t, done)
+	if !errors.Is(got.err, syscall.ENOBUFS) {
+		t.Errorf("Probe with every send failing: %+v, %v; want ENOBUFS", got.resp, got.err)
 	}
 }
 
