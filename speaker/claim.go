@@ -316,8 +316,9 @@ func (c claim) probeFailed(gen uint64, err error, now time.Time) claim {
 	if c.ProbeErr != "" {
 		backoff = min(2*c.Backoff, probeRetryMax)
 	}
+	// What the claim deferred to before this probe (a holder, a device) still stands: nothing new was heard.
 	return claim{State: claimDeferred, Since: now, Gen: c.Gen, ProbeErr: err.Error(), Backoff: backoff, RetryAt: now.Add(backoff),
-		Conflict: c.Conflict}
+		Holder: c.Holder, HolderOK: c.HolderOK, HolderSince: c.HolderSince, Foreign: c.Foreign, Conflict: c.Conflict}
 }
 
 // darkReported cuts a deferred claim's backoff short: the address's watcher reports it dark and its

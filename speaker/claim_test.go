@@ -256,3 +256,58 @@ func TestClaimDarkReported(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimProbeFailed: a probe that sent nothing answers nothing; it keeps what the claim deferred to, backs off
+// from probeRetryMin doubling to probeRetryMax, and ignores stale generations.
+func TestClaimProbeFailed(t *testing.T) {
+	err := errString("send probe: no buffer space available")
+	probing := claim{State: claimProbing, Since: at(0), Gen: 2, Holder: "b", HolderOK: true, HolderSince: past}
+	got := probing.probeFailed(2, err, at(time.Second))
+	want := claim{State: claimDeferred, Since: at(time.Second), Gen: 2, ProbeErr: string(err), Backoff: probeRetryMin,
+		RetryAt: at(time.Second + probeRetryMin), Holder: "b", HolderOK: true, HolderSince: past}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("first failure (-want +got):\n%s", diff)
+	}
+	// Probing again and failing again doubles the wait, up to probeRetryMax.
+	c := got
+	for range 6 {
+		c, _ = c.elect(true, liveHolder, c.RetryAt, testPolicy)
+		c = c.probeFailed(c.Gen, err, c.Since)
+	}
+	if c.Backoff != probeRetryMax || c.State != claimDeferred {
+		t.Errorf("after seven failures: %+v, want deferred with backoff %v", c, probeRetryMax)
+	}
+	// A stale generation changes nothing; a probe that then goes out clears the error.
+	if again := c.probeFailed(c.Gen-1, err, at(time.Hour)); !cmp.Equal(again, c, addrCmp) {
+		t.Errorf("a stale failure changed the claim: %+v", again)
+	}
+	c, _ = c.elect(true, liveHolder, c.RetryAt, testPolicy)
+	if nc, out, _ := c.probed(c.Gen, nil, always, c.Since, testPolicy); nc.State != claimHeld || nc.ProbeErr != "" || out != outAnnounce {
+		t.Errorf("a probe that went out and heard nobody: %+v, %v; want held", nc, out)
+	}
+}
+
+// TestClaimLose: a held claim this node still wins loses its link: it stops answering and counts as the holder
+// for guardPolicy.RetryMax, no longer.
+func TestClaimLose(t *testing.T) {
+	held := claim{State: claimHeld, Since: at(0), Gen: 4}
+	c, out := held.lose(at(time.Minute))
+	if out != outRelease || c.State != claimIdle || c.Gen != 4 || !c.Lost.Equal(at(time.Minute)) {
+		t.Fatalf("lose: %+v, %v; want idle, released, Lost at +1m", c, out)
+	}
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{{at(time.Minute), true}, {at(time.Minute + testPolicy.RetryMax - 1), true}, {at(time.Minute + testPolicy.RetryMax), false}} {
+		if got := c.holds(tc.now, testPolicy); got != tc.want {
+			t.Errorf("holds at %v = %v, want %v", tc.now.Sub(at(time.Minute)), got, tc.want)
+		}
+	}
+	if _, out := (claim{}).lose(at(0)); out != outNone {
+		t.Errorf("an idle claim lost: outcome %v", out)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
