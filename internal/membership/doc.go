@@ -2,7 +2,11 @@
 // hashicorp/memberlist (SWIM with the Lifeguard extensions), encrypting gossip
 // with a 32-byte AES-256-GCM key and publishing each speaker's announcing MACs
 // and health state (the prefixes it withdrew from and the addresses it finds
-// dark, see SetHealth) in its member metadata.
+// dark, see SetHealth) in its member metadata. Each member also keeps a book
+// of every speaker MAC it has heard of, live member or not, which members
+// exchange in memberlist's push/pull (KnownMACs, book.go), so that a speaker
+// started while another was cut off still knows that one's frames for a
+// speaker's.
 //
 // # Failure detection with DefaultTimings
 //
