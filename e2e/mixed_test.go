@@ -110,8 +110,8 @@ func TestRealNodesMixed(t *testing.T) {
 	rc.checkPlacement(vips, place, "all speakers "+prevRelease)
 
 	// OnDelete: the DaemonSet replaces a speaker only when its pod is deleted, as an operator moving node by node
-	// does. The chart leaves updateStrategy at the DaemonSet's default, and helm upgrade keeps what is changed
-	// there (its three-way merge touches only what the chart sets).
+	// does. The previous release's chart has no updateStrategy value, so it is set on the DaemonSet first; the
+	// upgrade to today's chart sets the same (speaker.updateStrategy), or its apply would conflict with this one.
 	var ds appsv1.DaemonSet
 	if err := rc.c.Get(rc.ctx, client.ObjectKey{Namespace: releaseNamespace, Name: "herald-speaker"}, &ds); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,8 @@ func TestRealNodesMixed(t *testing.T) {
 	// No --wait: helm's waiter counts an OnDelete DaemonSet's pods not yet replaced as not ready, and times out.
 	if out, err := helm(rc.ctx, rc.lab, "upgrade", "herald", filepath.Join(root, "charts", "herald"),
 		"--namespace", releaseNamespace, "--set", "image.pullPolicy=Never", "--set", "controller.replicas=1",
-		"--set", "speaker.failbackAfter="+mixedFailback.String()); err != nil {
+		"--set", "speaker.failbackAfter="+mixedFailback.String(), "--set", "speaker.updateStrategy.type=OnDelete",
+		"--set", "speaker.updateStrategy.rollingUpdate=null"); err != nil {
 		t.Fatalf("helm upgrade: %v\n%s", err, out)
 	}
 	rc.eventually(2*time.Minute, "the controller Deployment rolled", func() (bool, string) {
