@@ -92,10 +92,11 @@ type claim struct {
 	// ProbeErr says why the last probe failed (no frame could be sent): the claim defers to nobody and probes
 	// again at RetryAt, without answering, since nothing was checked on the wire.
 	ProbeErr string
-	// Lost is when an idle claim stopped answering only because this node had no interface to answer on (its
-	// link went down) while it still won the key. Until guardPolicy.RetryMax has passed, the node counts as the
-	// key's holder in its decisions, so that it probes and answers again once the link is back: the nodes that
-	// defer to it cannot see a short loss of its link, and would leave the key dark until their backoff ran out.
+	// Lost is when an idle claim stopped answering for a reason the nodes that defer to it cannot see: this node
+	// had no interface to answer on (its link went down) while it still won the key, or a stall's resolution
+	// withdrew the key (stall.go). Until guardPolicy.RetryMax has passed, the node counts as the key's holder in
+	// its decisions, so that it probes and answers again (once the link is back): the nodes that defer to it
+	// would leave the key dark until their backoff ran out.
 	Lost time.Time
 }
 
@@ -176,8 +177,12 @@ func (c claim) elect(elected bool, holder holderView, now time.Time, p guardPoli
 	// The holder's membership changed since the claim last looked: it left or failed (or became ineligible), it
 	// came back, or it left and came back between two decisions (a restart: it answers nothing yet).
 	holderChanged := c.Holder != "" && (c.HolderOK != holder.OK || (holder.OK && !holder.Since.Equal(c.HolderSince)))
-	c.HolderOK, c.HolderSince = holder.OK, holder.Since
 	if !elected {
+		// The claim keeps the view of the holder it last acted on: a holder that leaves while this node is not
+		// elected (another node is) must still count as a change once this node is, or the claim would wait for
+		// its retry (up to guardPolicy.RetryMax) with nobody answering. Soak seed 1207 at +21m55s: the holder and
+		// then the node elected in its place lost their links one after the other; the next node left the
+		// address dark for 2.5 s.
 		switch c.State {
 		case claimHeld:
 			return claim{Holder: c.Holder, HolderOK: holder.OK, HolderSince: holder.Since}, outRelease
@@ -192,6 +197,7 @@ func (c claim) elect(elected bool, holder holderView, now time.Time, p guardPoli
 		}
 		return c, outNone
 	}
+	c.HolderOK, c.HolderSince = holder.OK, holder.Since
 	switch c.State {
 	case claimIdle:
 		return c.probe(now), outProbe
@@ -217,8 +223,8 @@ func (c claim) lose(now time.Time) (claim, outcome) {
 	return claim{Gen: c.Gen, Lost: now}, outRelease
 }
 
-// holds says whether this node counts as the key's holder in a decision at now: it answers, or it stopped only
-// because its link went down less than p.RetryMax ago.
+// holds says whether this node counts as the key's holder in a decision at now: it answers, or it stopped for a
+// reason the others cannot see (claim.Lost) less than p.RetryMax ago.
 func (c claim) holds(now time.Time, p guardPolicy) bool {
 	return c.State == claimHeld || (c.State == claimIdle && !c.Lost.IsZero() && now.Sub(c.Lost) < p.RetryMax)
 }

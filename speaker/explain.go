@@ -193,7 +193,7 @@ func claimText(c claim, now time.Time) string {
 		}
 	case claimIdle:
 		if !c.Lost.IsZero() {
-			s += fmt.Sprintf(" (its link went down %s ago; it answers again when the link is back)", now.Sub(c.Lost).Round(time.Millisecond))
+			s += fmt.Sprintf(" (stopped answering %s ago: its link went down, or a stall's resolution withdrew it; it still counts as the holder and probes again when it can answer)", now.Sub(c.Lost).Round(time.Millisecond))
 		}
 	}
 	if c.Conflict != nil {

@@ -951,3 +951,40 @@ func TestLoopStallDrainsSightingsFirst(t *testing.T) {
 		t.Fatalf("answers %v/%v; want only %s", l.ann.answers(l.vips[0]), l.ann.answers(l.vips[1]), l.vips[1])
 	}
 }
+
+// TestLoopStallWithdrawnHolderProbesAgain: a holder the election no longer prefers (fail-back off: the preferred
+// node defers to it) stalls, and another speaker probes its address meanwhile, one that took this node for dead
+// and then changed its mind (soak seed 1207 at +18m40s). The stall's resolution withdraws the key, as any, but
+// the holder still counts as the holder: it probes again at once and, nobody else answering, answers again.
+// Before, it left the key to the preferred node, which kept deferring to it for seconds: dark for 3.2 s, until
+// the health watchers corroborated.
+func TestLoopStallWithdrawnHolderProbesAgain(t *testing.T) {
+	nodes := nodeNames(3)
+	ord := order(vip1, nodes)
+	self, preferred, other := ord[1], ord[0], ord[2]
+	h := newLoop(t, self, nodes, []string{self}, []netip.Addr{vip1}, func(c *Config) { c.FailbackAfter = 0 })
+	st := &fakeStall{stalls: make(chan time.Duration, 1), fresh: true}
+	h.a.stall = st
+	h.start()
+	h.nextProbe("the first probe")
+	h.waitFor(self+" answers", func() bool { return h.ann.answers(vip1) })
+	h.members.add(membershipMember(preferred))
+	h.members.add(membershipMember(other))
+	h.decide()
+	if !h.ann.answers(vip1) {
+		t.Fatal("the holder let go of the address with fail-back off")
+	}
+	st.stall(700 * time.Millisecond)
+	h.wire.sightings <- sighting{VIP: vip1, MAC: macOf(other), Interface: "lab0", Kind: guard.KindARPProbe}
+	h.waitFor("the loop hears the probe", func() bool {
+		var ok bool
+		h.inLoop(func() { _, ok = h.a.stallCheck.probed[vip1.String()] })
+		return ok
+	})
+	h.step(stallListen)
+	h.waitFor("resumed", func() bool { st.mu.Lock(); defer st.mu.Unlock(); return st.resumed == 1 })
+	if v := h.nextProbe("a probe after the stall"); v != vip1 {
+		t.Fatalf("probed %s, want %s", v, vip1)
+	}
+	h.waitFor(self+" answers again", func() bool { return h.ann.answers(vip1) })
+}

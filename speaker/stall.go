@@ -129,6 +129,7 @@ func (a *agent) resolveStall() {
 	sc := a.stallCheck
 	a.stallCheck = stallCheck{}
 	bound := a.takeoverBound()
+	now := a.cfg.Clock.Now()
 	// The guard drops sightings when the loop lags (a busy node, a long backlog after the stall): a dropped probe
 	// or claim may be the one that says a peer took an address, so a drop since the last quiet moment makes the
 	// wire untrustworthy, as a stall longer than stallTrustWire does.
@@ -147,7 +148,10 @@ func (a *agent) resolveStall() {
 		_, t := touched(key)
 		switch {
 		case c.State == claimHeld && (t || !trusted):
-			a.setClaim(key, claim{Gen: c.Gen + 1})
+			// Withdrawn, it still counts as the key's holder for a while (claim.Lost), so that it probes the key
+			// again at the next decision even where the election prefers another node: that node defers to this
+			// one, and would leave the key dark until its backoff ran out.
+			a.setClaim(key, claim{Gen: c.Gen + 1, Lost: now})
 			withdrawn = append(withdrawn, key)
 		case c.State == claimHeld:
 			kept++
