@@ -41,7 +41,7 @@ demo: ## Run the demo, as root: a 3-node network-namespace lab, who answers on t
 	$(BIN)/herald-demo --bin $(BIN) $(DEMO_FLAGS)
 
 .PHONY: test
-test: verify controlplane nodes test-image lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end (real nodes included).
+test: pins verify controlplane nodes test-image lab-deps prometheus-rules ## Run every check and test: generated code, lint, unit, alerting rules, the chart, integration on the real API server, end-to-end (real nodes included).
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	cd hack/tools/image && GOFLAGS=-mod=mod $(GO) test -count=1 . # the image assembler (its own module)
 	HERALD_REALNODES=1 $(GO) test -count=1 -timeout 25m ./e2e/ # alone: its chaos scenarios time failover on a two-core machine
@@ -143,6 +143,10 @@ image: ## Build ghcr.io/heraldlb/herald:<appVersion> for linux/amd64 and arm64 w
 		-layout $(BIN)/image/oci -tarballs $(BIN)
 
 ##@ Tools
+
+.PHONY: pins
+pins: ## Build every pinned tool make test runs into bin/, in one go build (about 20 minutes on 2 cores the first time).
+	hack/tools.sh all
 
 .PHONY: tools
 tools: ## Build the pinned generators, promtool and helm into bin/.
