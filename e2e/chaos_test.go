@@ -33,12 +33,14 @@ const (
 	failoverBound = 2 * time.Second
 	// dupBound is the longest run of client requests answered by two MACs once a duplicate is on the wire.
 	dupBound = 500 * time.Millisecond
-	// noOutage is the client's bound for scenarios that must not move anything. The client judges each 10 ms
-	// request on its own, so on a loaded two-core machine scheduling alone loses a few in a row: a clean-clone
-	// run saw five addresses on three nodes "dark" for 62-72 ms at once while the API server resumed and every
-	// client relisted. What such scenarios must not do is checked on the speakers' side as well (no probe, which
-	// any stop-and-restart of answering needs, and no move); this bound catches an outage the size of a real one.
-	noOutage = 250 * time.Millisecond
+	// noOutage is the client's bound for scenarios that must not move anything: five 10 ms requests in a row. In
+	// November a clean-clone run saw addresses unanswered for 62-72 ms at once while the API server resumed and
+	// every client relisted, on the speaker before its reshape, and the bound was 250 ms for a while. Ten runs of
+	// today's speaker (2026-12-07, five of them beside busy loops or a compile) saw 10-27 ms, and
+	// chaosAPIDown logs each process's run-queue wait around any outage of 30 ms or more, so a recurrence says
+	// whether the lab's client or a speaker was kept from running. What such scenarios must not do is checked on
+	// the speakers' side as well (no probe, which any stop-and-restart of answering needs, and no move).
+	noOutage = 50 * time.Millisecond
 )
 
 // TestChaos runs the guard's chaos scenarios on one three-node lab with a rogue host and a flooder beside it.
