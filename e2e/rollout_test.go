@@ -102,15 +102,7 @@ func (rc *realCluster) rolloutReport(addr netip.Addr, sr *probe.Series, pt *podT
 		}
 		return strings.Join(n, "+")
 	}
-	es := sr.Entries(at.Add(-time.Second), at.Add(gap+time.Second))
-	for i := 0; i < len(es); {
-		j := i
-		for j < len(es) && who(es[j]) == who(es[i]) {
-			j++
-		}
-		fmt.Fprintf(&b, "    %s x%d %s\n", rel(es[i].Sent), j-i, who(es[i]))
-		i = j
-	}
+	b.WriteString(answerRuns(sr.Entries(at.Add(-time.Second), at.Add(gap+time.Second)), who, rel))
 	pt.mu.Lock()
 	b.WriteString("  speaker pods:\n")
 	for _, e := range pt.events {

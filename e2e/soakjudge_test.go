@@ -365,6 +365,11 @@ func (s *soak) describe(es []probe.Entry, rel func(time.Time) string) string {
 		}
 		return strings.Join(n, "+")
 	}
+	return answerRuns(es, who, rel)
+}
+
+// answerRuns writes probes as runs of the same answer, who names the answer: "    +12.34s x15 node2".
+func answerRuns(es []probe.Entry, who func(probe.Entry) string, rel func(time.Time) string) string {
 	var b strings.Builder
 	for i := 0; i < len(es); {
 		j := i
